@@ -1,0 +1,18 @@
+from typing import Any
+
+KIND_BYTES: int
+KIND_STRING: int
+KIND_JSON: int
+KIND_PICKLE: int
+KIND_IDENTITY: int
+KIND_USER: int
+
+def identity_decode(data: bytes) -> Any: ...
+def identity_encode(value: Any) -> bytes: ...
+
+class Codec:
+    kind: int
+    user: Any
+    def __init__(self, kind: int, user: Any = ...) -> None: ...
+    def decode(self, data: bytes) -> Any: ...
+    def encode(self, value: Any) -> bytes: ...

@@ -1,0 +1,112 @@
+"""Choose between the compiled hot path and its pure-Python twin.
+
+The one place that decides which twin runs. Each hot-path module exists twice with
+the same public names: compiled from ``ext/<module>.pyx`` into
+``engine.hotpath.native.<module>``, and as ``engine.hotpath.<module>``.
+
+Environment
+-----------
+``MAGNETAR_NO_EXTENSIONS=1``
+    Use the pure-Python twin even where the compiled one is built.
+``MAGNETAR_REQUIRE_NATIVE=1``
+    Fail with an ImportError, instead of falling back, when a compiled module is
+    missing, so a test run can never silently exercise only one twin.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import SimpleNamespace
+from typing import Any
+
+__all__ = ["PUBLIC", "HotPath", "load", "native_available", "default_twin"]
+
+#: Public names of every hot-path module; both twins must define all of them.
+PUBLIC: dict[str, tuple[str, ...]] = {
+    "serde": (
+        "KIND_BYTES",
+        "KIND_STRING",
+        "KIND_JSON",
+        "KIND_PICKLE",
+        "KIND_IDENTITY",
+        "KIND_USER",
+        "Codec",
+        "identity_decode",
+        "identity_encode",
+    ),
+    "stats": ("InstanceStats", "LATEST_EXCEPTIONS"),
+    "counters": ("StateBuffer", "MISSING"),
+    "acks": ("ack_messages", "nack_messages", "PendingAcks", "DuplicateFilter", "position_of"),
+    "dispatch": ("FAIL_USER", "FAIL_SYSTEM", "BatchOutcome", "Dispatcher", "format_error"),
+    "batching": ("OutputSender", "INPUT_TOPIC_PROPERTY", "INPUT_MSG_ID_PROPERTY"),
+}
+
+_BUILD_HELP = (
+    "the compiled hot path is not built ({error}); build it with "
+    "`pip install -e .` (needs Cython and a C compiler), or unset "
+    "MAGNETAR_REQUIRE_NATIVE / set MAGNETAR_NO_EXTENSIONS=1 to run the pure-Python twin"
+)
+
+
+class HotPath(SimpleNamespace):
+    """The hot-path modules of one twin, as attributes (``hp.serde.Codec`` …).
+
+    ``name`` is ``"native"`` or ``"pure"``.
+    """
+
+    name: str
+
+
+def _import_twin(twin: str) -> HotPath:
+    package = "engine.hotpath.native" if twin == "native" else "engine.hotpath"
+    modules: dict[str, Any] = {}
+    for module_name, names in PUBLIC.items():
+        module = importlib.import_module(f"{package}.{module_name}")
+        missing = [n for n in names if not hasattr(module, n)]
+        if missing:
+            raise ImportError(f"{package}.{module_name} lacks {', '.join(missing)}")
+        modules[module_name] = module
+    return HotPath(name=twin, **modules)
+
+
+_cache: dict[str, HotPath] = {}
+
+
+def native_available() -> bool:
+    """True when every compiled module imports."""
+    try:
+        load("native")
+    except ImportError:
+        return False
+    return True
+
+
+def default_twin() -> str:
+    """The twin the environment asks for: ``"pure"`` or ``"native"``."""
+    if os.environ.get("MAGNETAR_NO_EXTENSIONS") == "1":
+        if os.environ.get("MAGNETAR_REQUIRE_NATIVE") == "1":
+            raise ImportError("MAGNETAR_NO_EXTENSIONS=1 and MAGNETAR_REQUIRE_NATIVE=1 contradict each other")
+        return "pure"
+    if os.environ.get("MAGNETAR_REQUIRE_NATIVE") == "1":
+        return "native"
+    return "native" if native_available() else "pure"
+
+
+def load(twin: str | None = None) -> HotPath:
+    """The hot path of ``twin`` (``"native"`` or ``"pure"``), default from the environment."""
+    if twin is None:
+        twin = default_twin()
+    if twin not in ("native", "pure"):
+        raise ValueError(f"unknown hot-path twin {twin!r}: expected 'native' or 'pure'")
+    cached = _cache.get(twin)
+    if cached is not None:
+        return cached
+    try:
+        hot = _import_twin(twin)
+    except ImportError as exc:
+        if twin == "native":
+            raise ImportError(_BUILD_HELP.format(error=exc)) from exc
+        raise
+    _cache[twin] = hot
+    return hot

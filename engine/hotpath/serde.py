@@ -1,0 +1,155 @@
+"""Payload codecs: bytes on the wire to Python values and back (pure-Python twin).
+
+A :class:`Codec` is built once per topic from a SerDe class name or schema type
+(see :mod:`engine.function.serdes`) and then called once per message by the
+dispatcher. The compiled twin is ``ext/serde.pyx``; both must behave identically,
+which ``tests/unit/test_hotpath_differential.py`` checks.
+
+Kinds
+-----
+``KIND_BYTES``     payload as ``bytes``
+``KIND_STRING``    UTF-8 text
+``KIND_JSON``      JSON through orjson
+``KIND_PICKLE``    pickle
+``KIND_IDENTITY``  Apache's ``IdentitySerDe``: ``int``, then ``float``, then
+                   ``complex``, then ``str``, else the raw bytes
+``KIND_USER``      a user SerDe object with ``serialize``/``deserialize``
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "KIND_BYTES",
+    "KIND_STRING",
+    "KIND_JSON",
+    "KIND_PICKLE",
+    "KIND_IDENTITY",
+    "KIND_USER",
+    "Codec",
+    "identity_decode",
+    "identity_encode",
+]
+
+KIND_BYTES = 0
+KIND_STRING = 1
+KIND_JSON = 2
+KIND_PICKLE = 3
+KIND_IDENTITY = 4
+KIND_USER = 5
+
+_KIND_NAMES = ("bytes", "string", "json", "pickle", "identity", "user")
+_IDENTITY_TYPES = (int, float, complex, str)
+
+
+def _may_be_number(text: str) -> bool:
+    """True unless ``text`` (ASCII) certainly fails ``int``, ``float`` and ``complex``.
+
+    Each of them needs a digit, ``inf``, ``nan`` or (complex only) ``j``; checking
+    for those first saves three raised exceptions on every ordinary text payload.
+    """
+    for ch in text:
+        if "0" <= ch <= "9" or ch == "j" or ch == "J":
+            return True
+    lowered = text.lower()
+    return "inf" in lowered or "nan" in lowered
+
+
+def identity_decode(data: bytes) -> Any:
+    """Decode as Apache's IdentitySerDe does: int, float, complex, str, else bytes."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    if text.isascii() and not _may_be_number(text):
+        return text
+    for typ in (int, float, complex):
+        try:
+            return typ(text)
+        except (ValueError, TypeError):
+            pass
+    return text
+
+
+def identity_encode(value: Any) -> bytes:
+    """Encode as Apache's IdentitySerDe does: numbers and str as UTF-8 text, bytes as is."""
+    typ = type(value)
+    if typ is bytes:
+        return value  # type: ignore[no-any-return]
+    if typ in _IDENTITY_TYPES:
+        return str(value).encode("utf-8")
+    raise TypeError(f"IdentitySerDe cannot serialize object of type {typ.__name__}")
+
+
+class Codec:
+    """Decode and encode message payloads of one kind.
+
+    Parameters
+    ----------
+    kind
+        One of the ``KIND_*`` constants.
+    user
+        For ``KIND_USER``: an object with ``serialize(value)`` and
+        ``deserialize(data)``; ignored otherwise.
+    """
+
+    __slots__ = ("kind", "user")
+
+    def __init__(self, kind: int, user: Any = None) -> None:
+        if not 0 <= kind <= KIND_USER:
+            raise ValueError(f"unknown codec kind {kind!r}")
+        if kind == KIND_USER and user is None:
+            raise ValueError("a user codec needs a SerDe object")
+        self.kind = kind
+        self.user = user
+
+    def __repr__(self) -> str:
+        if self.kind == KIND_USER:
+            return f"Codec(user={type(self.user).__name__})"
+        return f"Codec({_KIND_NAMES[self.kind]})"
+
+    def decode(self, data: bytes) -> Any:
+        """Turn a payload into the value handed to the function."""
+        kind = self.kind
+        if kind == KIND_IDENTITY:
+            return identity_decode(data)
+        if kind == KIND_STRING:
+            return data.decode("utf-8")
+        if kind == KIND_BYTES:
+            return data
+        if kind == KIND_JSON:
+            return orjson.loads(data)
+        if kind == KIND_PICKLE:
+            return pickle.loads(data)
+        return self.user.deserialize(data)
+
+    def encode(self, value: Any) -> bytes:
+        """Turn a function result into a payload."""
+        kind = self.kind
+        if kind == KIND_IDENTITY:
+            return identity_encode(value)
+        if kind == KIND_STRING:
+            if type(value) is str:
+                return value.encode("utf-8")  # type: ignore[no-any-return]
+            if type(value) is bytes:
+                return value  # type: ignore[no-any-return]
+            raise TypeError(f"string SerDe cannot serialize object of type {type(value).__name__}")
+        if kind == KIND_BYTES:
+            if type(value) is bytes:
+                return value  # type: ignore[no-any-return]
+            if isinstance(value, (bytearray, memoryview)):
+                return bytes(value)
+            if type(value) is str:
+                return value.encode("utf-8")  # type: ignore[no-any-return]
+            raise TypeError(f"bytes SerDe cannot serialize object of type {type(value).__name__}")
+        if kind == KIND_JSON:
+            if type(value) is bytes:
+                return value  # type: ignore[no-any-return]
+            return orjson.dumps(value)
+        if kind == KIND_PICKLE:
+            return pickle.dumps(value)
+        return bytes(self.user.serialize(value))

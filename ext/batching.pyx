@@ -1,0 +1,54 @@
+# cython: language_level=3
+# Hand encoded outputs to a producer (compiled twin of engine/hotpath/batching.py).
+#
+# Data: a ``bytes`` payload and a reference to the input message, both owned by the
+# caller. The client's MessageBuilder copies the payload into its own buffer in
+# ``content()``; after ``send_async`` the client owns the built message. No callback
+# is registered per message. Runs on the instance thread under the GIL.
+
+import base64
+
+INPUT_TOPIC_PROPERTY = "__pfn_input_topic__"
+INPUT_MSG_ID_PROPERTY = "__pfn_input_msg_id__"
+
+
+cdef class OutputSender:
+    """Queue outputs on one producer, deriving keys and properties from the input."""
+
+    cdef public object producer
+    cdef public object builder
+    cdef public bint input_properties
+    cdef public bint forward_properties
+    cdef public bint forward_key
+    cdef public long long count
+    cdef object _send_async
+
+    def __init__(self, producer, builder, *, bint input_properties=False,
+                 bint forward_properties=False, bint forward_key=True):
+        self.producer = producer
+        self.builder = builder
+        self.input_properties = input_properties
+        self.forward_properties = forward_properties
+        self.forward_key = forward_key
+        self.count = 0
+        self._send_async = producer.send_async
+
+    def __call__(self, bytes payload, source):
+        """Queue ``payload`` as the output of input message ``source``."""
+        mb = self.builder()
+        mb.content(payload)
+        if self.forward_key:
+            key = source.partition_key()
+            if key:
+                mb.partition_key(key)
+        if self.forward_properties:
+            for name, value in source.properties().items():
+                mb.property(name, value)
+        if self.input_properties:
+            mb.property(INPUT_TOPIC_PROPERTY, source.topic_name())
+            mb.property(
+                INPUT_MSG_ID_PROPERTY,
+                base64.b64encode(source.message_id().serialize()).decode("ascii"),
+            )
+        self._send_async(mb.build(), None)
+        self.count += 1

@@ -1,0 +1,89 @@
+"""Build declarations: the Cython hot path from ext/, protobuf and gRPC code from proto/.
+
+Switches (environment): ``MAGNETAR_ANNOTATE=1`` writes Cython HTML annotations,
+``MAGNETAR_LINETRACE=1`` compiles with line tracing for coverage.
+"""
+
+import os
+import pathlib
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+
+ROOT = pathlib.Path(__file__).parent.resolve()
+PROTO_DIR = ROOT / "proto"
+PROTO_OUT = ROOT / "engine" / "proto"
+
+
+def generate_proto() -> None:
+    """Compile proto/*.proto into engine/proto/ (messages, gRPC stubs, type stubs)."""
+    protos = sorted(PROTO_DIR.glob("*.proto"))
+    if not protos:
+        return
+    from grpc_tools import protoc  # build requirement
+
+    args = [
+        "grpc_tools.protoc",
+        f"-I{PROTO_DIR}",
+        f"--python_out={PROTO_OUT}",
+        f"--pyi_out={PROTO_OUT}",
+        f"--grpc_python_out={PROTO_OUT}",
+        *(str(p) for p in protos),
+    ]
+    if protoc.main(args) != 0:
+        raise RuntimeError("protoc failed on " + ", ".join(p.name for p in protos))
+    # Generated gRPC modules import their messages as top-level modules; make them package-relative.
+    for path in PROTO_OUT.glob("*_pb2_grpc.py"):
+        text = path.read_text()
+        for proto in protos:
+            mod = proto.stem + "_pb2"
+            text = text.replace(f"import {mod} as", f"from . import {mod} as")
+        path.write_text(text)
+    for path in PROTO_OUT.glob("*_pb2.py"):
+        text = path.read_text()
+        for proto in protos:
+            mod = proto.stem + "_pb2"
+            text = text.replace(f"\nimport {mod} as", f"\nfrom . import {mod} as")
+        path.write_text(text)
+
+
+class BuildPy(build_py):
+    def run(self) -> None:
+        generate_proto()
+        super().run()
+
+
+class BuildExt(build_ext):
+    def run(self) -> None:
+        generate_proto()
+        super().run()
+
+
+def extensions() -> list:
+    from Cython.Build import cythonize
+
+    linetrace = os.environ.get("MAGNETAR_LINETRACE") == "1"
+    macros = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if linetrace else []
+    mods = [
+        Extension(
+            f"engine.hotpath.native.{pyx.stem}",
+            [str(pyx.relative_to(ROOT))],
+            define_macros=macros,
+            extra_compile_args=["-O2"] if sys.platform != "win32" else [],
+        )
+        for pyx in sorted((ROOT / "ext").glob("*.pyx"))
+    ]
+    directives = {"language_level": "3", "embedsignature": True}
+    if linetrace:
+        directives["linetrace"] = True
+    return cythonize(
+        mods,
+        include_path=[str(ROOT / "ext")],
+        compiler_directives=directives,
+        annotate=os.environ.get("MAGNETAR_ANNOTATE") == "1",
+    )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_py": BuildPy, "build_ext": BuildExt})
