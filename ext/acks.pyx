@@ -66,6 +66,11 @@ cdef class PendingAcks:
             nack_messages(consumer, messages)
         return len(messages)
 
+    def peek(self, token):
+        """The messages parked under ``token`` (empty if none)."""
+        entry = self._batches.get(token)
+        return list(entry[1]) if entry is not None else []
+
     def outstanding(self):
         """How many messages are waiting."""
         cdef Py_ssize_t total = 0

@@ -78,6 +78,11 @@ class PendingAcks:
             nack_messages(consumer, messages)
         return len(messages)
 
+    def peek(self, token: int) -> list[Any]:
+        """The messages parked under ``token`` (empty if none)."""
+        entry = self._batches.get(token)
+        return list(entry[1]) if entry is not None else []
+
     def outstanding(self) -> int:
         """How many messages are waiting."""
         return sum(len(m) for _, m in self._batches.values())

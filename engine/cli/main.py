@@ -1,0 +1,53 @@
+"""The ``magnetar`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from engine import __version__
+from engine.cli.demo_cmd import add_demo_parser
+from engine.cli.localrun_cmd import add_localrun_parser
+from engine.config.errors import ConfigError
+from engine.function.errors import FunctionLoadError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(prog="magnetar", description="Run Pulsar Functions written in Python.")
+    parser.add_argument("--version", action="version", version=f"magnetar {__version__}")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    functions = sub.add_parser("functions", help="function commands (as pulsar-admin functions)")
+    fsub = functions.add_subparsers(dest="verb", metavar="VERB")
+    add_localrun_parser(fsub)
+    add_demo_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (also used by ``python -m engine``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args))
+    except ConfigError as exc:
+        print(f"magnetar: {exc}", file=sys.stderr)
+        return 2
+    except FunctionLoadError as exc:
+        print(f"magnetar: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

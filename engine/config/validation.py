@@ -1,0 +1,323 @@
+"""Defaults, derived values and cross-field rules of a FunctionConfig.
+
+:func:`resolve` applies Pulsar's defaults (``inferMissingArguments``), derives the
+subscription type and name, checks every rule that Pulsar's ``doCommonChecks`` and
+Python checks enforce (relaxed where Magnetar does more, such as retries and
+dead-lettering for Python), and returns a :class:`FunctionSpec` the runtime can use.
+Every problem found is reported at once, each naming its field; nothing is started
+or stored from a config that fails here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from engine.config.errors import ConfigError, ConfigProblem
+from engine.config.function_config import FunctionConfig, ProducerConfig, Resources
+from engine.config.topics import normalize_topic
+
+__all__ = ["InputSpec", "FunctionSpec", "resolve", "SUPPORTED_SCHEMA_TYPES", "DEFAULT_RESOURCES"]
+
+#: Schema types the instance can decode and encode without a SerDe class.
+SUPPORTED_SCHEMA_TYPES = ("BYTES", "STRING", "JSON")
+#: Pulsar's per-instance resource defaults.
+DEFAULT_RESOURCES = Resources(cpu=1.0, ram=1073741824, disk=10737418240)
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.=")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input of a function, with its decoding settings."""
+
+    topic: str
+    serde_class_name: str | None = None
+    schema_type: str | None = None
+    is_regex_pattern: bool = False
+    receiver_queue_size: int | None = None
+    consumer_properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A validated function with every default and derived value filled in."""
+
+    tenant: str
+    namespace: str
+    name: str
+    class_name: str
+    py: str | None
+    inputs: tuple[InputSpec, ...]
+    output: str | None
+    output_serde_class_name: str | None
+    output_schema_type: str | None
+    processing_guarantees: str
+    auto_ack: bool
+    subscription_type: str
+    subscription_name: str
+    subscription_position: str
+    retain_ordering: bool
+    retain_key_ordering: bool
+    max_message_retries: int | None
+    dead_letter_topic: str | None
+    timeout_ms: int | None
+    log_topic: str | None
+    user_config: dict[str, Any]
+    secrets: dict[str, Any]
+    parallelism: int
+    resources: Resources
+    producer: ProducerConfig
+    forward_source_message_property: bool
+    cleanup_subscription: bool
+    skip_to_latest: bool
+    custom_runtime_options: dict[str, Any]
+    config: FunctionConfig
+
+    @property
+    def fqfn(self) -> str:
+        """``tenant/namespace/name``."""
+        return f"{self.tenant}/{self.namespace}/{self.name}"
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[ConfigProblem] = []
+
+    def bad(self, field_name: str, value: Any, expected: str) -> None:
+        self.problems.append(ConfigProblem(field_name, value, expected))
+
+    def missing(self, field_name: str, expected: str) -> None:
+        self.problems.append(ConfigProblem(field_name, ConfigError.absent(), expected))
+
+    def topic(self, field_name: str, value: str, tenant: str, namespace: str) -> str | None:
+        try:
+            return normalize_topic(value, tenant, namespace)
+        except ValueError as exc:
+            self.bad(field_name, value, f"not a valid topic name ({exc})")
+            return None
+
+
+def _check_identifier(chk: _Checker, field_name: str, value: str) -> None:
+    if not value or not set(value) <= _NAME_CHARS:
+        chk.bad(field_name, value, "expected letters, digits, '_', '-', '.' or '='")
+
+
+def resolve(config: FunctionConfig) -> FunctionSpec:
+    """Validate ``config`` and fill in defaults; raises :class:`ConfigError` listing every problem."""
+    cfg = copy.deepcopy(config)
+    chk = _Checker()
+
+    # Identity: tenant/namespace default like the CLI, name from the class name.
+    if cfg.tenant is None:
+        cfg.tenant = "public"
+    if cfg.namespace is None:
+        cfg.namespace = "default"
+    if cfg.name is None and cfg.class_name:
+        cfg.name = cfg.class_name.rsplit(".", 1)[-1]
+    for field_name in ("tenant", "namespace", "name"):
+        value = getattr(cfg, field_name)
+        if value is None:
+            chk.missing(field_name, "required (or give className to infer it)")
+        else:
+            _check_identifier(chk, field_name, value)
+
+    # Code: Python only.
+    if cfg.jar or cfg.go:
+        chk.bad("jar" if cfg.jar else "go", cfg.jar or cfg.go, "Magnetar runs Python functions; give py")
+    if cfg.runtime is None:
+        cfg.runtime = "PYTHON"
+    elif cfg.runtime != "PYTHON":
+        chk.bad("runtime", cfg.runtime, "only PYTHON is supported")
+    if not cfg.class_name:
+        chk.missing("className", "required for a Python function (module, module.Class or module.function)")
+
+    tenant, namespace = cfg.tenant or "public", cfg.namespace or "default"
+
+    # Inputs, from every place Pulsar accepts them.
+    specs: dict[str, InputSpec] = {}
+
+    def add_input(topic: str, where: str, **kw: Any) -> None:
+        full = chk.topic(where, topic, tenant, namespace) if not kw.get("is_regex_pattern") else topic
+        if full is None:
+            return
+        old = specs.get(full)
+        merged = {**(old.__dict__ if old else {}), **{k: v for k, v in kw.items() if v is not None}}
+        merged["topic"] = full
+        specs[full] = InputSpec(**merged)
+
+    for topic in cfg.inputs or []:
+        add_input(topic, "inputs")
+    for topic, serde in (cfg.custom_serde_inputs or {}).items():
+        add_input(topic, f"customSerdeInputs[{topic}]", serde_class_name=serde or None)
+    for topic, schema in (cfg.custom_schema_inputs or {}).items():
+        schema_type = schema
+        if schema.strip().startswith("{"):
+            try:
+                schema_type = orjson.loads(schema).get("schemaType")
+            except orjson.JSONDecodeError:
+                chk.bad(f"customSchemaInputs[{topic}]", schema, "expected a schema type or a ConsumerConfig JSON")
+                continue
+        add_input(topic, f"customSchemaInputs[{topic}]", schema_type=schema_type)
+    for topic, spec in (cfg.input_specs or {}).items():
+        where = f"inputSpecs[{topic}]"
+        if spec.schema_type and spec.serde_class_name:
+            chk.bad(where, f"schemaType={spec.schema_type}, serdeClassName={spec.serde_class_name}",
+                    "give schemaType or serdeClassName, not both")
+        if spec.receiver_queue_size is not None and spec.receiver_queue_size < 0:
+            chk.bad(f"{where}.receiverQueueSize", spec.receiver_queue_size, "expected an integer >= 0")
+        add_input(
+            topic,
+            where,
+            serde_class_name=spec.serde_class_name,
+            schema_type=spec.schema_type,
+            is_regex_pattern=spec.is_regex_pattern,
+            receiver_queue_size=spec.receiver_queue_size,
+            consumer_properties=spec.consumer_properties or None,
+        )
+    if cfg.topics_pattern:
+        add_input(cfg.topics_pattern, "topicsPattern", is_regex_pattern=True)
+    if not specs and not any(p.field.startswith(("inputs", "custom", "inputSpecs")) for p in chk.problems):
+        chk.missing("inputs", "at least one input topic is required (inputs, topicsPattern, customSerdeInputs, "
+                    "customSchemaInputs or inputSpecs)")
+    for spec in specs.values():
+        if spec.schema_type and spec.schema_type.upper() not in SUPPORTED_SCHEMA_TYPES:
+            chk.bad(f"inputs[{spec.topic}].schemaType", spec.schema_type,
+                    "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES) + " (or a serdeClassName)")
+
+    # Output, log and dead-letter topics.
+    output = chk.topic("output", cfg.output, tenant, namespace) if cfg.output else None
+    if output is not None and output in specs:
+        chk.bad("output", cfg.output, "the output topic must not also be an input")
+    if cfg.output_schema_type and cfg.output_serde_class_name:
+        chk.bad("outputSchemaType", cfg.output_schema_type, "give outputSchemaType or outputSerdeClassName, not both")
+    if cfg.output_schema_type and cfg.output_schema_type.upper() not in SUPPORTED_SCHEMA_TYPES:
+        chk.bad("outputSchemaType", cfg.output_schema_type, "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES))
+    log_topic = chk.topic("logTopic", cfg.log_topic, tenant, namespace) if cfg.log_topic else None
+    dlq = chk.topic("deadLetterTopic", cfg.dead_letter_topic, tenant, namespace) if cfg.dead_letter_topic else None
+
+    # Semantics.
+    guarantee = cfg.processing_guarantees or "ATLEAST_ONCE"
+    if guarantee == "EFFECTIVELY_ONCE":
+        chk.bad("processingGuarantees", guarantee,
+                "EFFECTIVELY_ONCE is not available yet; use ATLEAST_ONCE, ATMOST_ONCE or MANUAL")
+    if cfg.window_config is not None:
+        chk.bad("windowConfig", cfg.window_config.__class__.__name__, "windowing is not supported yet")
+    if cfg.auto_ack is False and guarantee == "ATMOST_ONCE":
+        chk.bad("autoAck", False, "ATMOST_ONCE requires autoAck=true")
+    auto_ack = cfg.auto_ack if cfg.auto_ack is not None else True
+    if cfg.retain_ordering and cfg.retain_key_ordering:
+        chk.bad("retainKeyOrdering", True, "retainOrdering and retainKeyOrdering cannot both be set")
+    if cfg.retain_key_ordering and guarantee == "EFFECTIVELY_ONCE":
+        chk.bad("retainKeyOrdering", True, "not allowed with EFFECTIVELY_ONCE")
+    retries = cfg.max_message_retries
+    if retries is not None and retries >= 0 and guarantee == "EFFECTIVELY_ONCE":
+        chk.bad("maxMessageRetries", retries, "retries are not allowed with EFFECTIVELY_ONCE")
+    if cfg.dead_letter_topic and (retries is None or retries < 0):
+        chk.bad("deadLetterTopic", cfg.dead_letter_topic, "needs maxMessageRetries >= 0")
+    if retries is not None and retries < 0:
+        retries = None
+    if cfg.timeout_ms is not None:
+        if cfg.timeout_ms <= 0:
+            chk.bad("timeoutMs", cfg.timeout_ms, "expected an integer greater than 0")
+        elif cfg.processing_guarantees not in (None, "ATLEAST_ONCE"):
+            chk.bad("timeoutMs", cfg.timeout_ms, f"only allowed with ATLEAST_ONCE, not {guarantee}")
+    parallelism = cfg.parallelism if cfg.parallelism is not None else 1
+    if parallelism <= 0:
+        chk.bad("parallelism", parallelism, "expected an integer greater than 0")
+
+    # Resources, merged field by field over the defaults.
+    given = cfg.resources or Resources()
+    resources = Resources(
+        cpu=given.cpu if given.cpu is not None else DEFAULT_RESOURCES.cpu,
+        ram=given.ram if given.ram is not None else DEFAULT_RESOURCES.ram,
+        disk=given.disk if given.disk is not None else DEFAULT_RESOURCES.disk,
+    )
+    for res_field in ("cpu", "ram", "disk"):
+        value = getattr(resources, res_field)
+        if value is None or value <= 0:
+            chk.bad(f"resources.{res_field}", value, "expected a value greater than 0")
+
+    producer = _check_producer(chk, cfg)
+
+    runtime_options: dict[str, Any] = {}
+    if cfg.custom_runtime_options:
+        try:
+            runtime_options = orjson.loads(cfg.custom_runtime_options)
+            if not isinstance(runtime_options, dict):
+                raise TypeError
+        except (orjson.JSONDecodeError, TypeError):
+            chk.bad("customRuntimeOptions", cfg.custom_runtime_options, "expected a JSON object")
+            runtime_options = {}
+
+    if chk.problems:
+        raise ConfigError(chk.problems)
+
+    # Derived subscription type, as Pulsar derives it.
+    if cfg.retain_ordering or guarantee == "EFFECTIVELY_ONCE":
+        sub_type = "FAILOVER"
+    elif cfg.retain_key_ordering:
+        sub_type = "KEY_SHARED"
+    else:
+        sub_type = "SHARED"
+
+    assert cfg.tenant and cfg.namespace and cfg.name and cfg.class_name
+    return FunctionSpec(
+        tenant=cfg.tenant,
+        namespace=cfg.namespace,
+        name=cfg.name,
+        class_name=cfg.class_name,
+        py=cfg.py,
+        inputs=tuple(specs.values()),
+        output=output,
+        output_serde_class_name=cfg.output_serde_class_name,
+        output_schema_type=cfg.output_schema_type,
+        processing_guarantees=guarantee,
+        auto_ack=auto_ack,
+        subscription_type=sub_type,
+        subscription_name=cfg.sub_name or f"{cfg.tenant}/{cfg.namespace}/{cfg.name}",
+        subscription_position=cfg.subscription_position or "Latest",
+        retain_ordering=bool(cfg.retain_ordering),
+        retain_key_ordering=bool(cfg.retain_key_ordering),
+        max_message_retries=retries,
+        dead_letter_topic=dlq,
+        timeout_ms=cfg.timeout_ms,
+        log_topic=log_topic,
+        user_config=dict(cfg.user_config or {}),
+        secrets=dict(cfg.secrets or {}),
+        parallelism=parallelism,
+        resources=resources,
+        producer=producer,
+        forward_source_message_property=bool(cfg.forward_source_message_property),
+        cleanup_subscription=cfg.cleanup_subscription if cfg.cleanup_subscription is not None else True,
+        skip_to_latest=bool(cfg.skip_to_latest),
+        custom_runtime_options=runtime_options,
+        config=cfg,
+    )
+
+
+def _check_producer(chk: _Checker, cfg: FunctionConfig) -> ProducerConfig:
+    producer = copy.deepcopy(cfg.producer_config) if cfg.producer_config else ProducerConfig()
+    if cfg.batch_builder and not producer.batch_builder:
+        producer.batch_builder = cfg.batch_builder
+    for name in ("max_pending_messages", "max_pending_messages_across_partitions"):
+        value = getattr(producer, name)
+        if value is not None and value <= 0:
+            camel = "".join(p.title() if i else p for i, p in enumerate(name.split("_")))
+            chk.bad(f"producerConfig.{camel}", value, "expected an integer greater than 0")
+    batching = producer.batching_config
+    if batching is not None:
+        if batching.batching_max_publish_delay_ms < 0:
+            chk.bad("producerConfig.batchingConfig.batchingMaxPublishDelayMs",
+                    batching.batching_max_publish_delay_ms, "expected an integer >= 0")
+        for name in ("batching_max_messages", "batching_max_bytes"):
+            value = getattr(batching, name)
+            if value is not None and value <= 0:
+                camel = "".join(p.title() if i else p for i, p in enumerate(name.split("_")))
+                chk.bad(f"producerConfig.batchingConfig.{camel}", value, "expected an integer greater than 0")
+    if producer.crypto_config:
+        chk.bad("producerConfig.cryptoConfig", "…", "end-to-end encryption is not supported yet")
+    return producer

@@ -1,0 +1,1 @@
+"""Example functions shipped with Magnetar (used by ``magnetar demo`` and the tests)."""

@@ -1,0 +1,446 @@
+"""One running function instance: the loop around the hot path.
+
+The loop runs on the instance's own thread and never on the client's:
+
+1. ``batch_receive`` a batch of raw messages;
+2. ordered subscriptions drop redelivered duplicates; ATMOST_ONCE acks on receipt;
+3. the dispatcher decodes, calls the function and queues outputs (no callbacks);
+4. state changes of the batch commit in one transaction (a failed commit fails the
+   batch: it is negatively acknowledged, never acked);
+5. failures are retried (negative ack) and, after ``maxMessageRetries``, sent to the
+   dead-letter topic with payload, properties and error, then acked;
+6. inputs with nothing in flight are acked; inputs with outputs in flight are parked
+   until one ``flush_async`` per producer used reports them persisted.
+
+Completions arrive on the client's thread and are only appended to a deque; acks,
+nacks and user callbacks happen back on the instance thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import pulsar
+import _pulsar
+
+from engine.config.validation import FunctionSpec
+from engine.function.loader import LoadedFunction
+from engine.function.serdes import codec_for
+from engine.hotpath import HotPath
+from engine.instance.context import InstanceContext
+from engine.instance.log_topic import function_logger
+from engine.instance.producers import ProducerPool
+from engine.state.store import StateStore
+
+__all__ = ["InstanceOptions", "FunctionInstance", "DLQ_ERROR_PROPERTY"]
+
+log = logging.getLogger(__name__)
+
+#: Property of a dead-lettered message holding the last error.
+DLQ_ERROR_PROPERTY = "__pfn_error__"
+
+_CONSUMER_TYPES = {
+    "SHARED": pulsar.ConsumerType.Shared,
+    "FAILOVER": pulsar.ConsumerType.Failover,
+    "KEY_SHARED": pulsar.ConsumerType.KeyShared,
+}
+
+
+@dataclass
+class InstanceOptions:
+    """Runtime knobs of an instance that are not part of the FunctionConfig."""
+
+    batch_max_messages: int = 1000
+    batch_timeout_ms: int = 2
+    nack_delay_ms: int = 1000
+    input_message_properties: bool = False
+    function_version: str = "0"
+    stop_grace_s: float = 10.0
+
+
+class FunctionInstance:
+    """Runs instance ``instance_id`` of a function on its own thread.
+
+    Parameters
+    ----------
+    spec
+        The validated function.
+    function
+        The loaded user code (its callable is shared by nobody else).
+    client
+        A connected ``pulsar.Client``.
+    hot
+        The hot-path twin to run.
+    state_store
+        Where state lives; ``None`` disables the state API.
+    secrets_provider
+        Provider for ``Context.get_secret``.
+    """
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        instance_id: int,
+        function: LoadedFunction,
+        client: pulsar.Client,
+        hot: HotPath,
+        state_store: StateStore | None,
+        secrets_provider: Any,
+        options: InstanceOptions | None = None,
+    ) -> None:
+        self.spec = spec
+        self.instance_id = instance_id
+        self.function = function
+        self.client = client
+        self.hot = hot
+        self.state_store = state_store
+        self.options = options or InstanceOptions()
+        self.stats = hot.stats.InstanceStats()
+        self.function_id = str(uuid.uuid4())
+        self._secrets_provider = secrets_provider
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self.failure: BaseException | None = None
+        self._consumer: Any = None
+        self._raw: Any = None
+        self._completions: deque[tuple[int, bool]] = deque()
+        self._pending = hot.acks.PendingAcks()
+        self._waiting: dict[int, list[Any]] = {}  # token -> [flushes left, all ok]
+        self._dedupe = hot.acks.DuplicateFilter() if spec.subscription_type == "FAILOVER" else None
+        self._retries: dict[tuple[str, tuple[int, int, int]], int] = {}
+        self._next_minute = time.monotonic() + 60.0
+        self.producers = ProducerPool(client, spec.producer, f"{spec.fqfn}:{instance_id}")
+        self.state_buffer = hot.counters.StateBuffer()
+        self.dead_lettered = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+    def _subscribe(self) -> Any:
+        spec = self.spec
+        topics = [i.topic for i in spec.inputs if not i.is_regex_pattern]
+        patterns = [i.topic for i in spec.inputs if i.is_regex_pattern]
+        if patterns and topics:
+            raise ValueError("a function cannot mix topicsPattern with explicit inputs yet")
+        queue = max((i.receiver_queue_size or 0 for i in spec.inputs), default=0) or max(
+            1000, self.options.batch_max_messages
+        )
+        props = {
+            "application": "magnetar",
+            "id": spec.fqfn,
+            "instance_id": str(self.instance_id),
+        }
+        for i in spec.inputs:
+            props.update(i.consumer_properties)
+        kwargs: dict[str, Any] = dict(
+            consumer_type=_CONSUMER_TYPES[spec.subscription_type],
+            initial_position=(
+                pulsar.InitialPosition.Earliest
+                if spec.subscription_position == "Earliest"
+                else pulsar.InitialPosition.Latest
+            ),
+            receiver_queue_size=queue,
+            consumer_name=f"{spec.fqfn}:{self.instance_id}",
+            negative_ack_redelivery_delay_ms=spec.timeout_ms or self.options.nack_delay_ms,
+            properties=props,
+            batch_receive_policy=pulsar.ConsumerBatchReceivePolicy(
+                self.options.batch_max_messages, -1, self.options.batch_timeout_ms
+            ),
+        )
+        if spec.timeout_ms and spec.timeout_ms >= 10000:
+            kwargs["unacked_messages_timeout_ms"] = spec.timeout_ms
+        if patterns:
+            import re
+
+            return self.client.subscribe(re.compile(patterns[0]), spec.subscription_name, **kwargs)
+        return self.client.subscribe(topics if len(topics) > 1 else topics[0], spec.subscription_name, **kwargs)
+
+    def _build(self) -> None:
+        spec, hot = self.spec, self.hot
+        self._consumer = self._subscribe()
+        self._raw = self._consumer._consumer
+        log_producer = self.producers.get(spec.log_topic) if spec.log_topic else None
+        logger = function_logger(spec.fqfn, self.instance_id, log_producer)
+        consumers = {i.topic: self._consumer for i in spec.inputs}
+        self.context = InstanceContext(
+            hot=hot,
+            tenant=spec.tenant,
+            namespace=spec.namespace,
+            name=spec.name,
+            function_id=self.function_id,
+            function_version=self.options.function_version,
+            instance_id=self.instance_id,
+            input_topics=[i.topic for i in spec.inputs],
+            output_topic=spec.output,
+            output_serde_class_name=spec.output_serde_class_name,
+            user_config=spec.user_config,
+            secrets=spec.secrets,
+            secrets_provider=self._secrets_provider,
+            logger=logger,
+            stats=self.stats,
+            producers=self.producers,
+            state_store=self.state_store,
+            state_buffer=self.state_buffer,
+            consumers=consumers,
+        )
+        patterns = [i for i in spec.inputs if i.is_regex_pattern]
+        if patterns:  # topics are discovered at run time: one codec for all of them
+            codecs: dict[str, Any] = {}
+            default_codec = codec_for(hot, patterns[0].serde_class_name, patterns[0].schema_type)
+        else:
+            codecs = {i.topic: codec_for(hot, i.serde_class_name, i.schema_type) for i in spec.inputs}
+            default_codec = hot.serde.Codec(hot.serde.KIND_IDENTITY)
+        output_codec = sender = None
+        if spec.output:
+            output_codec = codec_for(hot, spec.output_serde_class_name, spec.output_schema_type)
+            sender = hot.batching.OutputSender(
+                self.producers.raw(spec.output),
+                _pulsar.MessageBuilder,
+                input_properties=self.options.input_message_properties,
+                forward_properties=spec.forward_source_message_property,
+            )
+        self.dispatcher = hot.dispatch.Dispatcher(
+            self.function.call,
+            self.function.pass_context,
+            self.context,
+            codecs,
+            default_codec,
+            output_codec,
+            sender,
+            self.stats,
+            spec.timeout_ms or 0,
+        )
+
+    def start(self, wait: float = 30.0) -> None:
+        """Subscribe, create producers and start the loop thread; raises if that fails."""
+        self._thread = threading.Thread(
+            target=self._run, name=f"instance-{self.spec.fqfn}:{self.instance_id}", daemon=True
+        )
+        self._thread.start()
+        if not self._started.wait(wait):
+            raise TimeoutError(f"instance {self.spec.fqfn}:{self.instance_id} did not start within {wait}s")
+        if self.failure is not None:
+            raise self.failure
+
+    def stop(self) -> None:
+        """Stop after the current batch, wait for in-flight outputs, close everything."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.options.stop_grace_s + 5.0)
+
+    def is_alive(self) -> bool:
+        """True while the loop thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the loop ------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._build()
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self.failure = exc
+            self._started.set()
+            self._close()
+            return
+        self._started.set()
+        raw = self._raw
+        try:
+            while not self._stop.is_set():
+                self._drain_completions()
+                try:
+                    msgs = raw.batch_receive()
+                except Exception as exc:  # noqa: BLE001 - the client reports closes and timeouts this way
+                    if self._stop.is_set():
+                        break
+                    log.warning("%s:%s receive failed: %s", self.spec.fqfn, self.instance_id, exc)
+                    time.sleep(0.1)
+                    continue
+                if msgs:
+                    self.process_batch(list(msgs))
+                if time.monotonic() >= self._next_minute:
+                    self.stats.roll_minute()
+                    self._next_minute += 60.0
+        except BaseException as exc:  # noqa: BLE001 - a crashed loop is reported in status
+            self.failure = exc
+            log.exception("instance %s:%s crashed", self.spec.fqfn, self.instance_id)
+        finally:
+            self._shutdown()
+
+    def process_batch(self, msgs: list[Any]) -> None:
+        """Run one received batch through the hot path and settle every message of it."""
+        acks = self.hot.acks
+        consumer = self._raw
+        guarantee = self.spec.processing_guarantees
+        if self._dedupe is not None:
+            msgs, dups = self._dedupe.admit(msgs)
+            if dups:
+                acks.ack_messages(consumer, dups)
+            if not msgs:
+                return
+        if guarantee == "ATMOST_ONCE":
+            acks.ack_messages(consumer, msgs)
+        outcome = self.dispatcher.run(msgs)
+        if not self.state_buffer.is_empty():
+            deltas, resets, values = self.state_buffer.drain()
+            try:
+                self._state_commit(deltas, resets, values)
+            except Exception as exc:  # noqa: BLE001 - any store failure fails the batch
+                text = f"state commit failed: {type(exc).__name__}: {exc}"
+                for _ in msgs:
+                    self.stats.add_system_exception(text)
+                if guarantee != "ATMOST_ONCE":
+                    self._nack(consumer, msgs)
+                self._flush(None)
+                return
+        for index, _kind, text in outcome.failed:
+            self._fail(consumer, msgs[index], text, guarantee)
+        if guarantee == "ATMOST_ONCE" or guarantee == "MANUAL" or not self.spec.auto_ack:
+            self._flush(None)
+            return
+        if self.producers.touched_count() == 0:
+            if outcome.done:
+                acks.ack_messages(consumer, msgs, outcome.done)
+            return
+        if outcome.sent and not outcome.done:
+            parked = [msgs[i] for i in outcome.sent]
+        else:  # context.publish output may ride with "done" inputs: ack all after the flush
+            parked = [msgs[i] for i in sorted(outcome.sent + outcome.done)]
+        self._flush(parked)
+
+    def _state_commit(self, deltas: dict[str, int], resets: set[str], values: dict[str, bytes | None]) -> None:
+        assert self.state_store is not None
+        self.state_store.commit(f"{self.spec.fqfn}", deltas, resets, values)
+
+    def _flush(self, parked: list[Any] | None) -> None:
+        """Flush the producers used by this batch; ack ``parked`` once all report success."""
+        count = self.producers.touched_count()
+        if count == 0:
+            if parked:
+                self.hot.acks.ack_messages(self._raw, parked)
+            return
+        if parked:
+            token = self._pending.add(self._raw, parked)
+            self._waiting[token] = [count, True]
+        else:
+            token = -1
+        completions = self._completions
+        self.producers.flush_touched(lambda ok: completions.append((token, ok)))
+
+    def _drain_completions(self) -> None:
+        completions = self._completions
+        while completions:
+            token, ok = completions.popleft()
+            if token < 0:
+                continue
+            state = self._waiting.get(token)
+            if state is None:
+                continue
+            state[0] -= 1
+            state[1] = state[1] and ok
+            if state[0] == 0:
+                del self._waiting[token]
+                if not state[1]:
+                    self.stats.add_system_exception("publishing outputs failed; inputs will be redelivered")
+                    if self._dedupe is not None:
+                        self._dedupe.mark_failed(self._pending.peek(token))
+                self._pending.complete(token, state[1])
+        callbacks = self.context.callbacks if hasattr(self, "context") else None
+        while callbacks:
+            callback, result, msg_id = callbacks.popleft()
+            try:
+                callback(result, msg_id)
+            except Exception:  # noqa: BLE001 - a user callback must not stop the instance
+                log.exception("publish callback of %s raised", self.spec.fqfn)
+
+    def _nack(self, consumer: Any, msgs: list[Any]) -> None:
+        if self._dedupe is not None:
+            self._dedupe.mark_failed(msgs)
+        self.hot.acks.nack_messages(consumer, msgs)
+
+    def _fail(self, consumer: Any, msg: Any, text: str, guarantee: str) -> None:
+        """Retry a failed message, or dead-letter it once its retries are used up."""
+        if guarantee == "ATMOST_ONCE":
+            return  # acked on receipt; the failure is counted, as Apache does
+        retries = self.spec.max_message_retries
+        if retries is None:
+            self._nack(consumer, [msg])
+            return
+        key = (msg.topic_name(), self.hot.acks.position_of(msg))
+        attempts = max(msg.redelivery_count(), self._retries.get(key, 0))
+        if attempts < retries:
+            self._retries[key] = attempts + 1
+            self._nack(consumer, [msg])
+            return
+        self._retries.pop(key, None)
+        self._dead_letter(consumer, msg, text)
+
+    def _dead_letter_topic(self, msg: Any) -> str:
+        if self.spec.dead_letter_topic:
+            return self.spec.dead_letter_topic
+        return f"{msg.topic_name()}-{self.spec.subscription_name.replace('/', '-')}-DLQ"
+
+    def _dead_letter(self, consumer: Any, msg: Any, text: str) -> None:
+        topic = self._dead_letter_topic(msg)
+        props = dict(msg.properties())
+        props[DLQ_ERROR_PROPERTY] = text[-2000:]
+        props["__pfn_input_topic__"] = msg.topic_name()
+        props["__pfn_input_msg_id__"] = base64.b64encode(msg.message_id().serialize()).decode("ascii")
+        props["__pfn_redelivery_count__"] = str(msg.redelivery_count())
+        producer = self.producers.get(topic)
+        key = msg.partition_key() or None
+        try:
+            producer.send_async(msg.data(), None, properties=props, partition_key=key)
+        except Exception as exc:  # noqa: BLE001 - could not even queue: retry later
+            self.stats.add_system_exception(f"dead-lettering to {topic} failed: {exc}")
+            self._nack(consumer, [msg])
+            return
+        self.dead_lettered += 1
+        token = self._pending.add(consumer, [msg])
+        self._waiting[token] = [1, True]
+        completions = self._completions
+        producer._producer.flush_async(lambda result: completions.append((token, result == pulsar.Result.Ok)))
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.options.stop_grace_s
+        self.producers.flush_all()
+        while self._waiting and time.monotonic() < deadline:
+            self._drain_completions()
+            time.sleep(0.01)
+        self._drain_completions()
+        self._close()
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.producers.close()
+
+    # -- status ------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Apache's FunctionStatus fields for this instance, as a dict."""
+        snap = self.stats.snapshot()
+        return {
+            "instanceId": self.instance_id,
+            "running": self.is_alive() and self.failure is None,
+            "error": "" if self.failure is None else f"{type(self.failure).__name__}: {self.failure}",
+            "numReceived": snap["received"],
+            "numSuccessfullyProcessed": snap["processed_ok"],
+            "numUserExceptions": snap["user_exceptions"],
+            "latestUserExceptions": [
+                {"exceptionString": t, "timestampMs": ms} for t, ms in snap["latest_user_exceptions"]
+            ],
+            "numSystemExceptions": snap["system_exceptions"],
+            "latestSystemExceptions": [
+                {"exceptionString": t, "timestampMs": ms} for t, ms in snap["latest_system_exceptions"]
+            ],
+            "averageLatency": snap["avg_latency_ms"],
+            "lastInvocationTime": snap["last_invocation_ms"],
+            "numDeadLettered": self.dead_lettered,
+        }

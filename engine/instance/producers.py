@@ -1,0 +1,109 @@
+"""Producers of one instance: output, ``context.publish`` topics, dead letters, log topic.
+
+Every producer is created from the function's ProducerConfig (batching, pending
+limits, compression, batch builder), never with a hard-coded batching delay. The
+pool remembers which producers received messages since the last :meth:`ProducerPool.flush_touched`,
+so one ``flush_async`` per touched producer completes a whole batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pulsar
+
+from engine.config.function_config import ProducerConfig
+
+__all__ = ["ProducerPool"]
+
+_COMPRESSION = {
+    "NONE": pulsar.CompressionType.NONE,
+    "LZ4": pulsar.CompressionType.LZ4,
+    "ZLIB": pulsar.CompressionType.ZLib,
+    "ZSTD": pulsar.CompressionType.ZSTD,
+    "SNAPPY": pulsar.CompressionType.SNAPPY,
+}
+
+
+class ProducerPool:
+    """Create producers on demand and flush the ones used since the last flush."""
+
+    def __init__(self, client: pulsar.Client, config: ProducerConfig, producer_name_prefix: str) -> None:
+        self._client = client
+        self._config = config
+        self._prefix = producer_name_prefix
+        self._producers: dict[str, Any] = {}
+        self._touched: dict[str, Any] = {}
+
+    def _options(self) -> dict[str, Any]:
+        cfg = self._config
+        batching = cfg.batching_config
+        opts: dict[str, Any] = {
+            "block_if_queue_full": True,
+            "send_timeout_millis": 0,
+            "batching_enabled": True if batching is None else batching.enabled,
+            "batching_max_publish_delay_ms": 1 if batching is None else batching.batching_max_publish_delay_ms,
+            "max_pending_messages": cfg.max_pending_messages or 100000,
+            "compression_type": _COMPRESSION[cfg.compression_type or "NONE"],
+        }
+        if cfg.max_pending_messages_across_partitions:
+            opts["max_pending_messages_across_partitions"] = cfg.max_pending_messages_across_partitions
+        if batching is not None and batching.batching_max_messages:
+            opts["batching_max_messages"] = batching.batching_max_messages
+        if batching is not None and batching.batching_max_bytes:
+            opts["batching_max_allowed_size_in_bytes"] = batching.batching_max_bytes
+        builder = (batching.batch_builder if batching and batching.batch_builder else None) or cfg.batch_builder
+        if builder == "KEY_BASED":
+            opts["batching_type"] = pulsar.BatchingType.KeyBased
+        return opts
+
+    def get(self, topic: str) -> Any:
+        """The high-level producer for ``topic``, created on first use."""
+        producer = self._producers.get(topic)
+        if producer is None:
+            producer = self._client.create_producer(topic, **self._options())
+            self._producers[topic] = producer
+        return producer
+
+    def raw(self, topic: str) -> Any:
+        """The client's low-level producer for ``topic`` (``send_async(message, callback)``)."""
+        return self.get(topic)._producer
+
+    def touch(self, topic: str) -> None:
+        """Note that ``topic``'s producer has messages the current batch depends on."""
+        if topic not in self._touched:
+            self._touched[topic] = self.get(topic)
+
+    def touched_count(self) -> int:
+        """How many producers were used since the last flush."""
+        return len(self._touched)
+
+    def flush_touched(self, done: Callable[[bool], None]) -> int:
+        """``flush_async`` every touched producer; ``done(ok)`` is called once per producer.
+
+        ``done`` runs on the client's thread: it must only hand the result over.
+        Returns the number of flushes started.
+        """
+        touched = list(self._touched.values())
+        self._touched.clear()
+        for producer in touched:
+            producer._producer.flush_async(lambda result: done(result == pulsar.Result.Ok))
+        return len(touched)
+
+    def flush_all(self) -> None:
+        """Flush every producer and wait (shutdown)."""
+        for producer in self._producers.values():
+            try:
+                producer.flush()
+            except Exception:  # noqa: BLE001 - best effort at shutdown; unacked inputs come back
+                pass
+        self._touched.clear()
+
+    def close(self) -> None:
+        """Close every producer."""
+        for producer in self._producers.values():
+            try:
+                producer.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._producers.clear()

@@ -1,0 +1,154 @@
+"""Run a function's instances in this process, as ``magnetar functions localrun`` does.
+
+Everything that can fail on the user's side (package, module, class, SerDes,
+dependencies, the config) is checked in :meth:`LocalRunner.prepare`, before any
+broker is started or connected to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulsar
+
+from engine.broker.client import BrokerOptions, make_client
+from engine.broker.embedded import EmbeddedBroker
+from engine.config.validation import FunctionSpec
+from engine.function.loader import LoadedFunction, add_code_paths, load_function
+from engine.function.package import prepare_package
+from engine.function.serdes import codec_for
+from engine.hotpath import HotPath, load
+from engine.instance.instance import FunctionInstance, InstanceOptions
+from engine.instance.secrets import make_secrets_provider
+from engine.state import StateStore, open_state_store
+
+__all__ = ["LocalRunOptions", "LocalRunner"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalRunOptions:
+    """Where and how to run: broker, data, state, hot-path twin, metrics, secrets."""
+
+    broker: BrokerOptions | None = None
+    data_dir: str = "./magnetar-data"
+    state_storage_url: str | None = None
+    hotpath: str | None = None
+    instance_id_offset: int = 0
+    metrics_port: int | None = None
+    secrets_provider: str | None = None
+    secrets_provider_config: dict[str, Any] | None = None
+    instance: InstanceOptions = field(default_factory=InstanceOptions)
+
+
+class LocalRunner:
+    """Owns the embedded broker (if any), the client, the state store and the instances."""
+
+    def __init__(self, spec: FunctionSpec, options: LocalRunOptions) -> None:
+        self.spec = spec
+        self.options = options
+        self.hot: HotPath = load(options.hotpath)
+        self.broker: EmbeddedBroker | None = None
+        self.client: pulsar.Client | None = None
+        self.state_store: StateStore | None = None
+        self.instances: list[FunctionInstance] = []
+        self._functions: list[LoadedFunction] = []
+        self._metrics_server: Any = None
+        self._stopped = threading.Event()
+
+    def prepare(self) -> None:
+        """Load the code, SerDes and secrets provider for every instance; connect to nothing."""
+        spec = self.spec
+        if spec.py:
+            paths = prepare_package(spec.py, os.path.join(self.options.data_dir, "packages"))
+            add_code_paths(paths)
+        self._functions = [load_function(spec.class_name) for _ in range(spec.parallelism)]
+        for inp in spec.inputs:
+            codec_for(self.hot, inp.serde_class_name, inp.schema_type)
+        if spec.output:
+            codec_for(self.hot, spec.output_serde_class_name, spec.output_schema_type)
+        self._secrets = make_secrets_provider(
+            self.options.secrets_provider, self.options.secrets_provider_config
+        )
+
+    @property
+    def broker_url(self) -> str:
+        """The broker this runner uses."""
+        if self.options.broker is not None:
+            return self.options.broker.url
+        assert self.broker is not None
+        return self.broker.url
+
+    def start(self) -> None:
+        """Start the broker if embedded, then every instance; raises if any fails to start."""
+        if not self._functions:
+            self.prepare()
+        opts = self.options
+        os.makedirs(opts.data_dir, exist_ok=True)
+        if opts.broker is None:
+            self.broker = EmbeddedBroker(os.path.join(opts.data_dir, "broker")).start()
+            broker_opts = BrokerOptions(url=self.broker.url)
+        else:
+            broker_opts = opts.broker
+        self.client = make_client(broker_opts, io_threads=max(1, min(4, self.spec.parallelism)))
+        url = opts.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(opts.data_dir, 'state.db'))}"
+        self.state_store = open_state_store(url)
+        try:
+            for i, function in enumerate(self._functions):
+                inst = FunctionInstance(
+                    self.spec,
+                    opts.instance_id_offset + i,
+                    function,
+                    self.client,
+                    self.hot,
+                    self.state_store,
+                    self._secrets,
+                    opts.instance,
+                )
+                inst.start()
+                self.instances.append(inst)
+            if opts.metrics_port is not None:
+                from engine.runtime.metrics import serve_metrics
+
+                self._metrics_server = serve_metrics(opts.metrics_port, lambda: list(self.instances))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop instances (waiting for in-flight outputs), then the client and broker."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        threads = [threading.Thread(target=inst.stop) for inst in self.instances]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.state_store is not None:
+            self.state_store.close()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def status(self) -> list[dict[str, Any]]:
+        """Status of every instance."""
+        return [inst.status() for inst in self.instances]
+
+    def __enter__(self) -> LocalRunner:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,125 @@
+"""SQLite state store: the embedded default, one file in the data directory, WAL mode."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+
+from engine.state.store import StateStoreError
+
+__all__ = ["SqliteStateStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+"""
+
+
+class SqliteStateStore:
+    """Function state in one SQLite file; one connection per thread.
+
+    Parameters
+    ----------
+    path
+        The database file; its directory is created if needed.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StateStoreError(f"cannot open state store {self.path}: {exc}")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def get_counter(self, namespace: str, key: str) -> int | None:
+        """The counter's value, or ``None`` when it does not exist."""
+        try:
+            row = self._conn().execute(
+                "SELECT value FROM counters WHERE ns = ? AND key = ?", (namespace, key)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"reading counter {key!r}: {exc}")
+        return None if row is None else int(row[0])
+
+    def get_value(self, namespace: str, key: str) -> bytes | None:
+        """The stored value, or ``None`` when it does not exist."""
+        try:
+            row = self._conn().execute(
+                "SELECT value FROM kv WHERE ns = ? AND key = ?", (namespace, key)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"reading value {key!r}: {exc}")
+        return None if row is None else bytes(row[0])
+
+    def commit(
+        self,
+        namespace: str,
+        deltas: dict[str, int],
+        resets: set[str],
+        values: dict[str, bytes | None],
+    ) -> None:
+        """Apply one batch in one transaction."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if resets:
+                    conn.executemany(
+                        "DELETE FROM counters WHERE ns = ? AND key = ?", [(namespace, k) for k in resets]
+                    )
+                if deltas:
+                    conn.executemany(
+                        "INSERT INTO counters (ns, key, value) VALUES (?, ?, ?) "
+                        "ON CONFLICT (ns, key) DO UPDATE SET value = value + excluded.value",
+                        [(namespace, k, v) for k, v in deltas.items()],
+                    )
+                if values:
+                    puts = [(namespace, k, v) for k, v in values.items() if v is not None]
+                    dels = [(namespace, k) for k, v in values.items() if v is None]
+                    if puts:
+                        conn.executemany(
+                            "INSERT INTO kv (ns, key, value) VALUES (?, ?, ?) "
+                            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
+                            puts,
+                        )
+                    if dels:
+                        conn.executemany("DELETE FROM kv WHERE ns = ? AND key = ?", dels)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"committing state of {namespace}: {exc}")
+
+    def close(self) -> None:
+        """Close every connection opened by any thread."""
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
