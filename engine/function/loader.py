@@ -68,13 +68,7 @@ def import_object(dotted: str) -> Any:
         raise FunctionLoadError(f"className {dotted!r}: expected module, module.Class or module.function")
     if "." in dotted:
         module_name, attr = dotted.rsplit(".", 1)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            return _import_module(dotted, dotted)
-        except Exception:
-            _import_module(module_name, dotted)  # raises with the reason
-            raise  # pragma: no cover
+        module = _import_module(module_name, dotted)
         if hasattr(module, attr):
             return getattr(module, attr)
         try:

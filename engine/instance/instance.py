@@ -299,6 +299,8 @@ class FunctionInstance:
                 return
         for index, _kind, text in outcome.failed:
             self._fail(consumer, msgs[index], text, guarantee)
+        if outcome.sent:
+            self.producers.touch(self.spec.output)  # type: ignore[arg-type]
         if guarantee == "ATMOST_ONCE" or guarantee == "MANUAL" or not self.spec.auto_ack:
             self._flush(None)
             return

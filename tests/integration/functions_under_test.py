@@ -1,0 +1,141 @@
+"""Functions used by the integration tests, one per behaviour under test."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pulsar import Function
+
+
+class Exclaim(Function):  # type: ignore[misc]
+    def process(self, input: Any, context: Any) -> Any:
+        return input + "!"
+
+
+class PlainProcess:
+    def process(self, input: Any) -> Any:
+        return input + "?"
+
+
+class CallableClass:
+    def __call__(self, input: Any) -> Any:
+        return input + "~"
+
+
+def plain_function(input: Any) -> Any:
+    return input + "#"
+
+
+class Describe(Function):  # type: ignore[misc]
+    """Echo the decoded value's type and repr, to check SerDes."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        return f"{type(input).__name__}:{input!r}"
+
+
+class Doubler(Function):  # type: ignore[misc]
+    def process(self, input: Any, context: Any) -> Any:
+        return {"doubled": input["n"] * 2}
+
+
+class Poison(Function):  # type: ignore[misc]
+    """Fails on inputs containing 'poison', counts attempts in a user metric."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        if "poison" in input:
+            raise ValueError(f"cannot digest {input}")
+        return input.upper()
+
+
+class ContextEcho(Function):  # type: ignore[misc]
+    """Report what the Context offers."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        return json.dumps(
+            {
+                "input": input,
+                "threshold": context.get_user_config_value("threshold"),
+                "config": context.get_user_config_map(),
+                "secret": context.get_secret("apiKey"),
+                "missing_secret": context.get_secret("nope"),
+                "key": context.get_message_key(),
+                "props": context.get_message_properties(),
+                "topic": context.get_current_message_topic_name(),
+                "name": [context.get_function_tenant(), context.get_function_namespace(),
+                         context.get_function_name()],
+                "instance": context.get_instance_id(),
+                "inputs": context.get_input_topics(),
+                "output": context.get_output_topic(),
+                "msgid_is_set": context.get_message_id() is not None,
+                "partition_index": context.get_message_partition_index(),
+            }
+        )
+
+
+class WordCount(Function):  # type: ignore[misc]
+    """Counts words in state; returns the running count of the first word."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        words = input.split()
+        for w in words:
+            context.incr_counter(w, 1)
+        if words and words[0] == "reset":
+            context.del_counter("reset")
+        context.put_state("last", input)
+        first = words[0] if words else ""
+        return f"{first}={context.get_counter(first)} last={context.get_state('last').decode()}"
+
+
+class Publisher(Function):  # type: ignore[misc]
+    """Publishes a copy to a side topic with properties, and records callbacks."""
+
+    callbacks: list[Any] = []
+
+    def process(self, input: Any, context: Any) -> Any:
+        side = context.get_user_config_value("side")
+        context.publish(side, input + "-side", properties={"origin": "publisher"},
+                        callback=lambda res, mid: Publisher.callbacks.append(str(res)))
+        context.record_metric("lengths", len(input))
+        return None
+
+
+class Logger(Function):  # type: ignore[misc]
+    def process(self, input: Any, context: Any) -> Any:
+        context.get_logger().info("saw %s", input)
+        return input
+
+
+class ManualAck(Function):  # type: ignore[misc]
+    """Acks only inputs starting with 'ack'."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        if input.startswith("ack"):
+            context.ack(context.get_message_id(), context.get_current_message_topic_name())
+        return input
+
+
+class Flaky(Function):  # type: ignore[misc]
+    """Fails every input the first time it sees it, then succeeds."""
+
+    seen: set[str] = set()
+
+    def process(self, input: Any, context: Any) -> Any:
+        if input not in Flaky.seen:
+            Flaky.seen.add(input)
+            raise RuntimeError("first attempt fails")
+        return input
+
+
+class AlwaysFails(Function):  # type: ignore[misc]
+    def process(self, input: Any, context: Any) -> Any:
+        raise RuntimeError("always")
+
+
+class Slow(Function):  # type: ignore[misc]
+    def process(self, input: Any, context: Any) -> Any:
+        if input.startswith("slow"):
+            import time
+
+            time.sleep(0.3)
+        return input

@@ -1,0 +1,57 @@
+"""The twin selector and its environment guards (checked in fresh interpreters)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from engine.hotpath import PUBLIC, load
+
+
+def run(env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("MAGNETAR_")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True)
+
+
+def test_both_twins_define_every_public_name() -> None:
+    for twin in ("native", "pure"):
+        hot = load(twin)
+        for module, names in PUBLIC.items():
+            for name in names:
+                assert hasattr(getattr(hot, module), name), (twin, module, name)
+    assert load("native").dispatch.Dispatcher is not load("pure").dispatch.Dispatcher
+
+
+def test_no_extensions_selects_pure() -> None:
+    out = run({"MAGNETAR_NO_EXTENSIONS": "1"}, "from engine.hotpath import load; print(load().name)")
+    assert out.stdout.strip() == "pure", out.stderr
+
+
+def test_default_is_native_when_built() -> None:
+    out = run({}, "from engine.hotpath import load; print(load().name)")
+    assert out.stdout.strip() == "native", out.stderr
+
+
+def test_require_native_fails_loudly_when_missing() -> None:
+    code = (
+        "import sys; sys.modules['engine.hotpath.native.dispatch'] = None\n"
+        "from engine.hotpath import load\nload()"
+    )
+    out = run({"MAGNETAR_REQUIRE_NATIVE": "1"}, code)
+    assert out.returncode != 0
+    assert "compiled hot path is not built" in out.stderr and "pip install -e ." in out.stderr
+
+
+def test_contradictory_switches_are_rejected() -> None:
+    out = run({"MAGNETAR_REQUIRE_NATIVE": "1", "MAGNETAR_NO_EXTENSIONS": "1"},
+              "from engine.hotpath import load; load()")
+    assert out.returncode != 0 and "contradict" in out.stderr
+
+
+def test_unknown_twin() -> None:
+    with pytest.raises(ValueError, match="unknown hot-path twin"):
+        load("fast")
