@@ -39,6 +39,8 @@ class ProducerPool:
         cfg = self._config
         batching = cfg.batching_config
         opts: dict[str, Any] = {
+            # Outputs are queued without per-message callbacks; a full queue must block,
+            # never reject, or a rejected output would go unnoticed by the batch flush.
             "block_if_queue_full": True,
             "send_timeout_millis": 0,
             "batching_enabled": True if batching is None else batching.enabled,

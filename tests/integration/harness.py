@@ -33,7 +33,8 @@ def runner_for(
 
 
 def produce(client: pulsar.Client, topic: str, payloads: list[Any], batching: bool = True) -> None:
-    producer = client.create_producer(topic, batching_enabled=batching, batching_max_publish_delay_ms=1)
+    producer = client.create_producer(topic, batching_enabled=batching, batching_max_publish_delay_ms=1,
+                                      block_if_queue_full=True)
     for p in payloads:
         if isinstance(p, tuple):
             data, key, props = p
