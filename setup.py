@@ -22,11 +22,14 @@ def generate_proto() -> None:
     protos = sorted(PROTO_DIR.glob("*.proto"))
     if not protos:
         return
-    from grpc_tools import protoc  # build requirement
+    import grpc_tools  # build requirement
+    from grpc_tools import protoc
 
+    well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     args = [
         "grpc_tools.protoc",
         f"-I{PROTO_DIR}",
+        f"-I{well_known}",
         f"--python_out={PROTO_OUT}",
         f"--pyi_out={PROTO_OUT}",
         f"--grpc_python_out={PROTO_OUT}",

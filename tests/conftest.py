@@ -52,5 +52,5 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-def data_dir(tmp_path: "os.PathLike[str]") -> str:
+def data_dir(tmp_path: os.PathLike[str]) -> str:
     return str(tmp_path)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["EmbeddedBroker", "BrokerStartError", "free_port"]
+__all__ = ["BrokerStartError", "EmbeddedBroker", "free_port"]
 
 
 class BrokerStartError(RuntimeError):
@@ -93,10 +93,14 @@ class EmbeddedBroker:
             self.process = subprocess.Popen(
                 [
                     binary,
-                    "--addr", f"127.0.0.1:{self.port}",
-                    "--db-path", os.path.join(self.data_dir, "broker"),
-                    "--config", config,
-                    "--log-level", self.log_level,
+                    "--addr",
+                    f"127.0.0.1:{self.port}",
+                    "--db-path",
+                    os.path.join(self.data_dir, "broker"),
+                    "--config",
+                    config,
+                    "--log-level",
+                    self.log_level,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -120,7 +124,9 @@ class EmbeddedBroker:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise BrokerStartError(f"pulsar-lite did not accept connections on port {self.port} within {timeout:.0f}s")
+        raise BrokerStartError(
+            f"pulsar-lite did not accept connections on port {self.port} within {timeout:.0f}s"
+        )
 
     def _log_tail(self) -> str:
         try:

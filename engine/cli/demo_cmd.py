@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -18,9 +17,11 @@ from engine.runtime.localrun import LocalRunner, LocalRunOptions
 __all__ = ["add_demo_parser", "run_demo"]
 
 
-def add_demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``magnetar demo``."""
-    p = sub.add_parser("demo", help="start an embedded broker and stream messages through an example function")
+    p = sub.add_parser(
+        "demo", help="start an embedded broker and stream messages through an example function"
+    )
     p.add_argument("--rate", type=int, default=20000, help="messages per second to send (default 20000)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (default: until Ctrl-C)")
     p.add_argument("--data-dir", help="where the broker keeps its data (default: a temporary directory)")
@@ -73,7 +74,9 @@ def run_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     out = runner.client.subscribe(
-        "demo-out", "demo-reader", initial_position=pulsar.InitialPosition.Earliest,
+        "demo-out",
+        "demo-reader",
+        initial_position=pulsar.InitialPosition.Earliest,
         consumer_type=pulsar.ConsumerType.Shared,
         batch_receive_policy=pulsar.ConsumerBatchReceivePolicy(1000, -1, 100),
     )

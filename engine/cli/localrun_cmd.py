@@ -16,13 +16,17 @@ from engine.config import build_function_config, resolve
 from engine.instance.instance import InstanceOptions
 from engine.runtime.localrun import LocalRunner, LocalRunOptions
 
-__all__ = ["add_localrun_parser", "run_localrun", "add_broker_flags", "broker_options"]
+__all__ = ["add_broker_flags", "add_localrun_parser", "broker_options", "run_localrun"]
 
 
 def add_broker_flags(parser: argparse.ArgumentParser) -> None:
     """``--broker-url`` and its authentication and TLS flags (pulsar-admin names)."""
-    parser.add_argument("--broker-url", "--broker-service-url", dest="broker_url",
-                        help="pulsar:// or pulsar+ssl:// URL; without it an embedded broker is started")
+    parser.add_argument(
+        "--broker-url",
+        "--broker-service-url",
+        dest="broker_url",
+        help="pulsar:// or pulsar+ssl:// URL; without it an embedded broker is started",
+    )
     parser.add_argument("--client-auth-plugin", help="authentication plugin (e.g. AuthenticationToken)")
     parser.add_argument("--client-auth-params", help="authentication parameters (e.g. token:XYZ)")
     parser.add_argument("--use-tls", action="store_true", help="use TLS")
@@ -46,28 +50,42 @@ def broker_options(args: argparse.Namespace) -> BrokerOptions | None:
     )
 
 
-def add_localrun_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_localrun_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``localrun`` under ``magnetar functions``."""
     p = sub.add_parser("localrun", help="run a function in this process")
     add_function_flags(p)
     add_broker_flags(p)
     p.add_argument("--data-dir", default="./magnetar-data", help="broker data, state and package cache")
-    p.add_argument("--state-storage-url", "--state-storage-service-url", dest="state_storage_url",
-                   help="sqlite:///path (default: state.db in the data dir)")
+    p.add_argument(
+        "--state-storage-url",
+        "--state-storage-service-url",
+        dest="state_storage_url",
+        help="sqlite:///path (default: state.db in the data dir)",
+    )
     p.add_argument("--instance-id-offset", type=int, default=0, help="first instance id")
-    p.add_argument("--runtime", default="THREAD", choices=["THREAD", "thread"], help="instances run as threads")
+    p.add_argument(
+        "--runtime", default="THREAD", choices=["THREAD", "thread"], help="instances run as threads"
+    )
     p.add_argument("--metrics-port-start", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT")
     p.add_argument("--secrets-provider-classname", help="env (default), file, cleartext, or a class path")
     p.add_argument("--secrets-provider-config", help="JSON config for the secrets provider")
     p.add_argument("--hotpath", choices=["native", "pure"], help="hot-path twin (default: native if built)")
     p.add_argument("--batch-max-messages", type=int, default=1000, help="messages per received batch")
     p.add_argument("--batch-timeout-ms", type=int, default=2, help="wait this long to fill a batch")
-    p.add_argument("--negative-ack-redelivery-delay-ms", type=int, default=1000,
-                   help="delay before a failed message is redelivered (timeoutMs wins when set)")
-    p.add_argument("--input-message-properties", action="store_true",
-                   help="add __pfn_input_topic__/__pfn_input_msg_id__ to outputs, as Apache does (costs ~4 us/msg)")
-    p.add_argument("--status-interval", type=float, default=0.0,
-                   help="print instance status every N seconds (0: never)")
+    p.add_argument(
+        "--negative-ack-redelivery-delay-ms",
+        type=int,
+        default=1000,
+        help="delay before a failed message is redelivered (timeoutMs wins when set)",
+    )
+    p.add_argument(
+        "--input-message-properties",
+        action="store_true",
+        help="add __pfn_input_topic__/__pfn_input_msg_id__ to outputs, as Apache does (costs ~4 us/msg)",
+    )
+    p.add_argument(
+        "--status-interval", type=float, default=0.0, help="print instance status every N seconds (0: never)"
+    )
     p.set_defaults(handler=run_localrun)
 
 

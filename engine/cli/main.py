@@ -12,7 +12,7 @@ from engine.cli.localrun_cmd import add_localrun_parser
 from engine.config.errors import ConfigError
 from engine.function.errors import FunctionLoadError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (also used by ``python -m engine``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

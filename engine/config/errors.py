@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConfigProblem", "ConfigError"]
+__all__ = ["ConfigError", "ConfigProblem"]
 
 
 @dataclass(frozen=True)

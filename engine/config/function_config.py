@@ -15,16 +15,16 @@ from typing import Any
 from engine.config.errors import ConfigError, ConfigProblem
 
 __all__ = [
-    "ConsumerConfig",
+    "GUARANTEES",
+    "RUNTIMES",
+    "SUBSCRIPTION_POSITIONS",
     "BatchingConfig",
+    "ConsumerConfig",
+    "FunctionConfig",
     "ProducerConfig",
     "Resources",
     "WindowConfig",
-    "FunctionConfig",
     "parse_function_config",
-    "GUARANTEES",
-    "SUBSCRIPTION_POSITIONS",
-    "RUNTIMES",
 ]
 
 GUARANTEES = ("ATLEAST_ONCE", "ATMOST_ONCE", "EFFECTIVELY_ONCE", "MANUAL")
@@ -145,9 +145,7 @@ class FunctionConfig:
     dead_letter_topic: str | None = field(default=None, metadata=_meta("str"))
     timeout_ms: int | None = field(default=None, metadata=_meta("int"))
     sub_name: str | None = field(default=None, metadata=_meta("str"))
-    subscription_position: str | None = field(
-        default=None, metadata=_meta("enum", SUBSCRIPTION_POSITIONS)
-    )
+    subscription_position: str | None = field(default=None, metadata=_meta("enum", SUBSCRIPTION_POSITIONS))
     cleanup_subscription: bool | None = field(default=None, metadata=_meta("bool"))
     skip_to_latest: bool | None = field(default=None, metadata=_meta("bool"))
     log_topic: str | None = field(default=None, metadata=_meta("str"))
@@ -287,4 +285,4 @@ def parse_function_config(data: Any) -> FunctionConfig:
     config = parser.parse(FunctionConfig, data, "")
     if parser.problems:
         raise ConfigError(parser.problems)
-    return config  # type: ignore[no-any-return]
+    return config

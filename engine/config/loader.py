@@ -11,7 +11,7 @@ import yaml
 from engine.config.errors import ConfigError
 from engine.config.function_config import FunctionConfig, parse_function_config
 
-__all__ = ["load_config_file", "merge_overrides", "build_function_config"]
+__all__ = ["build_function_config", "load_config_file", "merge_overrides"]
 
 
 def load_config_file(path: str) -> dict[str, Any]:
@@ -30,7 +30,9 @@ def load_config_file(path: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError.single("--function-config-file", path, "expected a mapping of FunctionConfig fields")
+        raise ConfigError.single(
+            "--function-config-file", path, "expected a mapping of FunctionConfig fields"
+        )
     return data
 
 
@@ -38,7 +40,11 @@ def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     """``base`` with ``overrides`` on top; nested mappings (resources, …) merge key by key."""
     out = dict(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("userConfig", "secrets"):
+        if (
+            isinstance(value, dict)
+            and isinstance(out.get(key), dict)
+            and key not in ("userConfig", "secrets")
+        ):
             out[key] = merge_overrides(out[key], value)
         else:
             out[key] = value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["normalize_topic", "is_valid_topic"]
+__all__ = ["is_valid_topic", "normalize_topic"]
 
 _DOMAINS = ("persistent", "non-persistent")
 _PART = re.compile(r"^[A-Za-z0-9_.=:\-]+$")

@@ -20,7 +20,7 @@ from engine.config.errors import ConfigError, ConfigProblem
 from engine.config.function_config import FunctionConfig, ProducerConfig, Resources
 from engine.config.topics import normalize_topic
 
-__all__ = ["InputSpec", "FunctionSpec", "resolve", "SUPPORTED_SCHEMA_TYPES", "DEFAULT_RESOURCES"]
+__all__ = ["DEFAULT_RESOURCES", "SUPPORTED_SCHEMA_TYPES", "FunctionSpec", "InputSpec", "resolve"]
 
 #: Schema types the instance can decode and encode without a SerDe class.
 SUPPORTED_SCHEMA_TYPES = ("BYTES", "STRING", "JSON")
@@ -159,14 +159,19 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
             try:
                 schema_type = orjson.loads(schema).get("schemaType")
             except orjson.JSONDecodeError:
-                chk.bad(f"customSchemaInputs[{topic}]", schema, "expected a schema type or a ConsumerConfig JSON")
+                chk.bad(
+                    f"customSchemaInputs[{topic}]", schema, "expected a schema type or a ConsumerConfig JSON"
+                )
                 continue
         add_input(topic, f"customSchemaInputs[{topic}]", schema_type=schema_type)
     for topic, spec in (cfg.input_specs or {}).items():
         where = f"inputSpecs[{topic}]"
         if spec.schema_type and spec.serde_class_name:
-            chk.bad(where, f"schemaType={spec.schema_type}, serdeClassName={spec.serde_class_name}",
-                    "give schemaType or serdeClassName, not both")
+            chk.bad(
+                where,
+                f"schemaType={spec.schema_type}, serdeClassName={spec.serde_class_name}",
+                "give schemaType or serdeClassName, not both",
+            )
         if spec.receiver_queue_size is not None and spec.receiver_queue_size < 0:
             chk.bad(f"{where}.receiverQueueSize", spec.receiver_queue_size, "expected an integer >= 0")
         add_input(
@@ -181,29 +186,48 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
     if cfg.topics_pattern:
         add_input(cfg.topics_pattern, "topicsPattern", is_regex_pattern=True)
     if not specs and not any(p.field.startswith(("inputs", "custom", "inputSpecs")) for p in chk.problems):
-        chk.missing("inputs", "at least one input topic is required (inputs, topicsPattern, customSerdeInputs, "
-                    "customSchemaInputs or inputSpecs)")
-    for spec in specs.values():
-        if spec.schema_type and spec.schema_type.upper() not in SUPPORTED_SCHEMA_TYPES:
-            chk.bad(f"inputs[{spec.topic}].schemaType", spec.schema_type,
-                    "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES) + " (or a serdeClassName)")
+        chk.missing(
+            "inputs",
+            "at least one input topic is required (inputs, topicsPattern, customSerdeInputs, "
+            "customSchemaInputs or inputSpecs)",
+        )
+    for input_spec in specs.values():
+        if input_spec.schema_type and input_spec.schema_type.upper() not in SUPPORTED_SCHEMA_TYPES:
+            chk.bad(
+                f"inputs[{input_spec.topic}].schemaType",
+                input_spec.schema_type,
+                "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES) + " (or a serdeClassName)",
+            )
 
     # Output, log and dead-letter topics.
     output = chk.topic("output", cfg.output, tenant, namespace) if cfg.output else None
     if output is not None and output in specs:
         chk.bad("output", cfg.output, "the output topic must not also be an input")
     if cfg.output_schema_type and cfg.output_serde_class_name:
-        chk.bad("outputSchemaType", cfg.output_schema_type, "give outputSchemaType or outputSerdeClassName, not both")
+        chk.bad(
+            "outputSchemaType",
+            cfg.output_schema_type,
+            "give outputSchemaType or outputSerdeClassName, not both",
+        )
     if cfg.output_schema_type and cfg.output_schema_type.upper() not in SUPPORTED_SCHEMA_TYPES:
-        chk.bad("outputSchemaType", cfg.output_schema_type, "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES))
+        chk.bad(
+            "outputSchemaType", cfg.output_schema_type, "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES)
+        )
     log_topic = chk.topic("logTopic", cfg.log_topic, tenant, namespace) if cfg.log_topic else None
-    dlq = chk.topic("deadLetterTopic", cfg.dead_letter_topic, tenant, namespace) if cfg.dead_letter_topic else None
+    dlq = (
+        chk.topic("deadLetterTopic", cfg.dead_letter_topic, tenant, namespace)
+        if cfg.dead_letter_topic
+        else None
+    )
 
     # Semantics.
     guarantee = cfg.processing_guarantees or "ATLEAST_ONCE"
     if guarantee == "EFFECTIVELY_ONCE":
-        chk.bad("processingGuarantees", guarantee,
-                "EFFECTIVELY_ONCE is not available yet; use ATLEAST_ONCE, ATMOST_ONCE or MANUAL")
+        chk.bad(
+            "processingGuarantees",
+            guarantee,
+            "EFFECTIVELY_ONCE is not available yet; use ATLEAST_ONCE, ATMOST_ONCE or MANUAL",
+        )
     if cfg.window_config is not None:
         chk.bad("windowConfig", cfg.window_config.__class__.__name__, "windowing is not supported yet")
     if cfg.auto_ack is False and guarantee == "ATMOST_ONCE":
@@ -311,8 +335,11 @@ def _check_producer(chk: _Checker, cfg: FunctionConfig) -> ProducerConfig:
     batching = producer.batching_config
     if batching is not None:
         if batching.batching_max_publish_delay_ms < 0:
-            chk.bad("producerConfig.batchingConfig.batchingMaxPublishDelayMs",
-                    batching.batching_max_publish_delay_ms, "expected an integer >= 0")
+            chk.bad(
+                "producerConfig.batchingConfig.batchingMaxPublishDelayMs",
+                batching.batching_max_publish_delay_ms,
+                "expected an integer >= 0",
+            )
         for name in ("batching_max_messages", "batching_max_bytes"):
             value = getattr(batching, name)
             if value is not None and value <= 0:

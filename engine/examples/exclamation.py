@@ -3,7 +3,7 @@
 from pulsar import Function
 
 
-class ExclamationFunction(Function):  # type: ignore[misc]
+class ExclamationFunction(Function):
     """Return the input followed by ``!``."""
 
     def process(self, input: str, context: object) -> str:

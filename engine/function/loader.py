@@ -17,12 +17,13 @@ import importlib
 import inspect
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engine.function.errors import FunctionLoadError
 
-__all__ = ["LoadedFunction", "load_function", "import_object", "add_code_paths"]
+__all__ = ["LoadedFunction", "add_code_paths", "import_object", "load_function"]
 
 
 @dataclass

@@ -23,7 +23,7 @@ import zipfile
 
 from engine.function.errors import FunctionLoadError
 
-__all__ = ["prepare_package", "package_digest"]
+__all__ = ["package_digest", "prepare_package"]
 
 
 def package_digest(path: str) -> str:
@@ -36,8 +36,18 @@ def package_digest(path: str) -> str:
 
 
 def _pip_install(target: str, args: list[str], what: str) -> None:
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-           "--no-input", "--target", target, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        target,
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -70,14 +80,19 @@ def _prepare_zip(path: str, dest: str) -> None:
         with zipfile.ZipFile(path) as zf:
             for member in zf.namelist():
                 target = os.path.realpath(os.path.join(dest, member))
-                if not target.startswith(os.path.realpath(dest) + os.sep) and target != os.path.realpath(dest):
-                    raise FunctionLoadError(f"--py {path}: zip member {member!r} escapes the package directory")
+                if not target.startswith(os.path.realpath(dest) + os.sep) and target != os.path.realpath(
+                    dest
+                ):
+                    raise FunctionLoadError(
+                        f"--py {path}: zip member {member!r} escapes the package directory"
+                    )
             zf.extractall(dest)
     except zipfile.BadZipFile as exc:
         raise FunctionLoadError(f"--py {path}: not a valid zip file ({exc})")
     deps_target = os.path.join(dest, ".deps")
     wheel_dirs = sorted(
-        os.path.join(dirpath) for dirpath, _d, files in os.walk(dest)
+        os.path.join(dirpath)
+        for dirpath, _d, files in os.walk(dest)
         if os.path.basename(dirpath) == "deps" and any(f.endswith(".whl") for f in files)
     )
     find_links = [arg for d in wheel_dirs for arg in ("--find-links", d)]

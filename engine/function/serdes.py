@@ -17,13 +17,13 @@ from engine.function.errors import FunctionLoadError
 from engine.function.loader import import_object
 from engine.hotpath import HotPath
 
-__all__ = ["BytesSerDe", "StringSerDe", "JsonSerDe", "codec_for", "builtin_kind", "DEFAULT_SERDE"]
+__all__ = ["DEFAULT_SERDE", "BytesSerDe", "JsonSerDe", "StringSerDe", "builtin_kind", "codec_for"]
 
 #: Apache's default SerDe for Python functions.
 DEFAULT_SERDE = "serde.IdentitySerDe"
 
 
-class BytesSerDe(SerDe):  # type: ignore[misc]
+class BytesSerDe(SerDe):
     """Payloads as ``bytes``, unchanged."""
 
     def serialize(self, input: Any) -> bytes:
@@ -33,7 +33,7 @@ class BytesSerDe(SerDe):  # type: ignore[misc]
         return input_bytes
 
 
-class StringSerDe(SerDe):  # type: ignore[misc]
+class StringSerDe(SerDe):
     """Payloads as UTF-8 text."""
 
     def serialize(self, input: Any) -> bytes:
@@ -43,7 +43,7 @@ class StringSerDe(SerDe):  # type: ignore[misc]
         return input_bytes.decode("utf-8")
 
 
-class JsonSerDe(SerDe):  # type: ignore[misc]
+class JsonSerDe(SerDe):
     """Payloads as JSON documents."""
 
     def serialize(self, input: Any) -> bytes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ack_messages", "nack_messages", "PendingAcks", "DuplicateFilter", "position_of"]
+__all__ = ["DuplicateFilter", "PendingAcks", "ack_messages", "nack_messages", "position_of"]
 
 
 def ack_messages(consumer: Any, messages: list[Any], indices: list[int] | None = None) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-__all__ = ["OutputSender", "INPUT_TOPIC_PROPERTY", "INPUT_MSG_ID_PROPERTY"]
+__all__ = ["INPUT_MSG_ID_PROPERTY", "INPUT_TOPIC_PROPERTY", "OutputSender"]
 
 #: Output property naming the topic the input came from.
 INPUT_TOPIC_PROPERTY = "__pfn_input_topic__"
@@ -39,7 +39,7 @@ class OutputSender:
         The client's message-builder class (``_pulsar.MessageBuilder``).
     """
 
-    __slots__ = ("producer", "builder", "input_properties", "forward_properties", "forward_key", "count")
+    __slots__ = ("builder", "count", "forward_key", "forward_properties", "input_properties", "producer")
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ function always sees its own writes.
 
 from __future__ import annotations
 
-__all__ = ["StateBuffer", "MISSING"]
+__all__ = ["MISSING", "StateBuffer"]
 
 
 class _Missing:
@@ -53,7 +53,7 @@ class StateBuffer:
         """Write (or, with ``None``, delete) the value ``key``."""
         self.values[key] = value
 
-    def pending_value(self, key: str) -> bytes | None | _Missing:
+    def pending_value(self, key: str) -> bytes | _Missing | None:
         """The value written in this batch, ``None`` if deleted, else ``MISSING``."""
         return self.values.get(key, MISSING)
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine.hotpath.serde import Codec
 from engine.hotpath.stats import InstanceStats
 
-__all__ = ["FAIL_USER", "FAIL_SYSTEM", "BatchOutcome", "Dispatcher", "format_error"]
+__all__ = ["FAIL_SYSTEM", "FAIL_USER", "BatchOutcome", "Dispatcher", "format_error"]
 
 #: The user's function raised, or ran past ``timeoutMs``.
 FAIL_USER = 0
@@ -40,7 +41,7 @@ def format_error(exc: BaseException) -> str:
 class BatchOutcome:
     """What happened to each message of a batch, by index into the batch."""
 
-    __slots__ = ("sent", "done", "failed")
+    __slots__ = ("done", "failed", "sent")
 
     def __init__(self) -> None:
         self.sent: list[int] = []
@@ -148,7 +149,9 @@ class Dispatcher:
                 continue
             elapsed = clock() - start
             if timeout_ns and elapsed > timeout_ns:
-                text = f"TimeoutError: process took {elapsed // 1_000_000} ms, over timeoutMs={self.timeout_ms}"
+                text = (
+                    f"TimeoutError: process took {elapsed // 1_000_000} ms, over timeoutMs={self.timeout_ms}"
+                )
                 stats.add_user_exception(text)
                 failed.append((index, FAIL_USER, text))
                 continue

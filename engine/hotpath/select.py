@@ -20,7 +20,7 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["PUBLIC", "HotPath", "load", "native_available", "default_twin"]
+__all__ = ["PUBLIC", "HotPath", "default_twin", "load", "native_available"]
 
 #: Public names of every hot-path module; both twins must define all of them.
 PUBLIC: dict[str, tuple[str, ...]] = {

@@ -25,10 +25,10 @@ import orjson
 
 __all__ = [
     "KIND_BYTES",
-    "KIND_STRING",
+    "KIND_IDENTITY",
     "KIND_JSON",
     "KIND_PICKLE",
-    "KIND_IDENTITY",
+    "KIND_STRING",
     "KIND_USER",
     "Codec",
     "identity_decode",
@@ -79,7 +79,7 @@ def identity_encode(value: Any) -> bytes:
     """Encode as Apache's IdentitySerDe does: numbers and str as UTF-8 text, bytes as is."""
     typ = type(value)
     if typ is bytes:
-        return value  # type: ignore[no-any-return]
+        return value
     if typ in _IDENTITY_TYPES:
         return str(value).encode("utf-8")
     raise TypeError(f"IdentitySerDe cannot serialize object of type {typ.__name__}")
@@ -134,21 +134,21 @@ class Codec:
             return identity_encode(value)
         if kind == KIND_STRING:
             if type(value) is str:
-                return value.encode("utf-8")  # type: ignore[no-any-return]
+                return value.encode("utf-8")
             if type(value) is bytes:
-                return value  # type: ignore[no-any-return]
+                return value
             raise TypeError(f"string SerDe cannot serialize object of type {type(value).__name__}")
         if kind == KIND_BYTES:
             if type(value) is bytes:
-                return value  # type: ignore[no-any-return]
+                return value
             if isinstance(value, (bytearray, memoryview)):
                 return bytes(value)
             if type(value) is str:
-                return value.encode("utf-8")  # type: ignore[no-any-return]
+                return value.encode("utf-8")
             raise TypeError(f"bytes SerDe cannot serialize object of type {type(value).__name__}")
         if kind == KIND_JSON:
             if type(value) is bytes:
-                return value  # type: ignore[no-any-return]
+                return value
             return orjson.dumps(value)
         if kind == KIND_PICKLE:
             return pickle.dumps(value)

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Any
 
-__all__ = ["InstanceStats", "LATEST_EXCEPTIONS"]
+__all__ = ["LATEST_EXCEPTIONS", "InstanceStats"]
 
 #: How many recent exceptions of each kind are kept for status.
 LATEST_EXCEPTIONS = 10
@@ -24,21 +24,21 @@ class InstanceStats:
     """Counters for one function instance, total and for the current minute."""
 
     __slots__ = (
-        "received",
-        "processed_ok",
-        "user_exceptions",
-        "system_exceptions",
-        "latency_sum_ms",
-        "latency_count",
-        "received_1min",
-        "processed_ok_1min",
-        "user_exceptions_1min",
-        "system_exceptions_1min",
-        "latency_sum_ms_1min",
-        "latency_count_1min",
         "last_invocation_ms",
-        "latest_user",
+        "latency_count",
+        "latency_count_1min",
+        "latency_sum_ms",
+        "latency_sum_ms_1min",
         "latest_system",
+        "latest_user",
+        "processed_ok",
+        "processed_ok_1min",
+        "received",
+        "received_1min",
+        "system_exceptions",
+        "system_exceptions_1min",
+        "user_exceptions",
+        "user_exceptions_1min",
         "user_metrics",
         "user_metrics_1min",
     )
@@ -124,9 +124,7 @@ class InstanceStats:
     def snapshot(self) -> dict[str, Any]:
         """A plain dict of every counter, safe to hand to another thread."""
         avg = self.latency_sum_ms / self.latency_count if self.latency_count else 0.0
-        avg_1min = (
-            self.latency_sum_ms_1min / self.latency_count_1min if self.latency_count_1min else 0.0
-        )
+        avg_1min = self.latency_sum_ms_1min / self.latency_count_1min if self.latency_count_1min else 0.0
         return {
             "received": self.received,
             "processed_ok": self.processed_ok,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pulsar
 
@@ -28,7 +29,7 @@ __all__ = ["InstanceContext"]
 _PARTITION = re.compile(r"-partition-(\d+)$")
 
 
-class InstanceContext(pulsar.Context):  # type: ignore[misc]
+class InstanceContext(pulsar.Context):
     """Implements every method of ``pulsar.Context`` for one function instance."""
 
     def __init__(
@@ -154,7 +155,7 @@ class InstanceContext(pulsar.Context):  # type: ignore[misc]
         """The secret ``secret_name`` through the secrets provider, or ``None``."""
         if secret_name not in self._secrets:
             return None
-        return self._secrets_provider.provide_secret(secret_name, self._secrets[secret_name])  # type: ignore[no-any-return]
+        return self._secrets_provider.provide_secret(secret_name, self._secrets[secret_name])
 
     def record_metric(self, metric_name: str, metric_value: float) -> None:
         """Add an observation to a user metric (reported as ``pulsar_function_user_metric``)."""
@@ -258,7 +259,7 @@ class InstanceContext(pulsar.Context):  # type: ignore[misc]
         """The value under ``key``, including this batch's writes; ``None`` if absent."""
         pending = self._state.pending_value(key)
         if pending is not self._hot.counters.MISSING:
-            return pending  # type: ignore[no-any-return]
+            return pending
         return self._store().get_value(self._state_ns, key)
 
     def del_state(self, key: str) -> None:

@@ -27,8 +27,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import pulsar
 import _pulsar
+import pulsar
 
 from engine.config.validation import FunctionSpec
 from engine.function.loader import LoadedFunction
@@ -39,7 +39,7 @@ from engine.instance.log_topic import function_logger
 from engine.instance.producers import ProducerPool
 from engine.state.store import StateStore
 
-__all__ = ["InstanceOptions", "FunctionInstance", "DLQ_ERROR_PROPERTY"]
+__all__ = ["DLQ_ERROR_PROPERTY", "FunctionInstance", "InstanceOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,9 @@ class FunctionInstance:
             import re
 
             return self.client.subscribe(re.compile(patterns[0]), spec.subscription_name, **kwargs)
-        return self.client.subscribe(topics if len(topics) > 1 else topics[0], spec.subscription_name, **kwargs)
+        return self.client.subscribe(
+            topics if len(topics) > 1 else topics[0], spec.subscription_name, **kwargs
+        )
 
     def _build(self) -> None:
         spec, hot = self.spec, self.hot
@@ -242,7 +244,7 @@ class FunctionInstance:
     def _run(self) -> None:
         try:
             self._build()
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
+        except BaseException as exc:
             self.failure = exc
             self._started.set()
             self._close()
@@ -254,7 +256,7 @@ class FunctionInstance:
                 self._drain_completions()
                 try:
                     msgs = raw.batch_receive()
-                except Exception as exc:  # noqa: BLE001 - the client reports closes and timeouts this way
+                except Exception as exc:
                     if self._stop.is_set():
                         break
                     log.warning("%s:%s receive failed: %s", self.spec.fqfn, self.instance_id, exc)
@@ -265,7 +267,7 @@ class FunctionInstance:
                 if time.monotonic() >= self._next_minute:
                     self.stats.roll_minute()
                     self._next_minute += 60.0
-        except BaseException as exc:  # noqa: BLE001 - a crashed loop is reported in status
+        except BaseException as exc:
             self.failure = exc
             log.exception("instance %s:%s crashed", self.spec.fqfn, self.instance_id)
         finally:
@@ -289,7 +291,7 @@ class FunctionInstance:
             deltas, resets, values = self.state_buffer.drain()
             try:
                 self._state_commit(deltas, resets, values)
-            except Exception as exc:  # noqa: BLE001 - any store failure fails the batch
+            except Exception as exc:
                 text = f"state commit failed: {type(exc).__name__}: {exc}"
                 for _ in msgs:
                     self.stats.add_system_exception(text)
@@ -314,7 +316,9 @@ class FunctionInstance:
             parked = [msgs[i] for i in sorted(outcome.sent + outcome.done)]
         self._flush(parked)
 
-    def _state_commit(self, deltas: dict[str, int], resets: set[str], values: dict[str, bytes | None]) -> None:
+    def _state_commit(
+        self, deltas: dict[str, int], resets: set[str], values: dict[str, bytes | None]
+    ) -> None:
         assert self.state_store is not None
         self.state_store.commit(f"{self.spec.fqfn}", deltas, resets, values)
 
@@ -356,7 +360,7 @@ class FunctionInstance:
             callback, result, msg_id = callbacks.popleft()
             try:
                 callback(result, msg_id)
-            except Exception:  # noqa: BLE001 - a user callback must not stop the instance
+            except Exception:
                 log.exception("publish callback of %s raised", self.spec.fqfn)
 
     def _nack(self, consumer: Any, msgs: list[Any]) -> None:
@@ -397,7 +401,7 @@ class FunctionInstance:
         key = msg.partition_key() or None
         try:
             producer.send_async(msg.data(), None, properties=props, partition_key=key)
-        except Exception as exc:  # noqa: BLE001 - could not even queue: retry later
+        except Exception as exc:
             self.stats.add_system_exception(f"dead-lettering to {topic} failed: {exc}")
             self._nack(consumer, [msg])
             return
@@ -420,11 +424,29 @@ class FunctionInstance:
         if self._consumer is not None:
             try:
                 self._consumer.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         self.producers.close()
 
     # -- status ------------------------------------------------------------------------
+    def status_proto(self, worker_id: str = "") -> Any:
+        """Apache's ``FunctionStatus`` message for this instance."""
+        from engine.instance.status import function_status
+
+        return function_status(
+            self.stats.snapshot(),
+            instance_id=self.instance_id,
+            running=self.is_alive() and self.failure is None,
+            failure="" if self.failure is None else f"{type(self.failure).__name__}: {self.failure}",
+            worker_id=worker_id,
+        )
+
+    def metrics_proto(self) -> Any:
+        """Apache's ``MetricsData`` message for this instance."""
+        from engine.instance.status import metrics_data
+
+        return metrics_data(self.stats.snapshot())
+
     def status(self) -> dict[str, Any]:
         """Apache's FunctionStatus fields for this instance, as a dict."""
         snap = self.stats.snapshot()

@@ -21,7 +21,7 @@ class LogTopicHandler(logging.Handler):
         try:
             payload = self.format(record).encode("utf-8")
             self._producer.send_async(payload, None, properties={**self._props, "loglevel": record.levelname})
-        except Exception:  # noqa: BLE001 - logging must never break the function
+        except Exception:
             self.handleError(record)
 
 

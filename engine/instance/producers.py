@@ -8,7 +8,8 @@ so one ``flush_async`` per touched producer completes a whole batch.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pulsar
 
@@ -44,7 +45,9 @@ class ProducerPool:
             "block_if_queue_full": True,
             "send_timeout_millis": 0,
             "batching_enabled": True if batching is None else batching.enabled,
-            "batching_max_publish_delay_ms": 1 if batching is None else batching.batching_max_publish_delay_ms,
+            "batching_max_publish_delay_ms": 1
+            if batching is None
+            else batching.batching_max_publish_delay_ms,
             "max_pending_messages": cfg.max_pending_messages or 100000,
             "compression_type": _COMPRESSION[cfg.compression_type or "NONE"],
         }
@@ -54,7 +57,9 @@ class ProducerPool:
             opts["batching_max_messages"] = batching.batching_max_messages
         if batching is not None and batching.batching_max_bytes:
             opts["batching_max_allowed_size_in_bytes"] = batching.batching_max_bytes
-        builder = (batching.batch_builder if batching and batching.batch_builder else None) or cfg.batch_builder
+        builder = (
+            batching.batch_builder if batching and batching.batch_builder else None
+        ) or cfg.batch_builder
         if builder == "KEY_BASED":
             opts["batching_type"] = pulsar.BatchingType.KeyBased
         return opts
@@ -97,7 +102,7 @@ class ProducerPool:
         for producer in self._producers.values():
             try:
                 producer.flush()
-            except Exception:  # noqa: BLE001 - best effort at shutdown; unacked inputs come back
+            except Exception:
                 pass
         self._touched.clear()
 
@@ -106,6 +111,6 @@ class ProducerPool:
         for producer in self._producers.values():
             try:
                 producer.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         self._producers.clear()

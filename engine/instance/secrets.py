@@ -21,10 +21,10 @@ import yaml
 from engine.function.loader import import_object
 
 __all__ = [
-    "SecretsProvider",
+    "ClearTextSecretsProvider",
     "EnvironmentSecretsProvider",
     "FileSecretsProvider",
-    "ClearTextSecretsProvider",
+    "SecretsProvider",
     "make_secrets_provider",
 ]
 

@@ -96,7 +96,9 @@ class LocalRunner:
         else:
             broker_opts = opts.broker
         self.client = make_client(broker_opts, io_threads=max(1, min(4, self.spec.parallelism)))
-        url = opts.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(opts.data_dir, 'state.db'))}"
+        url = (
+            opts.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(opts.data_dir, 'state.db'))}"
+        )
         self.state_store = open_state_store(url)
         try:
             for i, function in enumerate(self._functions):
@@ -135,7 +137,7 @@ class LocalRunner:
         if self.client is not None:
             try:
                 self.client.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         if self.state_store is not None:
             self.state_store.close()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-__all__ = ["InstanceCollector", "serve_metrics", "LABELS"]
+__all__ = ["LABELS", "InstanceCollector", "serve_metrics"]
 
 #: Labels of every ``pulsar_function_*`` series.
 LABELS = ["tenant", "namespace", "name", "instance_id", "cluster", "fqfn"]

@@ -12,4 +12,6 @@ def open_state_store(url: str) -> StateStore:
         return SqliteStateStore(url[len("sqlite://") :])
     if "://" not in url:
         return SqliteStateStore(url)
-    raise ValueError(f"--state-storage-url {url!r}: expected sqlite:///path (PostgreSQL comes with a later release)")
+    raise ValueError(
+        f"--state-storage-url {url!r}: expected sqlite:///path (PostgreSQL comes with a later release)"
+    )

@@ -56,9 +56,11 @@ class SqliteStateStore:
     def get_counter(self, namespace: str, key: str) -> int | None:
         """The counter's value, or ``None`` when it does not exist."""
         try:
-            row = self._conn().execute(
-                "SELECT value FROM counters WHERE ns = ? AND key = ?", (namespace, key)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT value FROM counters WHERE ns = ? AND key = ?", (namespace, key))
+                .fetchone()
+            )
         except sqlite3.Error as exc:
             raise StateStoreError(f"reading counter {key!r}: {exc}")
         return None if row is None else int(row[0])
@@ -66,9 +68,11 @@ class SqliteStateStore:
     def get_value(self, namespace: str, key: str) -> bytes | None:
         """The stored value, or ``None`` when it does not exist."""
         try:
-            row = self._conn().execute(
-                "SELECT value FROM kv WHERE ns = ? AND key = ?", (namespace, key)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT value FROM kv WHERE ns = ? AND key = ?", (namespace, key))
+                .fetchone()
+            )
         except sqlite3.Error as exc:
             raise StateStoreError(f"reading value {key!r}: {exc}")
         return None if row is None else bytes(row[0])

@@ -62,8 +62,11 @@ class ContextEcho(Function):  # type: ignore[misc]
                 "key": context.get_message_key(),
                 "props": context.get_message_properties(),
                 "topic": context.get_current_message_topic_name(),
-                "name": [context.get_function_tenant(), context.get_function_namespace(),
-                         context.get_function_name()],
+                "name": [
+                    context.get_function_tenant(),
+                    context.get_function_namespace(),
+                    context.get_function_name(),
+                ],
                 "instance": context.get_instance_id(),
                 "inputs": context.get_input_topics(),
                 "output": context.get_output_topic(),
@@ -94,8 +97,12 @@ class Publisher(Function):  # type: ignore[misc]
 
     def process(self, input: Any, context: Any) -> Any:
         side = context.get_user_config_value("side")
-        context.publish(side, input + "-side", properties={"origin": "publisher"},
-                        callback=lambda res, mid: Publisher.callbacks.append(str(res)))
+        context.publish(
+            side,
+            input + "-side",
+            properties={"origin": "publisher"},
+            callback=lambda res, mid: Publisher.callbacks.append(str(res)),
+        )
         context.record_metric("lengths", len(input))
         return None
 

@@ -16,25 +16,28 @@ from engine.runtime.localrun import LocalRunner, LocalRunOptions
 MOD = "tests.integration.functions_under_test"
 
 
-def runner_for(
-    broker_url: str, twin: str, data_dir: str, config: dict[str, Any], **opts: Any
-) -> LocalRunner:
+def runner_for(broker_url: str, twin: str, data_dir: str, config: dict[str, Any], **opts: Any) -> LocalRunner:
     cfg = {"subscriptionPosition": "Earliest", **config}
     if "className" in cfg and "." not in cfg["className"]:
         cfg["className"] = f"{MOD}.{cfg['className']}"
     spec = resolve(parse_function_config(cfg))
-    inst_opts = InstanceOptions(nack_delay_ms=opts.pop("nack_delay_ms", 200), stop_grace_s=5.0,
-                                input_message_properties=opts.pop("input_message_properties", False))
+    inst_opts = InstanceOptions(
+        nack_delay_ms=opts.pop("nack_delay_ms", 200),
+        stop_grace_s=5.0,
+        input_message_properties=opts.pop("input_message_properties", False),
+    )
     return LocalRunner(
         spec,
-        LocalRunOptions(broker=BrokerOptions(url=broker_url), data_dir=data_dir, hotpath=twin,
-                        instance=inst_opts, **opts),
+        LocalRunOptions(
+            broker=BrokerOptions(url=broker_url), data_dir=data_dir, hotpath=twin, instance=inst_opts, **opts
+        ),
     )
 
 
 def produce(client: pulsar.Client, topic: str, payloads: list[Any], batching: bool = True) -> None:
-    producer = client.create_producer(topic, batching_enabled=batching, batching_max_publish_delay_ms=1,
-                                      block_if_queue_full=True)
+    producer = client.create_producer(
+        topic, batching_enabled=batching, batching_max_publish_delay_ms=1, block_if_queue_full=True
+    )
     for p in payloads:
         if isinstance(p, tuple):
             data, key, props = p
@@ -45,11 +48,15 @@ def produce(client: pulsar.Client, topic: str, payloads: list[Any], batching: bo
     producer.close()
 
 
-def consume(client: pulsar.Client, topic: str, count: int, timeout: float = 20.0,
-            sub: str | None = None) -> list[pulsar.Message]:
-    consumer = client.subscribe(topic, sub or f"reader-{uuid.uuid4().hex[:6]}",
-                                initial_position=pulsar.InitialPosition.Earliest,
-                                consumer_type=pulsar.ConsumerType.Shared)
+def consume(
+    client: pulsar.Client, topic: str, count: int, timeout: float = 20.0, sub: str | None = None
+) -> list[pulsar.Message]:
+    consumer = client.subscribe(
+        topic,
+        sub or f"reader-{uuid.uuid4().hex[:6]}",
+        initial_position=pulsar.InitialPosition.Earliest,
+        consumer_type=pulsar.ConsumerType.Shared,
+    )
     got: list[pulsar.Message] = []
     deadline = time.monotonic() + timeout
     try:
@@ -67,8 +74,9 @@ def consume(client: pulsar.Client, topic: str, count: int, timeout: float = 20.0
 
 def drain(client: pulsar.Client, topic: str, quiet: float = 1.5) -> list[pulsar.Message]:
     """Everything readable on ``topic`` until nothing arrives for ``quiet`` seconds."""
-    consumer = client.subscribe(topic, f"drain-{uuid.uuid4().hex[:6]}",
-                                initial_position=pulsar.InitialPosition.Earliest)
+    consumer = client.subscribe(
+        topic, f"drain-{uuid.uuid4().hex[:6]}", initial_position=pulsar.InitialPosition.Earliest
+    )
     got = []
     try:
         while True:

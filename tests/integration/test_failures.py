@@ -14,7 +14,13 @@ def test_user_exception_goes_to_dead_letter_after_retries(
     broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
 ) -> None:
     inp, out, dlq = f"{topic_prefix}-in", f"{topic_prefix}-out", f"{topic_prefix}-dlq"
-    cfg = {"className": "Poison", "inputs": [inp], "output": out, "maxMessageRetries": 2, "deadLetterTopic": dlq}
+    cfg = {
+        "className": "Poison",
+        "inputs": [inp],
+        "output": out,
+        "maxMessageRetries": 2,
+        "deadLetterTopic": dlq,
+    }
     good = [f"good{i}" for i in range(50)]
     with runner_for(broker.url, hot.name, data_dir, cfg) as r:
         produce(client, inp, [(b"poison pill", "k9", {"trace": "t1"}), *good])
@@ -36,8 +42,15 @@ def test_undecodable_message_is_dead_lettered(
     broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
 ) -> None:
     inp, out, dlq = f"{topic_prefix}-in", f"{topic_prefix}-out", f"{topic_prefix}-dlq"
-    cfg = {"className": "Doubler", "inputs": [inp], "output": out, "customSchemaInputs": {inp: "JSON"},
-           "outputSchemaType": "JSON", "maxMessageRetries": 0, "deadLetterTopic": dlq}
+    cfg = {
+        "className": "Doubler",
+        "inputs": [inp],
+        "output": out,
+        "customSchemaInputs": {inp: "JSON"},
+        "outputSchemaType": "JSON",
+        "maxMessageRetries": 0,
+        "deadLetterTopic": dlq,
+    }
     with runner_for(broker.url, hot.name, data_dir, cfg) as r:
         produce(client, inp, [b"{broken", b'{"n": 4}'])
         assert [m.data() for m in consume(client, out, 1)] == [b'{"doubled":8}']
@@ -63,8 +76,14 @@ def test_timeout_ms_fails_slow_calls_then_dead_letters(
     broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
 ) -> None:
     inp, out, dlq = f"{topic_prefix}-in", f"{topic_prefix}-out", f"{topic_prefix}-dlq"
-    cfg = {"className": "Slow", "inputs": [inp], "output": out, "timeoutMs": 100,
-           "maxMessageRetries": 1, "deadLetterTopic": dlq}
+    cfg = {
+        "className": "Slow",
+        "inputs": [inp],
+        "output": out,
+        "timeoutMs": 100,
+        "maxMessageRetries": 1,
+        "deadLetterTopic": dlq,
+    }
     with runner_for(broker.url, hot.name, data_dir, cfg):
         produce(client, inp, ["slow-1", "fast-1"])
         assert [m.data() for m in consume(client, out, 1)] == [b"fast-1"]

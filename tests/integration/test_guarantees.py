@@ -7,12 +7,13 @@ import pytest
 
 from engine.broker import EmbeddedBroker
 from engine.hotpath import HotPath
-from tests.integration.harness import consume, drain, produce, runner_for, wait_for
 from tests.integration.functions_under_test import Flaky
+from tests.integration.harness import consume, drain, produce, runner_for, wait_for
 
 
-def test_atleast_once_acks_after_output(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath,
-                                        data_dir: str, topic_prefix: str) -> None:
+def test_atleast_once_acks_after_output(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
     cfg = {"className": "Exclaim", "inputs": [inp], "output": out}
     with runner_for(broker.url, hot.name, data_dir, cfg):
@@ -26,11 +27,14 @@ def test_atleast_once_acks_after_output(broker: EmbeddedBroker, client: pulsar.C
         assert wait_for(lambda: runner.instances[0].stats.received == 1)
 
 
-def test_atleast_once_retries_user_failures(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath,
-                                            data_dir: str, topic_prefix: str) -> None:
+def test_atleast_once_retries_user_failures(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
     Flaky.seen.clear()
-    with runner_for(broker.url, hot.name, data_dir, {"className": "Flaky", "inputs": [inp], "output": out}) as r:
+    with runner_for(
+        broker.url, hot.name, data_dir, {"className": "Flaky", "inputs": [inp], "output": out}
+    ) as r:
         produce(client, inp, [f"{topic_prefix}-{i}" for i in range(20)])
         got = consume(client, out, 20)
         stats = r.instances[0].stats
@@ -38,11 +42,17 @@ def test_atleast_once_retries_user_failures(broker: EmbeddedBroker, client: puls
     assert stats.user_exceptions == 20 and stats.processed_ok == 20
 
 
-def test_atmost_once_acks_on_receipt(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath,
-                                     data_dir: str, topic_prefix: str) -> None:
+def test_atmost_once_acks_on_receipt(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
-    cfg = {"className": "AlwaysFails", "name": "amo", "inputs": [inp], "output": out,
-           "processingGuarantees": "ATMOST_ONCE"}
+    cfg = {
+        "className": "AlwaysFails",
+        "name": "amo",
+        "inputs": [inp],
+        "output": out,
+        "processingGuarantees": "ATMOST_ONCE",
+    }
     with runner_for(broker.url, hot.name, data_dir, cfg) as r:
         produce(client, inp, ["a", "b", "c"])
         assert wait_for(lambda: r.instances[0].stats.user_exceptions >= 3)
@@ -54,8 +64,9 @@ def test_atmost_once_acks_on_receipt(broker: EmbeddedBroker, client: pulsar.Clie
         assert r.instances[0].stats.received == 1
 
 
-def test_manual_acks_only_what_the_function_acks(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath,
-                                                 data_dir: str, topic_prefix: str) -> None:
+def test_manual_acks_only_what_the_function_acks(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
     cfg = {"className": "ManualAck", "inputs": [inp], "output": out, "processingGuarantees": "MANUAL"}
     with runner_for(broker.url, hot.name, data_dir, cfg):
@@ -70,8 +81,14 @@ def test_manual_acks_only_what_the_function_acks(broker: EmbeddedBroker, client:
 
 
 @pytest.mark.parametrize("ordering", ["retainOrdering", "retainKeyOrdering"])
-def test_order_is_kept(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str,
-                       topic_prefix: str, ordering: str) -> None:
+def test_order_is_kept(
+    broker: EmbeddedBroker,
+    client: pulsar.Client,
+    hot: HotPath,
+    data_dir: str,
+    topic_prefix: str,
+    ordering: str,
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
     cfg = {"className": "Exclaim", "inputs": [inp], "output": out, ordering: True, "parallelism": 2}
     msgs = [(f"{key}:{i}".encode(), key, {}) for i in range(200) for key in ("k1", "k2")]
@@ -103,6 +120,8 @@ def test_failover_drops_redelivered_duplicates(hot: HotPath) -> None:
     assert len(consumer.acked) == 3
 
 
-def test_drain_helper_sees_nothing_extra(broker: EmbeddedBroker, client: pulsar.Client, topic_prefix: str) -> None:
+def test_drain_helper_sees_nothing_extra(
+    broker: EmbeddedBroker, client: pulsar.Client, topic_prefix: str
+) -> None:
     produce(client, f"{topic_prefix}-x", ["only"])
     assert [m.data() for m in drain(client, f"{topic_prefix}-x", quiet=0.5)] == [b"only"]

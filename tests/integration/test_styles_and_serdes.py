@@ -24,11 +24,20 @@ from tests.integration.harness import consume, produce, runner_for
         ("engine.examples.exclamation", "!"),  # a module: Apache's "native" function
     ],
 )
-def test_function_styles(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str,
-                         topic_prefix: str, class_name: str, suffix: str) -> None:
+def test_function_styles(
+    broker: EmbeddedBroker,
+    client: pulsar.Client,
+    hot: HotPath,
+    data_dir: str,
+    topic_prefix: str,
+    class_name: str,
+    suffix: str,
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
     words = [f"w{i}x" for i in range(50)]
-    with runner_for(broker.url, hot.name, data_dir, {"className": class_name, "inputs": [inp], "output": out}):
+    with runner_for(
+        broker.url, hot.name, data_dir, {"className": class_name, "inputs": [inp], "output": out}
+    ):
         produce(client, inp, words)
         got = consume(client, out, len(words))
     assert sorted(m.data().decode() for m in got) == sorted(w + suffix for w in words)
@@ -41,17 +50,36 @@ def test_function_styles(broker: EmbeddedBroker, client: pulsar.Client, hot: Hot
         ({"inputSpecs": {"IN": {"schemaType": "STRING"}}}, [b"12", b"abc"], ["str:'12'", "str:'abc'"]),
         ({"customSerdeInputs": {"IN": "bytes"}}, [b"12"], ["bytes:b'12'"]),
         ({"customSerdeInputs": {"IN": "serde.PickleSerDe"}}, [pickle.dumps((1, "a"))], ["tuple:(1, 'a')"]),
-        ({"customSerdeInputs": {"IN": "engine.function.serdes.JsonSerDe"}}, [b'{"a": [1]}'],
-         ["dict:{'a': [1]}"]),
-        ({"customSerdeInputs": {"IN": "tests.integration.serdes_under_test.ReversingSerDe"}}, [b"olleh"],
-         ["str:'hello'"]),
+        (
+            {"customSerdeInputs": {"IN": "engine.function.serdes.JsonSerDe"}},
+            [b'{"a": [1]}'],
+            ["dict:{'a': [1]}"],
+        ),
+        (
+            {"customSerdeInputs": {"IN": "tests.integration.serdes_under_test.ReversingSerDe"}},
+            [b"olleh"],
+            ["str:'hello'"],
+        ),
     ],
 )
-def test_input_serdes(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str,
-                      topic_prefix: str, config: dict[str, Any], payloads: list[bytes], expected: list[str]) -> None:
+def test_input_serdes(
+    broker: EmbeddedBroker,
+    client: pulsar.Client,
+    hot: HotPath,
+    data_dir: str,
+    topic_prefix: str,
+    config: dict[str, Any],
+    payloads: list[bytes],
+    expected: list[str],
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
     config = json.loads(json.dumps(config).replace('"IN"', json.dumps(inp)))
-    cfg = {"className": "Describe", "inputs": [inp] if "inputSpecs" not in config else [], "output": out, **config}
+    cfg = {
+        "className": "Describe",
+        "inputs": [inp] if "inputSpecs" not in config else [],
+        "output": out,
+        **config,
+    }
     if not cfg["inputs"]:
         del cfg["inputs"]
     with runner_for(broker.url, hot.name, data_dir, cfg):
@@ -60,29 +88,42 @@ def test_input_serdes(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPat
     assert sorted(m.data().decode() for m in got) == sorted(expected)
 
 
-def test_json_in_and_out(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str,
-                         topic_prefix: str) -> None:
+def test_json_in_and_out(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
-    cfg = {"className": "Doubler", "inputs": [inp], "output": out,
-           "customSchemaInputs": {inp: "JSON"}, "outputSchemaType": "JSON"}
+    cfg = {
+        "className": "Doubler",
+        "inputs": [inp],
+        "output": out,
+        "customSchemaInputs": {inp: "JSON"},
+        "outputSchemaType": "JSON",
+    }
     with runner_for(broker.url, hot.name, data_dir, cfg):
         produce(client, inp, [json.dumps({"n": i}).encode() for i in range(5)])
         got = consume(client, out, 5)
     assert sorted(json.loads(m.data())["doubled"] for m in got) == [0, 2, 4, 6, 8]
 
 
-def test_output_serde_pickle(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str,
-                             topic_prefix: str) -> None:
+def test_output_serde_pickle(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
     inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
-    cfg = {"className": "Exclaim", "inputs": [inp], "output": out, "outputSerdeClassName": "serde.PickleSerDe"}
+    cfg = {
+        "className": "Exclaim",
+        "inputs": [inp],
+        "output": out,
+        "outputSerdeClassName": "serde.PickleSerDe",
+    }
     with runner_for(broker.url, hot.name, data_dir, cfg):
         produce(client, inp, ["a"])
         got = consume(client, out, 1)
     assert pickle.loads(got[0].data()) == "a!"
 
 
-def test_multiple_inputs_each_with_its_serde(broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath,
-                                             data_dir: str, topic_prefix: str) -> None:
+def test_multiple_inputs_each_with_its_serde(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
     a, b, out = f"{topic_prefix}-a", f"{topic_prefix}-b", f"{topic_prefix}-out"
     cfg = {"className": "Describe", "output": out, "customSerdeInputs": {a: "bytes", b: "string"}}
     with runner_for(broker.url, hot.name, data_dir, cfg):

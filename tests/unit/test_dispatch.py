@@ -85,6 +85,7 @@ def test_timeout_fails_slow_calls(hot: HotPath) -> None:
     assert out.sent == [0]
     assert out.failed[0][0] == 1 and "over timeoutMs=30" in out.failed[0][2]
     assert [m["content"] for m in producer.sent] == [b"fast"]
+    assert stats.user_exceptions == 1 and stats.processed_ok == 1
 
 
 def test_input_properties_as_apache(hot: HotPath) -> None:

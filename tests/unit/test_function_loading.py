@@ -22,8 +22,11 @@ def module(tmp_path: Path, source: str) -> str:
 
 
 def test_pulsar_function_subclass(tmp_path: Path) -> None:
-    m = module(tmp_path, "from pulsar import Function\nclass F(Function):\n"
-                         "    def process(self, input, context):\n        return input + '!'\n")
+    m = module(
+        tmp_path,
+        "from pulsar import Function\nclass F(Function):\n"
+        "    def process(self, input, context):\n        return input + '!'\n",
+    )
     f = load_function(f"{m}.F")
     assert f.style == "pulsar.Function" and f.pass_context and f.call("a", None) == "a!"
 
@@ -35,7 +38,9 @@ def test_plain_class_with_process(tmp_path: Path) -> None:
 
 
 def test_callable_class(tmp_path: Path) -> None:
-    m = module(tmp_path, "class F:\n    def __call__(self, input, context):\n        return (input, context)\n")
+    m = module(
+        tmp_path, "class F:\n    def __call__(self, input, context):\n        return (input, context)\n"
+    )
     f = load_function(f"{m}.F")
     assert f.style == "callable" and f.pass_context and f.call(1, "c") == (1, "c")
 
@@ -55,8 +60,11 @@ def test_module_function_and_native_module(tmp_path: Path) -> None:
         ("x = 1\n", "", "module has no process(input) function"),
         ("import not_a_real_dependency_xyz\n", ".F", "a dependency is missing"),
         ("raise RuntimeError('broken at import')\n", ".F", "RuntimeError: broken at import"),
-        ("class F:\n    def __init__(self, a): pass\n    def process(self, i): pass\n", ".F",
-         "could not create an instance with no arguments"),
+        (
+            "class F:\n    def __init__(self, a): pass\n    def process(self, i): pass\n",
+            ".F",
+            "could not create an instance with no arguments",
+        ),
         ("class F:\n    pass\n", ".F", "neither process() nor __call__()"),
         ("F = 3\n", ".F", "names a int"),
     ],
@@ -77,7 +85,7 @@ def test_missing_package_file(tmp_path: Path) -> None:
         prepare_package(str(tmp_path / "absent.py"), str(tmp_path / "cache"))
     bad = tmp_path / "f.tar"
     bad.write_text("x")
-    with pytest.raises(FunctionLoadError, match="expected a .py, .zip or .whl"):
+    with pytest.raises(FunctionLoadError, match=r"expected a \.py, \.zip or \.whl"):
         prepare_package(str(bad), str(tmp_path / "cache"))
 
 
@@ -105,15 +113,21 @@ def test_zip_with_requirements_and_local_wheels(tmp_path: Path) -> None:
 
 def test_wheel_package(tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]
-    whl = make_wheel(str(tmp_path), f"fnwheel-{tag}", "0.1",
-                     {f"fnwheel_{tag}/__init__.py": "def process(x):\n    return x[::-1]\n"})
+    whl = make_wheel(
+        str(tmp_path),
+        f"fnwheel-{tag}",
+        "0.1",
+        {f"fnwheel_{tag}/__init__.py": "def process(x):\n    return x[::-1]\n"},
+    )
     add_code_paths(prepare_package(whl, str(tmp_path / "cache")))
     assert load_function(f"fnwheel_{tag}").call("abc") == "cba"
 
 
 def test_zip_with_unsatisfiable_requirement(tmp_path: Path) -> None:
-    zpath = make_zip(str(tmp_path / "bad.zip"), {"f.py": "x=1\n", "requirements.txt": "magnetar-no-such-dist-zz9==9.9\n"})
-    with pytest.raises(FunctionLoadError, match="installing requirements.txt of .* failed"):
+    zpath = make_zip(
+        str(tmp_path / "bad.zip"), {"f.py": "x=1\n", "requirements.txt": "magnetar-no-such-dist-zz9==9.9\n"}
+    )
+    with pytest.raises(FunctionLoadError, match=r"installing requirements\.txt of .* failed"):
         prepare_package(zpath, str(tmp_path / "cache"))
 
 
@@ -131,8 +145,11 @@ def test_serde_names_map_to_builtin_codecs(hot: HotPath, tmp_path: Path) -> None
     for name, kind in cases.items():
         assert codec_for(hot, name).kind == kind, name
     assert codec_for(hot, None, "STRING").kind == s.KIND_STRING
-    m = module(tmp_path, "class Rev:\n    def serialize(self, v): return v[::-1].encode()\n"
-                         "    def deserialize(self, b): return b.decode()[::-1]\n")
+    m = module(
+        tmp_path,
+        "class Rev:\n    def serialize(self, v): return v[::-1].encode()\n"
+        "    def deserialize(self, b): return b.decode()[::-1]\n",
+    )
     user = codec_for(hot, f"{m}.Rev")
     assert user.kind == s.KIND_USER and user.decode(b"abc") == "cba"
     with pytest.raises(FunctionLoadError, match="schemaType 'AVRO'"):

@@ -33,7 +33,9 @@ def user_function(value: Any, context: Ctx) -> Any:
     return value
 
 
-def run_batch(twin: str, batch: list[tuple[bytes, int, str]], forward: bool, input_props: bool) -> dict[str, Any]:
+def run_batch(
+    twin: str, batch: list[tuple[bytes, int, str]], forward: bool, input_props: bool
+) -> dict[str, Any]:
     hot = load(twin)
     stats = hot.stats.InstanceStats()
     producer = FakeProducer(fail_on=b"reject|k")
@@ -45,8 +47,15 @@ def run_batch(twin: str, batch: list[tuple[bytes, int, str]], forward: bool, inp
         TOPICS[1]: hot.serde.Codec(hot.serde.KIND_STRING),
     }
     dispatcher = hot.dispatch.Dispatcher(
-        user_function, True, Ctx(), codecs, hot.serde.Codec(hot.serde.KIND_BYTES),
-        hot.serde.Codec(hot.serde.KIND_IDENTITY), sender, stats, 0,
+        user_function,
+        True,
+        Ctx(),
+        codecs,
+        hot.serde.Codec(hot.serde.KIND_BYTES),
+        hot.serde.Codec(hot.serde.KIND_IDENTITY),
+        sender,
+        stats,
+        0,
     )
     msgs = [
         FakeMessage(data, topic=TOPICS[t], ledger=1, entry=i, key=key, properties={"p": str(i)})
@@ -91,8 +100,11 @@ def test_dispatch_twins_agree(batch: list[tuple[bytes, int, str]], forward: bool
 
 
 ops = st.lists(
-    st.tuples(st.sampled_from(["incr", "del", "put", "putnone"]), st.sampled_from(["a", "b", "c"]),
-              st.integers(-(2**40), 2**40)),
+    st.tuples(
+        st.sampled_from(["incr", "del", "put", "putnone"]),
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(-(2**40), 2**40),
+    ),
     max_size=30,
 )
 

@@ -47,8 +47,10 @@ def test_require_native_fails_loudly_when_missing() -> None:
 
 
 def test_contradictory_switches_are_rejected() -> None:
-    out = run({"MAGNETAR_REQUIRE_NATIVE": "1", "MAGNETAR_NO_EXTENSIONS": "1"},
-              "from engine.hotpath import load; load()")
+    out = run(
+        {"MAGNETAR_REQUIRE_NATIVE": "1", "MAGNETAR_NO_EXTENSIONS": "1"},
+        "from engine.hotpath import load; load()",
+    )
     assert out.returncode != 0 and "contradict" in out.stderr
 
 

@@ -30,8 +30,28 @@ payloads = st.one_of(
     st.binary(max_size=40),
     st.text(max_size=30).map(lambda s: s.encode("utf-8")),
     st.sampled_from(
-        [b"123", b"-7", b" 42 ", b"1_000", b"1.5e3", b"inf", b"-Infinity", b"NaN", b"nan", b"j", b"2j",
-         b"(1+2j)", b"hello", b"", b"\xff\xfe", "\u0663".encode(), b"0x10", b"1e", b"infinite", b"JOIN"]
+        [
+            b"123",
+            b"-7",
+            b" 42 ",
+            b"1_000",
+            b"1.5e3",
+            b"inf",
+            b"-Infinity",
+            b"NaN",
+            b"nan",
+            b"j",
+            b"2j",
+            b"(1+2j)",
+            b"hello",
+            b"",
+            b"\xff\xfe",
+            "\u0663".encode(),
+            b"0x10",
+            b"1e",
+            b"infinite",
+            b"JOIN",
+        ]
     ),
 )
 

@@ -1,4 +1,5 @@
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 FAIL_USER: int
 FAIL_SYSTEM: int
