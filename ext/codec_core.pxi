@@ -7,7 +7,7 @@
 # the call. Every function here runs with the GIL held: they create Python objects.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 import pickle as _pickle
 import orjson as _orjson
 
@@ -21,38 +21,54 @@ DEF C_KIND_USER = 5
 cdef tuple _IDENTITY_TYPES = (int, float, complex, str)
 
 
-cdef inline bint _ascii_may_be_number(const unsigned char* p, Py_ssize_t n, bint* is_ascii) noexcept:
-    # One pass: note any non-ASCII byte, any digit or 'j', any "inf"/"nan".
+cdef inline bint _numeric_char(unsigned char c) noexcept:
+    # What int(), float() and complex() may accept in ASCII: digits, + - . _ ( ),
+    # e E j J, the letters of inf/infinity/nan, and white space or control characters.
+    if c <= 32 or (c >= 48 and c <= 57):
+        return True
+    if c == 43 or c == 45 or c == 46 or c == 95 or c == 40 or c == 41:
+        return True
+    c = c | 0x20
+    return (c == 101 or c == 106 or c == 105 or c == 110 or c == 102
+            or c == 97 or c == 116 or c == 121)   # e j i n f a t y
+
+
+cdef inline bint _may_be_number(const unsigned char* p, Py_ssize_t n) noexcept:
+    # Stops at the first ASCII byte no number can contain (the usual case for text,
+    # a few bytes in). Non-ASCII bytes do not settle it: int() takes Unicode digits
+    # and spaces. Without such a byte, an all-ASCII text still needs a digit, 'j',
+    # "inf" or "nan" to be worth the full trial.
     cdef Py_ssize_t i
     cdef unsigned char c, c1, c2
     cdef bint maybe = False
-    is_ascii[0] = True
+    cdef bint ascii = True
     for i in range(n):
         c = p[i]
         if c >= 0x80:
-            is_ascii[0] = False
-            return True
+            ascii = False
+            continue
+        if not _numeric_char(c):
+            return False
         if (c >= 48 and c <= 57) or c == 106 or c == 74:   # 0-9, j, J
             maybe = True
-        elif i + 2 < n:
+        elif not maybe and i + 2 < n:
             c = c | 0x20
             c1 = p[i + 1] | 0x20
             c2 = p[i + 2] | 0x20
             if (c == 105 and c1 == 110 and c2 == 102) or (c == 110 and c1 == 97 and c2 == 110):
                 maybe = True   # "inf" / "nan", any case
-    return maybe
+    return maybe or not ascii
 
 
 cdef object _identity_decode(bytes data):
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef const char* p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef bint is_ascii
-    if not _ascii_may_be_number(p, n, &is_ascii):
-        return PyUnicode_DecodeASCII(<const char*>p, n, NULL)
     try:
-        text = PyUnicode_DecodeUTF8(<const char*>p, n, NULL)
+        text = PyUnicode_DecodeUTF8(p, n, NULL)
     except UnicodeDecodeError:
         return data
+    if not _may_be_number(<const unsigned char*>p, n):
+        return text
     for typ in (int, float, complex):
         try:
             return typ(text)

@@ -19,6 +19,7 @@ Kinds
 from __future__ import annotations
 
 import pickle
+import re
 from typing import Any
 
 import orjson
@@ -46,12 +47,23 @@ _KIND_NAMES = ("bytes", "string", "json", "pickle", "identity", "user")
 _IDENTITY_TYPES = (int, float, complex, str)
 
 
-def _may_be_number(text: str) -> bool:
-    """True unless ``text`` (ASCII) certainly fails ``int``, ``float`` and ``complex``.
+# Characters int(), float() and complex() can accept in ASCII text: digits, signs, the
+# decimal point, underscores, parentheses, exponent and imaginary markers, the letters of
+# "inf"/"infinity"/"nan", and white space (control characters included, conservatively).
+_NOT_NUMERIC = re.compile(r"[^0-9+\-._()eEjJiInNfFaAtTyY\x00-\x20\x80-\U0010ffff]")
 
-    Each of them needs a digit, ``inf``, ``nan`` or (complex only) ``j``; checking
-    for those first saves three raised exceptions on every ordinary text payload.
+
+def _may_be_number(text: str) -> bool:
+    """False when ``text`` certainly fails ``int``, ``float`` and ``complex``.
+
+    An ASCII character none of them accepts settles it (Unicode digits and spaces do
+    not: ``int`` takes them); so does an ASCII text with nothing numeric in it (no digit,
+    ``j``, ``inf`` or ``nan``). This saves three raised exceptions on ordinary text.
     """
+    if _NOT_NUMERIC.search(text) is not None:
+        return False
+    if not text.isascii():
+        return True
     for ch in text:
         if "0" <= ch <= "9" or ch == "j" or ch == "J":
             return True
@@ -65,7 +77,7 @@ def identity_decode(data: bytes) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return data
-    if text.isascii() and not _may_be_number(text):
+    if not _may_be_number(text):
         return text
     for typ in (int, float, complex):
         try:

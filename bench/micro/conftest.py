@@ -1,0 +1,1 @@
+"""Benchmarks import the package from the checkout."""
