@@ -120,6 +120,7 @@ class FunctionInstance:
         self.producers = ProducerPool(client, spec.producer, f"{spec.fqfn}:{instance_id}")
         self.state_buffer = hot.counters.StateBuffer()
         self.dead_lettered = 0
+        self.duplicates_dropped = 0
 
     # -- lifecycle ---------------------------------------------------------------
     def _subscribe(self) -> Any:
@@ -281,6 +282,7 @@ class FunctionInstance:
         if self._dedupe is not None:
             msgs, dups = self._dedupe.admit(msgs)
             if dups:
+                self.duplicates_dropped += len(dups)
                 acks.ack_messages(consumer, dups)
             if not msgs:
                 return
@@ -467,4 +469,5 @@ class FunctionInstance:
             "averageLatency": snap["avg_latency_ms"],
             "lastInvocationTime": snap["last_invocation_ms"],
             "numDeadLettered": self.dead_lettered,
+            "numDuplicatesDropped": self.duplicates_dropped,
         }

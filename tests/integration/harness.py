@@ -72,10 +72,13 @@ def consume(
     return got
 
 
-def drain(client: pulsar.Client, topic: str, quiet: float = 1.5) -> list[pulsar.Message]:
+def drain(client: pulsar.Client, topic: str, quiet: float = 1.5, sub: str | None = None) -> list[pulsar.Message]:
     """Everything readable on ``topic`` until nothing arrives for ``quiet`` seconds."""
     consumer = client.subscribe(
-        topic, f"drain-{uuid.uuid4().hex[:6]}", initial_position=pulsar.InitialPosition.Earliest
+        topic,
+        sub or f"drain-{uuid.uuid4().hex[:6]}",
+        initial_position=pulsar.InitialPosition.Earliest,
+        consumer_type=pulsar.ConsumerType.Shared,
     )
     got = []
     try:

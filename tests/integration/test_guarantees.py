@@ -125,3 +125,20 @@ def test_drain_helper_sees_nothing_extra(
 ) -> None:
     produce(client, f"{topic_prefix}-x", ["only"])
     assert [m.data() for m in drain(client, f"{topic_prefix}-x", quiet=0.5)] == [b"only"]
+
+
+def test_failover_backlog_is_processed_exactly_once(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
+    """On a backlog, ordered consumers may be sent whole entries twice; none is processed twice."""
+    inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
+    produce(client, inp, [f"m{i}" for i in range(5000)])
+    cfg = {"className": "Exclaim", "inputs": [inp], "output": out, "retainOrdering": True}
+    with runner_for(broker.url, hot.name, data_dir, cfg) as r:
+        got = consume(client, out, 5000, sub="r")
+        inst = r.instances[0]
+        assert wait_for(lambda: inst.stats.processed_ok == 5000)
+        extra = drain(client, out, quiet=1.0, sub="r")
+    outputs = [m.data().decode() for m in got] + [m.data().decode() for m in extra]
+    assert len(outputs) == len(set(outputs)) == 5000
+    assert inst.stats.received == 5000
