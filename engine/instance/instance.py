@@ -252,19 +252,27 @@ class FunctionInstance:
             return
         self._started.set()
         raw = self._raw
+        idle = False
         try:
             while not self._stop.is_set():
                 self._drain_completions()
                 try:
-                    msgs = raw.batch_receive()
-                except Exception as exc:
+                    if idle and not self._waiting:
+                        # Nothing arrived last time and nothing is in flight: block for the
+                        # first message instead of polling every batch timeout.
+                        first = self._receive_one(raw)
+                        msgs = [first, *raw.batch_receive()] if first is not None else []
+                    else:
+                        msgs = list(raw.batch_receive())
+                except Exception as exc:  # the client reports a closed consumer this way
                     if self._stop.is_set():
                         break
                     log.warning("%s:%s receive failed: %s", self.spec.fqfn, self.instance_id, exc)
                     time.sleep(0.1)
                     continue
+                idle = not msgs
                 if msgs:
-                    self.process_batch(list(msgs))
+                    self.process_batch(msgs)
                 if time.monotonic() >= self._next_minute:
                     self.stats.roll_minute()
                     self._next_minute += 60.0
@@ -273,6 +281,15 @@ class FunctionInstance:
             log.exception("instance %s:%s crashed", self.spec.fqfn, self.instance_id)
         finally:
             self._shutdown()
+
+    _IDLE_WAIT_MS = 100
+
+    def _receive_one(self, raw: Any) -> Any:
+        """One message, or ``None`` after waiting ``_IDLE_WAIT_MS``."""
+        try:
+            return raw.receive(self._IDLE_WAIT_MS)
+        except pulsar.Timeout:
+            return None
 
     def process_batch(self, msgs: list[Any]) -> None:
         """Run one received batch through the hot path and settle every message of it."""

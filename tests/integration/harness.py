@@ -72,7 +72,9 @@ def consume(
     return got
 
 
-def drain(client: pulsar.Client, topic: str, quiet: float = 1.5, sub: str | None = None) -> list[pulsar.Message]:
+def drain(
+    client: pulsar.Client, topic: str, quiet: float = 1.5, sub: str | None = None
+) -> list[pulsar.Message]:
     """Everything readable on ``topic`` until nothing arrives for ``quiet`` seconds."""
     consumer = client.subscribe(
         topic,
