@@ -50,17 +50,11 @@ class InstanceStats:
         self.system_exceptions = 0
         self.latency_sum_ms = 0.0
         self.latency_count = 0
-        self.received_1min = 0
-        self.processed_ok_1min = 0
-        self.user_exceptions_1min = 0
-        self.system_exceptions_1min = 0
-        self.latency_sum_ms_1min = 0.0
-        self.latency_count_1min = 0
         self.last_invocation_ms = 0
         self.latest_user: deque[tuple[str, int]] = deque(maxlen=LATEST_EXCEPTIONS)
         self.latest_system: deque[tuple[str, int]] = deque(maxlen=LATEST_EXCEPTIONS)
         self.user_metrics: dict[str, list[float]] = {}
-        self.user_metrics_1min: dict[str, list[float]] = {}
+        self.roll_minute()
 
     def add_received(self, count: int) -> None:
         """Count ``count`` messages taken from the inputs."""
@@ -115,7 +109,7 @@ class InstanceStats:
         self.system_exceptions_1min = 0
         self.latency_sum_ms_1min = 0.0
         self.latency_count_1min = 0
-        self.user_metrics_1min = {}
+        self.user_metrics_1min: dict[str, list[float]] = {}
 
     def reset(self) -> None:
         """Zero every counter (the ``ResetMetrics`` control call)."""
