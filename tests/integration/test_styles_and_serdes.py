@@ -131,3 +131,30 @@ def test_multiple_inputs_each_with_its_serde(
         produce(client, b, [b"1"])
         got = consume(client, out, 2)
     assert sorted(m.data().decode() for m in got) == ["bytes:b'1'", "str:'1'"]
+
+
+def test_producer_config_is_honoured(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
+    inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
+    cfg = {
+        "className": "Exclaim",
+        "inputs": [inp],
+        "output": out,
+        "producerConfig": {
+            "maxPendingMessages": 10,
+            "compressionType": "LZ4",
+            "batchBuilder": "KEY_BASED",
+            "batchingConfig": {"batchingMaxPublishDelayMs": 0, "batchingMaxMessages": 5},
+        },
+    }
+    with runner_for(broker.url, hot.name, data_dir, cfg) as r:
+        options = r.instances[0].producers._options()
+        produce(client, inp, [(f"v{i}".encode(), f"k{i % 3}", {}) for i in range(100)])
+        got = consume(client, out, 100)
+    assert options["max_pending_messages"] == 10 and options["batching_max_messages"] == 5
+    assert options["batching_max_publish_delay_ms"] == 0
+    assert options["compression_type"] == pulsar.CompressionType.LZ4
+    assert options["batching_type"] == pulsar.BatchingType.KeyBased
+    assert sorted(m.data() for m in got) == sorted(f"v{i}!".encode() for i in range(100))
+    assert {m.partition_key() for m in got} == {"k0", "k1", "k2"}
