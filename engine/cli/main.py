@@ -7,8 +7,10 @@ import logging
 import sys
 
 from engine import __version__
+from engine.cli.admin_cmd import add_admin_parsers
 from engine.cli.demo_cmd import add_demo_parser
 from engine.cli.localrun_cmd import add_localrun_parser
+from engine.cli.worker_cmd import add_worker_parsers
 from engine.config.errors import ConfigError
 from engine.function.errors import FunctionLoadError
 
@@ -24,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     functions = sub.add_parser("functions", help="function commands (as pulsar-admin functions)")
     fsub = functions.add_subparsers(dest="verb", metavar="VERB")
     add_localrun_parser(fsub)
+    add_admin_parsers(fsub, sub)
+    add_worker_parsers(sub)
     add_demo_parser(sub)
     return parser
 

@@ -1,0 +1,462 @@
+"""Admin verbs: ``magnetar functions <verb>`` and ``magnetar functions-worker <verb>``.
+
+They talk to a worker's REST API (``--admin-url``, default the local standalone) with
+``pulsar-admin``'s flag names, print readable tables (or ``--output json``), and exit
+non-zero with one clear line on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from engine.cli.function_flags import add_function_flags, overrides_from_args
+from engine.config import load_config_file, merge_overrides
+
+__all__ = ["AdminError", "add_admin_parsers"]
+
+DEFAULT_ADMIN_URL = "http://127.0.0.1:6750"
+
+
+class AdminError(Exception):
+    """The worker rejected the request; the message is its reason."""
+
+
+async def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
+    url = args.admin_url.rstrip("/") + path
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as session:
+        try:
+            async with session.request(method, url, **kw) as resp:
+                body = await resp.read()
+                if resp.status >= 400:
+                    try:
+                        reason = orjson.loads(body).get("reason", body.decode())
+                    except (orjson.JSONDecodeError, AttributeError):
+                        reason = body.decode(errors="replace")
+                    raise AdminError(f"{resp.status}: {reason}")
+                if resp.content_type == "application/json":
+                    return orjson.loads(body) if body else None
+                return body
+        except aiohttp.ClientConnectionError as exc:
+            raise AdminError(f"cannot reach {args.admin_url}: {exc}")
+
+
+def call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
+    """Synchronous wrapper around one REST call."""
+    return asyncio.run(_call(args, method, path, **kw))
+
+
+def _fqfn(args: argparse.Namespace) -> str:
+    if args.fqfn:
+        parts = args.fqfn.split("/")
+        if len(parts) != 3 or not all(parts):
+            raise AdminError(f"--fqfn {args.fqfn!r}: expected tenant/namespace/name")
+        return args.fqfn
+    if not args.name:
+        raise AdminError("give --fqfn tenant/namespace/name, or --name (with --tenant/--namespace)")
+    return f"{args.tenant or 'public'}/{args.namespace or 'default'}/{args.name}"
+
+
+def _emit(
+    args: argparse.Namespace,
+    data: Any,
+    table: list[list[Any]] | None = None,
+    headers: list[str] | None = None,
+) -> None:
+    if args.output_format == "json" or table is None:
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data + b"\n")
+        else:
+            print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    rows = [[str(c) for c in row] for row in table]
+    cols = headers or []
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(cols)]
+    print("  ".join(h.ljust(w) for h, w in zip(cols, widths, strict=True)))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+# -- function verbs ---------------------------------------------------------------------------------------
+
+
+def _submission(args: argparse.Namespace, fqfn: str | None) -> aiohttp.FormData:
+    base = load_config_file(args.function_config_file) if args.function_config_file else {}
+    config = merge_overrides(base, overrides_from_args(args))
+    if fqfn:
+        config["tenant"], config["namespace"], config["name"] = fqfn.split("/")
+    form = aiohttp.FormData()
+    py = config.pop("py", None)
+    if py and not py.startswith(("file://", "http://", "https://", "function://")):
+        if not os.path.isfile(py):
+            raise AdminError(f"--py {py}: no such file")
+        with open(py, "rb") as fh:
+            form.add_field(
+                "data", fh.read(), filename=os.path.basename(py), content_type="application/octet-stream"
+            )
+    elif py:
+        form.add_field("url", py)
+    form.add_field("functionConfig", orjson.dumps(config).decode(), content_type="application/json")
+    return form
+
+
+def _name_from(args: argparse.Namespace) -> str:
+    if args.fqfn or args.name:
+        return _fqfn(args)
+    base = load_config_file(args.function_config_file) if args.function_config_file else {}
+    merged = merge_overrides(base, overrides_from_args(args))
+    name = merged.get("name") or (merged.get("className") or "").rsplit(".", 1)[-1]
+    if not name:
+        raise AdminError("give --name or --fqfn (or a className to infer the name from)")
+    return f"{merged.get('tenant', 'public')}/{merged.get('namespace', 'default')}/{name}"
+
+
+def cmd_create(args: argparse.Namespace) -> None:
+    fqfn = _name_from(args)
+    out = call(args, "POST", f"/admin/v3/functions/{fqfn}", data=_submission(args, fqfn))
+    _emit(args, out, [[fqfn, out.get("version")]], ["FUNCTION", "CREATED VERSION"])
+
+
+def cmd_update(args: argparse.Namespace) -> None:
+    fqfn = _name_from(args)
+    out = call(args, "PUT", f"/admin/v3/functions/{fqfn}", data=_submission(args, fqfn))
+    _emit(args, out, [[fqfn, out.get("version")]], ["FUNCTION", "VERSION"])
+
+
+def cmd_delete(args: argparse.Namespace) -> None:
+    fqfn = _fqfn(args)
+    out = call(args, "DELETE", f"/admin/v3/functions/{fqfn}")
+    _emit(args, out, [[fqfn, "deleted"]], ["FUNCTION", "RESULT"])
+
+
+def cmd_get(args: argparse.Namespace) -> None:
+    _emit(args, call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}"))
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    out = call(args, "GET", f"/admin/v3/functions/{args.tenant or 'public'}/{args.namespace or 'default'}")
+    _emit(args, out, [[n] for n in out], ["NAME"])
+
+
+def _instance_path(args: argparse.Namespace, verb: str) -> str:
+    fqfn = _fqfn(args)
+    if args.instance_id is not None:
+        return f"/admin/v3/functions/{fqfn}/{args.instance_id}/{verb}"
+    return f"/admin/v3/functions/{fqfn}/{verb}"
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    out = call(args, "GET", _instance_path(args, "status"))
+    items = out["instances"] if "instances" in out else [{"instanceId": args.instance_id, "status": out}]
+    table = [
+        [
+            i["instanceId"],
+            i["status"].get("running"),
+            i["status"].get("workerId", ""),
+            i["status"].get("numReceived", 0),
+            i["status"].get("numSuccessfullyProcessed", 0),
+            i["status"].get("numUserExceptions", 0),
+            i["status"].get("numSystemExceptions", 0),
+            i["status"].get("numRestarts", 0),
+            i["status"].get("error", ""),
+        ]
+        for i in items
+    ]
+    _emit(
+        args,
+        out,
+        table,
+        [
+            "INSTANCE",
+            "RUNNING",
+            "WORKER",
+            "RECEIVED",
+            "PROCESSED",
+            "USER ERR",
+            "SYS ERR",
+            "RESTARTS",
+            "ERROR",
+        ],
+    )
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    out = call(args, "GET", _instance_path(args, "stats"))
+    items = out.get("instances") or [{"instanceId": args.instance_id, "metrics": out}]
+    table = [
+        [
+            i["instanceId"],
+            i["metrics"]["receivedTotal"],
+            i["metrics"]["processedSuccessfullyTotal"],
+            i["metrics"]["userExceptionsTotal"],
+            i["metrics"]["systemExceptionsTotal"],
+            f"{i['metrics']['avgProcessLatency']:.3f}",
+        ]
+        for i in items
+    ]
+    _emit(args, out, table, ["INSTANCE", "RECEIVED", "PROCESSED", "USER ERR", "SYS ERR", "AVG LATENCY MS"])
+
+
+def _control(verb: str) -> Any:
+    def run(args: argparse.Namespace) -> None:
+        out = call(args, "POST", _instance_path(args, verb))
+        _emit(
+            args,
+            out,
+            [[_fqfn(args), verb, args.instance_id if args.instance_id is not None else "all"]],
+            ["FUNCTION", "ACTION", "INSTANCE"],
+        )
+
+    return run
+
+
+def cmd_trigger(args: argparse.Namespace) -> None:
+    form = aiohttp.FormData()
+    if args.trigger_file:
+        with open(args.trigger_file, "rb") as fh:
+            form.add_field("dataStream", fh.read(), filename=os.path.basename(args.trigger_file))
+    elif args.trigger_value is not None:
+        form.add_field("data", args.trigger_value)
+    else:
+        raise AdminError("give --trigger-value or --trigger-file")
+    if args.topic:
+        form.add_field("topic", args.topic)
+    out = call(args, "POST", f"/admin/v3/functions/{_fqfn(args)}/trigger", data=form)
+    if isinstance(out, bytes):
+        sys.stdout.write(out.decode(errors="replace") + "\n")
+    else:
+        _emit(args, out)
+
+
+def cmd_querystate(args: argparse.Namespace) -> None:
+    path = f"/admin/v3/functions/{_fqfn(args)}/state/{args.key}"
+    while True:
+        out = call(args, "GET", path)
+        value = out.get("numberValue", out.get("stringValue", out.get("byteValue")))
+        _emit(args, out, [[out["key"], value]], ["KEY", "VALUE"])
+        if not args.watch:
+            return
+        time.sleep(1)
+
+
+def cmd_putstate(args: argparse.Namespace) -> None:
+    try:
+        state = orjson.loads(args.state)
+    except orjson.JSONDecodeError as exc:
+        raise AdminError(f"--state: got {args.state!r}; expected FunctionState JSON ({exc})")
+    key = state.get("key")
+    if not key:
+        raise AdminError("--state: the FunctionState needs a key")
+    out = call(args, "POST", f"/admin/v3/functions/{_fqfn(args)}/state/{key}", json=state)
+    _emit(args, out, [[key, "stored"]], ["KEY", "RESULT"])
+
+
+def cmd_upload(args: argparse.Namespace) -> None:
+    form = aiohttp.FormData()
+    with open(args.source_file, "rb") as fh:
+        form.add_field("data", fh.read(), filename=os.path.basename(args.source_file))
+    form.add_field("path", args.path or os.path.basename(args.source_file))
+    out = call(args, "POST", "/admin/v3/functions/upload", data=form)
+    _emit(args, out, [[out["path"]]], ["PACKAGE PATH"])
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    if args.path:
+        data = call(args, "GET", "/admin/v3/functions/download", params={"path": args.path})
+    else:
+        data = call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}/download")
+    with open(args.destination_file, "wb") as fh:
+        fh.write(data if isinstance(data, bytes) else orjson.dumps(data))
+    print(f"downloaded {len(data)} bytes to {args.destination_file}")
+
+
+# -- worker verbs -----------------------------------------------------------------------------------------
+
+
+def cmd_get_cluster(args: argparse.Namespace) -> None:
+    out = call(args, "GET", "/admin/v2/worker/cluster")
+    _emit(
+        args, out, [[w["workerId"], w["workerHostname"], w["port"]] for w in out], ["WORKER", "HOST", "PORT"]
+    )
+
+
+def cmd_get_leader(args: argparse.Namespace) -> None:
+    out = call(args, "GET", "/admin/v2/worker/cluster/leader")
+    _emit(
+        args,
+        out,
+        [[out["workerId"], out["workerHostname"], out["port"], out.get("epoch")]],
+        ["LEADER", "HOST", "PORT", "EPOCH"],
+    )
+
+
+def cmd_assignments(args: argparse.Namespace) -> None:
+    out = call(args, "GET", "/admin/v2/worker/assignments")
+    _emit(args, out, [[w, k] for w, keys in out.items() for k in keys], ["WORKER", "INSTANCE"])
+
+
+def cmd_rebalance(args: argparse.Namespace) -> None:
+    out = call(args, "PUT", "/admin/v2/worker/rebalance")
+    _emit(args, out, [[out.get("moved", 0)]], ["INSTANCES MOVED"])
+
+
+def cmd_drain(args: argparse.Namespace) -> None:
+    if args.worker_id:
+        out = call(args, "PUT", "/admin/v2/worker/leader/drain", params={"workerId": args.worker_id})
+    else:
+        out = call(args, "PUT", "/admin/v2/worker/drain")
+    _emit(args, out, [[args.worker_id or "(this worker)", out.get("status")]], ["WORKER", "DRAIN"])
+
+
+def cmd_monitoring_metrics(args: argparse.Namespace) -> None:
+    out = call(args, "GET", "/admin/v2/worker-stats/metrics")
+    _emit(args, out, [[k, v] for item in out for k, v in item["metrics"].items()], ["METRIC", "VALUE"])
+
+
+def cmd_function_stats(args: argparse.Namespace) -> None:
+    out = call(args, "GET", "/admin/v2/worker-stats/functionsmetrics")
+    _emit(
+        args,
+        out,
+        [
+            [
+                i["name"],
+                i["instanceId"],
+                i["metrics"]["receivedTotal"],
+                i["metrics"]["processedSuccessfullyTotal"],
+            ]
+            for i in out
+        ],
+        ["FUNCTION", "INSTANCE", "RECEIVED", "PROCESSED"],
+    )
+
+
+# -- parsers ------------------------------------------------------------------------------
+
+
+def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True) -> None:
+    p.add_argument(
+        "--admin-url",
+        default=os.environ.get("MAGNETAR_ADMIN_URL", DEFAULT_ADMIN_URL),
+        help=f"a worker's REST URL (default {DEFAULT_ADMIN_URL})",
+    )
+    # create/update use -o/--output for the output topic, as pulsar-admin does.
+    flags = ["--output", "--output-format"] if output_flag else ["--output-format"]
+    p.add_argument(
+        *flags,
+        dest="output_format",
+        choices=["table", "json"],
+        default="table",
+        help="table (default) or json",
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the worker")
+
+
+def _name_flags(p: argparse.ArgumentParser, instance: bool = False) -> None:
+    p.add_argument("--fqfn", help="tenant/namespace/name")
+    p.add_argument("--tenant", help="tenant (default public)")
+    p.add_argument("--namespace", help="namespace (default default)")
+    p.add_argument("--name", help="function name")
+    if instance:
+        p.add_argument(
+            "--instance-id", "--instanceId", dest="instance_id", type=int, help="one instance (default: all)"
+        )
+
+
+def _wrap(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            fn(args)
+        except AdminError as exc:
+            print(f"magnetar: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run
+
+
+def add_admin_parsers(functions: argparse._SubParsersAction, sub: argparse._SubParsersAction) -> None:
+    """Add the admin verbs under ``functions`` and the ``functions-worker`` command under ``sub``."""
+    for verb, fn, helptext in (
+        ("create", cmd_create, "register a function"),
+        ("update", cmd_update, "update a function's code or config"),
+    ):
+        p = functions.add_parser(verb, help=helptext)
+        add_function_flags(p)
+        _admin_flags(p, output_flag=False)
+        p.set_defaults(handler=_wrap(fn))
+    simple = (
+        ("delete", cmd_delete, "deregister a function", False),
+        ("get", cmd_get, "show a function's config", False),
+        ("status", cmd_status, "instance status", True),
+        ("stats", cmd_stats, "instance statistics", True),
+        ("start", _control("start"), "start instances (persisted)", True),
+        ("stop", _control("stop"), "stop instances (persisted)", True),
+        ("restart", _control("restart"), "restart instances", True),
+    )
+    for verb, fn, helptext, inst in simple:
+        p = functions.add_parser(verb, help=helptext)
+        _name_flags(p, inst)
+        _admin_flags(p)
+        p.set_defaults(handler=_wrap(fn))
+    p = functions.add_parser("list", help="list functions of a namespace")
+    p.add_argument("--tenant", help="tenant (default public)")
+    p.add_argument("--namespace", help="namespace (default default)")
+    _admin_flags(p)
+    p.set_defaults(handler=_wrap(cmd_list))
+    p = functions.add_parser("trigger", help="send one value through a function and print its output")
+    _name_flags(p)
+    p.add_argument("--trigger-value", "--triggerValue", dest="trigger_value")
+    p.add_argument("--trigger-file", "--triggerFile", dest="trigger_file")
+    p.add_argument("--topic", help="the input topic to send to (default: the first input)")
+    _admin_flags(p)
+    p.set_defaults(handler=_wrap(cmd_trigger))
+    p = functions.add_parser("querystate", help="read a state key")
+    _name_flags(p)
+    p.add_argument("-k", "--key", required=True)
+    p.add_argument("-w", "--watch", action="store_true", help="poll once a second")
+    _admin_flags(p)
+    p.set_defaults(handler=_wrap(cmd_querystate))
+    p = functions.add_parser("putstate", help="write a state key")
+    _name_flags(p)
+    p.add_argument(
+        "-s", "--state", required=True, help="FunctionState JSON (key, stringValue/numberValue/byteValue)"
+    )
+    _admin_flags(p)
+    p.set_defaults(handler=_wrap(cmd_putstate))
+    p = functions.add_parser("upload", help="store a package in the cluster")
+    p.add_argument("--source-file", "--sourceFile", dest="source_file", required=True)
+    p.add_argument("--path")
+    _admin_flags(p)
+    p.set_defaults(handler=_wrap(cmd_upload))
+    p = functions.add_parser("download", help="fetch a package")
+    _name_flags(p)
+    p.add_argument("--path")
+    p.add_argument("--destination-file", "--destinationFile", dest="destination_file", required=True)
+    _admin_flags(p)
+    p.set_defaults(handler=_wrap(cmd_download))
+
+    fw = sub.add_parser("functions-worker", help="cluster commands (as pulsar-admin functions-worker)")
+    wsub = fw.add_subparsers(dest="worker_verb", metavar="VERB")
+    for verb, fn, helptext in (
+        ("get-cluster", cmd_get_cluster, "list the workers"),
+        ("get-cluster-leader", cmd_get_leader, "show the leader"),
+        ("get-function-assignments", cmd_assignments, "show which worker runs which instance"),
+        ("rebalance", cmd_rebalance, "even out instances across workers"),
+        ("monitoring-metrics", cmd_monitoring_metrics, "worker metrics"),
+        ("function-stats", cmd_function_stats, "statistics of this worker's instances"),
+    ):
+        p = wsub.add_parser(verb, help=helptext)
+        _admin_flags(p)
+        p.set_defaults(handler=_wrap(fn))
+    p = wsub.add_parser("drain", help="move every instance off a worker")
+    p.add_argument("--worker-id", help="the worker to drain (default: the one --admin-url points at)")
+    _admin_flags(p)
+    p.set_defaults(handler=_wrap(cmd_drain))

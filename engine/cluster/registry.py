@@ -1,0 +1,153 @@
+"""The in-memory function registry and the rules for applying metadata records.
+
+A record is ``(fqfn, FunctionMetaData or None for a delete, version, epoch)``. Versions
+only grow per function, across deletes too (a re-created function continues after its
+tombstone), so a duplicate or late copy of any older record is recognised and
+ignored. Records written by a leader of an older epoch than one already seen are
+ignored as well: a deposed leader cannot change anything once its successor wrote.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from engine.proto import Function_pb2 as pb
+
+__all__ = ["FunctionRegistry", "MetadataRecord", "StaleVersion", "decode_snapshot", "encode_snapshot"]
+
+
+class StaleVersion(Exception):
+    """A change was based on a version that is no longer current (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class MetadataRecord:
+    """One change to one function, as written to the metadata topic."""
+
+    fqfn: str
+    metadata: pb.FunctionMetaData | None
+    version: int
+    epoch: int
+
+
+class FunctionRegistry:
+    """Every function's newest FunctionMetaData, plus tombstone versions of deleted ones."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, pb.FunctionMetaData] = {}
+        self._tombstones: dict[str, int] = {}
+        self.max_epoch = 0
+        self.records_applied = 0
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def get(self, fqfn: str) -> pb.FunctionMetaData | None:
+        """The newest metadata of ``fqfn``, or ``None``."""
+        return self._functions.get(fqfn)
+
+    def items(self) -> Iterator[tuple[str, pb.FunctionMetaData]]:
+        """``(fqfn, metadata)`` of every live function."""
+        return iter(list(self._functions.items()))
+
+    def list(self, tenant: str, namespace: str) -> list[str]:
+        """Names of the functions in ``tenant/namespace``."""
+        prefix = f"{tenant}/{namespace}/"
+        return sorted(k[len(prefix) :] for k in self._functions if k.startswith(prefix))
+
+    def current_version(self, fqfn: str) -> int:
+        """The version of ``fqfn`` (live or deleted); -1 if never seen."""
+        md = self._functions.get(fqfn)
+        if md is not None:
+            return int(md.version)
+        return self._tombstones.get(fqfn, -1)
+
+    def apply(self, record: MetadataRecord) -> bool:
+        """Apply ``record`` if it is new; returns whether anything changed."""
+        if record.epoch < self.max_epoch:
+            return False
+        self.max_epoch = max(self.max_epoch, record.epoch)
+        if record.version <= self.current_version(record.fqfn):
+            return False
+        if record.metadata is None:
+            self._functions.pop(record.fqfn, None)
+            self._tombstones[record.fqfn] = record.version
+        else:
+            self._functions[record.fqfn] = record.metadata
+            self._tombstones.pop(record.fqfn, None)
+        self.records_applied += 1
+        return True
+
+    def next_version(self, fqfn: str, expected: int | None) -> int:
+        """The version a change to ``fqfn`` gets; raises :class:`StaleVersion` if ``expected`` is old."""
+        current = self.current_version(fqfn)
+        if expected is not None and expected != current:
+            raise StaleVersion(
+                f"{fqfn}: the change is based on version {expected} but version {current} is current; "
+                "read the function again and retry"
+            )
+        return current + 1
+
+    def snapshot_items(self) -> tuple[dict[str, pb.FunctionMetaData], dict[str, int]]:
+        """Copies of the live map and the tombstones."""
+        return dict(self._functions), dict(self._tombstones)
+
+    def load_snapshot(
+        self, functions: dict[str, pb.FunctionMetaData], tombstones: dict[str, int], epoch: int
+    ) -> None:
+        """Replace the contents with a snapshot."""
+        self._functions = dict(functions)
+        self._tombstones = dict(tombstones)
+        self.max_epoch = max(self.max_epoch, epoch)
+
+
+_LEN = struct.Struct(">I")
+
+
+def encode_snapshot(functions: dict[str, pb.FunctionMetaData], tombstones: dict[str, int]) -> bytes:
+    """A compact binary form: length-prefixed metadata records, then tombstones."""
+    out = bytearray()
+    out += _LEN.pack(len(functions))
+    for md in functions.values():
+        data = md.SerializeToString()
+        out += _LEN.pack(len(data))
+        out += data
+    out += _LEN.pack(len(tombstones))
+    for fqfn, version in tombstones.items():
+        key = fqfn.encode()
+        out += _LEN.pack(len(key)) + key + struct.pack(">Q", version)
+    return bytes(out)
+
+
+def _fqfn(md: pb.FunctionMetaData) -> str:
+    d = md.functionDetails
+    return f"{d.tenant}/{d.namespace}/{d.name}"
+
+
+def decode_snapshot(data: bytes) -> tuple[dict[str, pb.FunctionMetaData], dict[str, int]]:
+    """Inverse of :func:`encode_snapshot`."""
+    view = memoryview(data)
+    pos = 0
+
+    def take(n: int) -> memoryview:
+        nonlocal pos
+        chunk = view[pos : pos + n]
+        pos += n
+        return chunk
+
+    functions: dict[str, pb.FunctionMetaData] = {}
+    (count,) = _LEN.unpack(take(4))
+    for _ in range(count):
+        (size,) = _LEN.unpack(take(4))
+        md = pb.FunctionMetaData.FromString(bytes(take(size)))
+        functions[_fqfn(md)] = md
+    tombstones: dict[str, int] = {}
+    (count,) = _LEN.unpack(take(4))
+    for _ in range(count):
+        (size,) = _LEN.unpack(take(4))
+        key = bytes(take(size)).decode()
+        (version,) = struct.unpack(">Q", take(8))
+        tombstones[key] = version
+    return functions, tombstones

@@ -1,0 +1,156 @@
+"""Reading and writing the cluster's topics without blocking the event loop.
+
+Blocking client calls run on a dedicated tailer thread (reads) or in the default
+executor (writes); records reach the loop in batches via ``call_soon_threadsafe``.
+Nothing here runs on the client's own callback threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pulsar
+
+__all__ = ["TopicTailer", "TopicWriter", "position_key", "read_range", "topic_end"]
+
+log = logging.getLogger(__name__)
+
+
+def position_key(msg_id: Any) -> tuple[int, int, int]:
+    """Sortable ``(ledger, entry, batch)`` of a message id."""
+    return (msg_id.ledger_id(), msg_id.entry_id(), msg_id.batch_index())
+
+
+def topic_end(client: pulsar.Client, topic: str) -> Any | None:
+    """The id of the last message on ``topic``, or ``None`` when it is empty."""
+    probe = client.subscribe(
+        topic, f"probe-{uuid.uuid4().hex}", initial_position=pulsar.InitialPosition.Latest
+    )
+    try:
+        last = probe._consumer.get_last_message_id()
+    except pulsar.PulsarException:
+        last = None  # the broker has no last message id for a topic never written to
+    finally:
+        try:
+            probe.unsubscribe()
+        except Exception:  # pragma: no cover - best effort cleanup of the probe
+            probe.close()
+    if last is None or last.entry_id() < 0 or last.ledger_id() < 0:
+        return None
+    return last
+
+
+def read_range(
+    client: pulsar.Client, topic: str, start: Any, end: Any | None, inclusive: bool = False
+) -> tuple[list[Any], Any]:
+    """Messages after ``start`` (or from it, ``inclusive``) up to ``end``; returns ``(messages, last id)``."""
+    if end is None:
+        return [], start
+    reader = client.create_reader(topic, start, start_message_id_inclusive=inclusive)
+    out: list[Any] = []
+    last = start
+    end_key = position_key(end)
+    try:
+        while True:
+            try:
+                msg = reader.read_next(5000)
+            except pulsar.Timeout:
+                raise TimeoutError(f"{topic}: reading to {end} stalled after {len(out)} messages")
+            last = msg.message_id()
+            if out and position_key(last) <= position_key(out[-1].message_id()):
+                continue  # a redelivered entry
+            out.append(msg)
+            if position_key(last) >= end_key:
+                return out, last
+    finally:
+        reader.close()
+
+
+class TopicTailer:
+    """Follows a topic from a position on its own thread, handing batches to the loop."""
+
+    def __init__(
+        self,
+        client: pulsar.Client,
+        topic: str,
+        start: Any,
+        loop: asyncio.AbstractEventLoop,
+        on_batch: Callable[[list[Any]], None],
+    ) -> None:
+        self._client = client
+        self._topic = topic
+        self._start = start
+        self._loop = loop
+        self._on_batch = on_batch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"tailer-{topic.rsplit('/', 1)[-1]}", daemon=True
+        )
+        self.last_position: tuple[int, int, int] | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        reader = self._client.create_reader(self._topic, self._start)
+        try:
+            while not self._stop.is_set():
+                batch: list[Any] = []
+                try:
+                    batch.append(reader.read_next(200))
+                    while len(batch) < 500 and reader.has_message_available():
+                        batch.append(reader.read_next(200))
+                except pulsar.Timeout:
+                    pass
+                except Exception as exc:  # a closed client during shutdown, or a broker hiccup
+                    if self._stop.is_set():
+                        return
+                    log.warning("tailing %s: %s", self._topic, exc)
+                    self._stop.wait(0.5)
+                    continue
+                fresh = []
+                for msg in batch:
+                    pos = position_key(msg.message_id())
+                    if self.last_position is not None and pos <= self.last_position:
+                        continue  # a whole entry sent again
+                    self.last_position = pos
+                    fresh.append(msg)
+                if fresh and not self._stop.is_set():
+                    self._loop.call_soon_threadsafe(self._on_batch, fresh)
+        finally:
+            try:
+                reader.close()
+            except Exception:
+                pass
+
+
+class TopicWriter:
+    """Writes keyed records with properties; ``await write(...)`` returns once persisted."""
+
+    def __init__(self, client: pulsar.Client, topic: str, name: str | None = None) -> None:
+        self._producer = client.create_producer(
+            topic,
+            producer_name=name,
+            batching_enabled=False,
+            block_if_queue_full=True,
+            send_timeout_millis=30000,
+        )
+
+    async def write(self, key: str, value: bytes, properties: dict[str, str]) -> Any:
+        """Send one record and wait until the broker has it; returns its message id."""
+        return await asyncio.to_thread(self._producer.send, value, properties=properties, partition_key=key)
+
+    def close(self) -> None:
+        try:
+            self._producer.close()
+        except Exception:
+            pass
