@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 import pulsar
 
-__all__ = ["BrokerOptions", "make_client"]
+__all__ = ["BrokerOptions", "client_logger", "make_client", "spread_consumer_ids"]
+
+
+class _ExpectedNoise(logging.Filter):
+    """Drop the client's complaints about probing empty topics for their last message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "Topic has no messages" not in text and "Failed to getLastMessageId" not in text
+
+
+def client_logger() -> logging.Logger:
+    """The logger the client writes through: stderr via logging, WARNING and above, never stdout."""
+    logger = logging.getLogger("magnetar.pulsar_client")
+    if not any(isinstance(f, _ExpectedNoise) for f in logger.filters):
+        logger.addFilter(_ExpectedNoise())
+        logger.setLevel(logging.WARNING)
+    return logger
 
 
 @dataclass
@@ -20,6 +39,47 @@ class BrokerOptions:
     tls_allow_insecure: bool = False
     tls_trust_cert_path: str | None = None
     tls_hostname_verification: bool = False
+    consumer_id_spread: int = 0
+
+
+def spread_consumer_ids(client: pulsar.Client, upper: int) -> int:
+    """Advance the client's consumer-id counter by a random amount below ``upper``.
+
+    pulsar-lite keys a subscription's consumers by the consumer id alone, although ids
+    are only unique per connection: two processes whose consumers on one subscription
+    got the same id collide, and the broker drops the second connection. Every client
+    numbers its consumers from 0 in the same order, so worker processes would collide
+    on their first shared subscription. Starting each process at a random offset makes
+    that unlikely (about 1 in ``upper`` per pair); the ids are taken by short-lived
+    subscriptions on a non-persistent topic, opened concurrently. Returns the offset.
+    """
+    import random
+    import threading
+    import uuid
+
+    import _pulsar
+
+    count = random.randrange(upper) if upper > 0 else 0
+    if count == 0:
+        return 0
+    done = threading.Semaphore(0)
+    opened: list[Any] = []
+
+    def on_subscribe(result: Any, consumer: Any) -> None:  # client thread: hand over only
+        opened.append(consumer if result == _pulsar.Result.Ok else None)
+        done.release()
+
+    conf = _pulsar.ConsumerConfiguration()
+    topic = "non-persistent://public/default/__magnetar_consumer_id_spread__"
+    tag = uuid.uuid4().hex
+    for i in range(count):
+        client._client.subscribe_async(topic, f"spread-{tag}-{i}", conf, on_subscribe)
+    for _ in range(count):
+        done.acquire()
+    for consumer in opened:
+        if consumer is not None:
+            consumer.close_async(lambda _result: None)
+    return count
 
 
 def _authentication(opts: BrokerOptions) -> pulsar.Authentication | None:
@@ -37,10 +97,10 @@ def _authentication(opts: BrokerOptions) -> pulsar.Authentication | None:
 
 
 def make_client(opts: BrokerOptions, io_threads: int = 1) -> pulsar.Client:
-    """A client for ``opts``; client logging goes to the console at WARN and above."""
+    """A client for ``opts``; its log lines go to Python logging (stderr), WARNING and above."""
     if not opts.url.startswith(("pulsar://", "pulsar+ssl://")):
         raise ValueError(f"--broker-url {opts.url!r}: expected pulsar://host:port or pulsar+ssl://host:port")
-    return pulsar.Client(
+    client = pulsar.Client(
         opts.url,
         authentication=_authentication(opts),
         operation_timeout_seconds=30,
@@ -50,5 +110,8 @@ def make_client(opts: BrokerOptions, io_threads: int = 1) -> pulsar.Client:
         tls_trust_certs_file_path=opts.tls_trust_cert_path,
         tls_allow_insecure_connection=opts.tls_allow_insecure,
         tls_validate_hostname=opts.tls_hostname_verification,
-        logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+        logger=client_logger(),
     )
+    if opts.consumer_id_spread:
+        spread_consumer_ids(client, opts.consumer_id_spread)
+    return client

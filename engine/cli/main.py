@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from engine import __version__
@@ -21,7 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = argparse.ArgumentParser(prog="magnetar", description="Run Pulsar Functions written in Python.")
     parser.add_argument("--version", action="version", version=f"magnetar {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("MAGNETAR_LOG_LEVEL", "WARNING"),
+        help="DEBUG, INFO, WARNING (default; or $MAGNETAR_LOG_LEVEL) or ERROR",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     functions = sub.add_parser("functions", help="function commands (as pulsar-admin functions)")
     fsub = functions.add_subparsers(dest="verb", metavar="VERB")

@@ -29,6 +29,13 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
     p.add_argument("--state-storage-url", help="sqlite:///path (default: state.db in the data dir)")
     p.add_argument("--hotpath", choices=["native", "pure"], help="hot-path twin (default: native if built)")
     p.add_argument("--secrets-provider-classname", help="env (default), file, cleartext, or a class path")
+    p.add_argument(
+        "--consumer-id-spread",
+        type=int,
+        default=4096,
+        help="start consumer ids at a random offset below N, so workers sharing a pulsar-lite "
+        "broker do not collide on a subscription (0 turns it off; not needed with Apache Pulsar)",
+    )
     p.add_argument("--heartbeat-interval", type=float, default=0.5, help="seconds between heartbeats")
     p.add_argument(
         "--election-timeout",
@@ -68,6 +75,7 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
         secrets_provider=args.secrets_provider_classname,
         heartbeat_interval=args.heartbeat_interval,
         election_timeout=args.election_timeout,
+        consumer_id_spread=args.consumer_id_spread,
     )
     runner: Any = asyncio.run
     try:

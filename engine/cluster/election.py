@@ -82,14 +82,22 @@ class LeaderElection:
             batching_enabled=False,
             block_if_queue_full=True,
         )
-        self._consumer = await asyncio.to_thread(
-            self.client.subscribe,
-            self.topics.coordinate,
-            "participants",
-            consumer_type=pulsar.ConsumerType.Failover,
-            consumer_name=self.me.worker_id,
-            properties={"id": self.me.worker_id, "url": self.me.url},
-        )
+        for attempt in range(3):
+            try:
+                self._consumer = await asyncio.to_thread(
+                    self.client.subscribe,
+                    self.topics.coordinate,
+                    "participants",
+                    consumer_type=pulsar.ConsumerType.Failover,
+                    consumer_name=self.me.worker_id,
+                    properties={"id": self.me.worker_id, "url": self.me.url},
+                )
+                break
+            except pulsar.PulsarException as exc:
+                # A retry comes with a new consumer id (see broker.client.spread_consumer_ids).
+                if attempt == 2:
+                    raise
+                log.warning("joining the election failed (%s); retrying", exc)
         self._thread = threading.Thread(target=self._receive_loop, name="election", daemon=True)
         self._thread.start()
         self._tasks = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._watch())]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 import types
 from collections.abc import Callable
@@ -41,10 +42,11 @@ class LoadedFunction:
 
 
 def add_code_paths(paths: list[str]) -> None:
-    """Put ``paths`` at the front of ``sys.path`` (once each)."""
+    """Put ``paths`` at the front of ``sys.path`` (moving them there if already present)."""
     for path in reversed(paths):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
 
 
 def _import_module(name: str, asked: str) -> types.ModuleType:
@@ -101,8 +103,34 @@ def _check_arity(name: str, fn: Callable[..., Any]) -> bool:
     return arity >= 2
 
 
-def load_function(class_name: str) -> LoadedFunction:
-    """Import ``class_name`` and build the callable; raises :class:`FunctionLoadError`."""
+def _forget_stale_modules(class_name: str, code_paths: list[str]) -> None:
+    """Drop an already imported module of ``class_name`` that came from other code.
+
+    A worker running several versions of a function over time imports the same module
+    name from different package directories; the newest code must win.
+    """
+    top = class_name.split(".", 1)[0]
+    module = sys.modules.get(top)
+    if module is None:
+        return
+    origin = os.path.realpath(getattr(module, "__file__", None) or "")
+    roots = [os.path.realpath(p) + os.sep for p in code_paths]
+    if origin and any(origin.startswith(root) for root in roots):
+        return
+    for name in list(sys.modules):
+        if name == top or name.startswith(top + "."):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def load_function(class_name: str, code_paths: list[str] | None = None) -> LoadedFunction:
+    """Import ``class_name`` and build the callable; raises :class:`FunctionLoadError`.
+
+    With ``code_paths`` (the function's package directories), a module of the same name
+    imported earlier from somewhere else is imported again from there.
+    """
+    if code_paths:
+        _forget_stale_modules(class_name, code_paths)
     target = import_object(class_name)
     if isinstance(target, types.ModuleType):
         process = getattr(target, "process", None)

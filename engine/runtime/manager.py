@@ -119,9 +119,15 @@ class RuntimeManager:
                 self.slots[key] = slot
                 self._spawn(self._converge(slot))
             elif slot.metadata.version != md.version:
+                # A new version of the code or config restarts the instance; a change of
+                # stop/start states alone only stops or starts it.
+                same_code = (
+                    slot.metadata.functionDetails == md.functionDetails
+                    and slot.metadata.packageLocation == md.packageLocation
+                )
                 slot.metadata = md
                 slot.backoff = 1.0
-                self._spawn(self._converge(slot, restart=True))
+                self._spawn(self._converge(slot, restart=not same_code))
 
     async def restart(self, key: str) -> bool:
         """Restart one instance now (the ``restart`` admin verb)."""
@@ -162,12 +168,14 @@ class RuntimeManager:
         _fqfn, instance_id = split_instance_key(key)
         config = config_from_details(md.functionDetails)
         location = md.packageLocation
+        paths: list[str] = []
         if location.packagePath:
             local = self.packages.fetch(location.packagePath, location.originalFileName or "package.py")
             config.py = local
-            add_code_paths(prepare_package(local, os.path.join(self.data_dir, "packages")))
+            paths = prepare_package(local, os.path.join(self.data_dir, "packages"))
+            add_code_paths(paths)
         spec = resolve(config)
-        function = load_function(spec.class_name)
+        function = load_function(spec.class_name, paths)
         options = InstanceOptions(**{**self.options.__dict__, "function_version": str(md.version)})
         inst = FunctionInstance(
             spec,

@@ -9,6 +9,7 @@ run on threads.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -61,6 +62,7 @@ class WorkerConfig:
     failure_check_interval: float = 2.0
     snapshot_every: int = 1000
     secrets_provider: str | None = None
+    consumer_id_spread: int = 4096
     instance: InstanceOptions = field(default_factory=InstanceOptions)
 
     @property
@@ -98,7 +100,8 @@ class Worker:
             broker = BrokerOptions(url=self.broker.url)
         else:
             broker = cfg.broker
-        self.client = make_client(broker, io_threads=2)
+        broker = dataclasses.replace(broker, consumer_id_spread=cfg.consumer_id_spread)
+        self.client = await asyncio.to_thread(make_client, broker, 2)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         url = cfg.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(cfg.data_dir, 'state.db'))}"
         self.state_store = open_state_store(url)
