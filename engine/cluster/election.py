@@ -54,6 +54,7 @@ class LeaderElection:
         on_membership: Callable[[list[WorkerInfo]], None],
         interval: float = 0.5,
         timeout: float = 2.0,
+        announced: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.client = client
         self.topics = topics
@@ -72,6 +73,12 @@ class LeaderElection:
         self._producer: Any = None
         self._thread: threading.Thread | None = None
         self._transition = asyncio.Lock()
+        #: Last time each worker's heartbeat was seen by this worker's reader (monotonic).
+        self.seen: dict[str, float] = {}
+        self._started = time.monotonic()
+        self._announced = announced or (lambda: {})
+        #: Which subscription of the coordination topic elects: 0 is ``participants``.
+        self.generation = int(self._announced().get("generation", 0))
 
     async def start(self) -> None:
         """Join the subscription and start heartbeating."""
@@ -82,25 +89,56 @@ class LeaderElection:
             batching_enabled=False,
             block_if_queue_full=True,
         )
+        self._consumer = await self._subscribe()
+        self._thread = threading.Thread(target=self._receive_loop, name="election", daemon=True)
+        self._thread.start()
+        self._beat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._beat_thread.start()
+        self._reader = await asyncio.to_thread(
+            self.client.create_reader, self.topics.coordinate, pulsar.MessageId.latest
+        )
+        self._watch_thread = threading.Thread(target=self._observe_loop, name="heartbeat-reader", daemon=True)
+        self._watch_thread.start()
+        self._tasks = [asyncio.create_task(self._watch())]
+
+    async def _subscribe(self) -> Any:
         for attempt in range(3):
             try:
-                self._consumer = await asyncio.to_thread(
+                return await asyncio.to_thread(
                     self.client.subscribe,
                     self.topics.coordinate,
-                    "participants",
+                    self.subscription,
                     consumer_type=pulsar.ConsumerType.Failover,
                     consumer_name=self.me.worker_id,
                     properties={"id": self.me.worker_id, "url": self.me.url},
                 )
-                break
             except pulsar.PulsarException as exc:
                 # A retry comes with a new consumer id (see broker.client.spread_consumer_ids).
                 if attempt == 2:
                     raise
                 log.warning("joining the election failed (%s); retrying", exc)
-        self._thread = threading.Thread(target=self._receive_loop, name="election", daemon=True)
-        self._thread.start()
-        self._tasks = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._watch())]
+        raise AssertionError("unreachable")
+
+    @property
+    def subscription(self) -> str:
+        """The Failover subscription of the current generation."""
+        return "participants" if self.generation == 0 else f"participants-g{self.generation}"
+
+    async def _rejoin(self, generation: int | None = None) -> None:
+        """Join again (a new generation's subscription when given), leaving the old one."""
+        old = self._consumer
+        moving = generation is not None and generation != self.generation
+        if moving:
+            assert generation is not None
+            self.generation = generation
+        self._consumer = await self._subscribe()
+        try:
+            await asyncio.to_thread(old.unsubscribe if moving else old.close)
+        except Exception:
+            try:
+                await asyncio.to_thread(old.close)
+            except Exception:
+                pass
 
     async def stop(self) -> None:
         """Leave: stop heartbeating and close the consumer (the broker picks another leader)."""
@@ -112,28 +150,69 @@ class LeaderElection:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        if self._thread is not None:
-            self._thread.join(2)
-        for handle in (self._consumer, self._producer):
+        threads = (self._thread, getattr(self, "_beat_thread", None), getattr(self, "_watch_thread", None))
+        for thread in threads:
+            if thread is not None:
+                thread.join(2)
+        for handle in (self._consumer, self._producer, getattr(self, "_reader", None)):
             if handle is not None:
                 try:
                     await asyncio.to_thread(handle.close)
                 except Exception:
                     pass
 
-    async def _heartbeat(self) -> None:
+    def _heartbeat_loop(self) -> None:
+        # A thread of its own: heartbeats must never queue behind other blocking work.
         payload = self.me.to_json()
         while not self._stop.is_set():
             beat = orjson.dumps({**payload, "ts": time.time()})
             try:
-                await asyncio.to_thread(self._producer.send, beat)
+                self._producer.send(beat)
+                log.debug("heartbeat sent")
             except Exception as exc:
+                if self._stop.is_set():
+                    return
                 log.warning("heartbeat failed: %s", exc)
-            await asyncio.sleep(self.interval)
+            self._stop.wait(self.interval)
+
+    def _observe_loop(self) -> None:
+        # Every worker reads all heartbeats (a reader, not the election subscription): the
+        # membership view is the same everywhere, and each worker knows whether the
+        # announced leader is alive.
+        while not self._stop.is_set():
+            try:
+                msg = self._reader.read_next(200)
+            except pulsar.Timeout:
+                continue
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.2)
+                continue
+            assert self._loop is not None
+            try:
+                self._loop.call_soon_threadsafe(self._on_observed, msg.data())
+            except RuntimeError:  # loop closed during shutdown
+                return
+
+    def _on_observed(self, raw: bytes) -> None:
+        try:
+            beat = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return
+        if time.time() - float(beat.get("ts", 0)) > self.timeout:
+            return
+        info = WorkerInfo(beat["workerId"], beat["url"])
+        now = time.monotonic()
+        self.seen[info.worker_id] = now
+        known = info.worker_id in self.members
+        self.members[info.worker_id] = (info, now)
+        if not known:
+            self._on_membership(self.live_members())
 
     def _receive_loop(self) -> None:
-        consumer = self._consumer
         while not self._stop.is_set():
+            consumer = self._consumer
             try:
                 msg = consumer.receive(200)
             except pulsar.Timeout:
@@ -143,6 +222,7 @@ class LeaderElection:
                     return
                 time.sleep(0.2)
                 continue
+            log.debug("heartbeat received from %s", msg.data()[:40])
             beats = [msg]
             try:
                 consumer.acknowledge(msg)
@@ -155,27 +235,20 @@ class LeaderElection:
                 return
 
     def _on_beats(self, payloads: list[bytes]) -> None:
+        # Fresh heartbeats on the election subscription mean the broker made us active.
         now = time.time()
-        changed = False
         for raw in payloads:
             try:
                 beat = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue
-            if now - float(beat.get("ts", 0)) > self.timeout:
-                continue  # redelivered from before a failover: says nothing about now
-            self._last_fresh = time.monotonic()
-            info = WorkerInfo(beat["workerId"], beat["url"])
-            if info.worker_id not in self.members:
-                changed = True
-            self.members[info.worker_id] = (info, time.monotonic())
-        if changed:
-            self._on_membership(self.live_members())
+            if now - float(beat.get("ts", 0)) <= self.timeout:
+                self._last_fresh = time.monotonic()
         if not self.is_leader and self._last_fresh:
             self._schedule_transition(True)
 
     def live_members(self) -> list[WorkerInfo]:
-        """Workers heard from within ``timeout`` (as seen by the leader)."""
+        """Workers whose heartbeats were read within ``timeout``."""
         return sorted((info for info, _ in self.members.values()), key=lambda i: i.worker_id)
 
     async def _watch(self) -> None:
@@ -189,6 +262,35 @@ class LeaderElection:
                 self._on_membership(self.live_members())
             if self.is_leader and now - self._last_fresh > self.timeout:
                 self._schedule_transition(False)
+            if not self.is_leader:
+                await self._check_leader(now)
+
+    async def _check_leader(self, now: float) -> None:
+        # The broker should hand the subscription to another consumer when the active one
+        # goes away; pulsar-lite sometimes leaves the subscription stuck instead. When the
+        # announced leader's heartbeats stop, every survivor moves to the subscription
+        # named after that leader's epoch (the same name for all of them), where the broker
+        # elects afresh; the new leader announces the generation for later joiners.
+        announced = self._announced()
+        announced_generation = int(announced.get("generation", 0))
+        if announced_generation > self.generation:
+            await self._rejoin(announced_generation)
+            return
+        leader = announced.get("workerId")
+        if not leader or leader == self.me.worker_id or now - self._started < 2 * self.timeout:
+            return
+        last = self.seen.get(leader, self._started)
+        if now - last > self.timeout and now - self._last_fresh > self.timeout:
+            target = max(self.generation + 1, int(announced.get("epoch", 0)))
+            log.warning(
+                "%s: no heartbeat from leader %s for %.1f s; electing on generation %d",
+                self.me.worker_id,
+                leader,
+                now - last,
+                target,
+            )
+            self.seen[leader] = now  # one move per silence
+            await self._rejoin(target)
 
     def _schedule_transition(self, leader: bool) -> None:
         async def run() -> None:
@@ -196,8 +298,6 @@ class LeaderElection:
                 if self.is_leader == leader:
                     return
                 self.is_leader = leader
-                if not leader:
-                    self.members.clear()
                 log.info("%s %s leadership", self.me.worker_id, "took" if leader else "lost")
                 await self._on_leadership(leader)
 

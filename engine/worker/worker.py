@@ -139,6 +139,7 @@ class Worker:
             self._on_membership,
             interval=cfg.heartbeat_interval,
             timeout=cfg.election_timeout,
+            announced=lambda: self.table.leader,
         )
         await self.election.start()
         self._tasks.append(asyncio.create_task(self._failure_checks()))
@@ -149,10 +150,12 @@ class Worker:
         self.initialized = False
         for task in self._tasks:
             task.cancel()
-        if hasattr(self, "election"):
-            await self.election.stop()
+        log.info("%s stopping: instances first, so their inputs are settled", self.config.worker_id)
         if hasattr(self, "runtime"):
             await self.runtime.stop()
+        log.info("%s stopping: election", self.config.worker_id)
+        if hasattr(self, "election"):
+            await self.election.stop()
         if self._assign_tailer is not None:
             await asyncio.to_thread(self._assign_tailer.stop)
         if hasattr(self, "metadata"):
@@ -164,6 +167,7 @@ class Worker:
         if self.http is not None:
             await self.http.close()
         if self.client is not None:
+            log.info("%s stopping: client", self.config.worker_id)
             await asyncio.to_thread(self.client.close)
         if self.state_store is not None:
             self.state_store.close()
@@ -213,7 +217,7 @@ class Worker:
             return
         await self._caught_up()
         epoch = max(self.metadata.registry.max_epoch, self.table.max_epoch) + 1
-        await self.duties.take_office(epoch, self.me.to_json())
+        await self.duties.take_office(epoch, {**self.me.to_json(), "generation": self.election.generation})
         members = self.election.live_members()
         self._known_members = {m.worker_id for m in members}
         await self.duties.publish_members([m.to_json() for m in members])
@@ -221,7 +225,7 @@ class Worker:
         await self.metadata.write_snapshot(epoch)
 
     def _on_membership(self, members: list[WorkerInfo]) -> None:
-        if not self.election.is_leader:
+        if not hasattr(self, "election") or not self.election.is_leader:
             return
         ids = {m.worker_id for m in members}
         joined = bool(ids - self._known_members)

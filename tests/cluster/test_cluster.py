@@ -25,7 +25,9 @@ def create(cluster: Cluster, name: str, inp: str, out: str, parallelism: int, vi
 
 
 def status(cluster: Cluster, name: str, via: int = 0) -> dict[str, Any]:
-    return rest(cluster.workers[via].url, "GET", f"/admin/v3/functions/public/default/{name}/status")  # type: ignore[no-any-return]
+    live = cluster.live()
+    url = live[via % len(live)].url
+    return rest(url, "GET", f"/admin/v3/functions/public/default/{name}/status", timeout=10)  # type: ignore[no-any-return]
 
 
 def all_running(cluster: Cluster, name: str, n: int) -> bool:
