@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,21 +10,14 @@ import pulsar
 __all__ = ["BrokerOptions", "client_logger", "make_client", "spread_consumer_ids"]
 
 
-class _ExpectedNoise(logging.Filter):
-    """Drop the client's complaints about probing empty topics for their last message."""
+def client_logger() -> pulsar.FileLogger:
+    """The client's logger: WARN and above, written by the client itself to stderr.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        return "Topic has no messages" not in text and "Failed to getLastMessageId" not in text
-
-
-def client_logger() -> logging.Logger:
-    """The logger the client writes through: stderr via logging, WARNING and above, never stdout."""
-    logger = logging.getLogger("magnetar.pulsar_client")
-    if not any(isinstance(f, _ExpectedNoise) for f in logger.filters):
-        logger.addFilter(_ExpectedNoise())
-        logger.setLevel(logging.WARNING)
-    return logger
+    A Python logger would make the client's I/O threads take the GIL for every line,
+    which can stall its keep-alives behind busy instance threads (and has deadlocked in
+    pulsar-client-python before); stdout is kept for the program's own output.
+    """
+    return pulsar.FileLogger(pulsar.LoggerLevel.Warn, "/dev/stderr")
 
 
 @dataclass
@@ -97,7 +89,7 @@ def _authentication(opts: BrokerOptions) -> pulsar.Authentication | None:
 
 
 def make_client(opts: BrokerOptions, io_threads: int = 1) -> pulsar.Client:
-    """A client for ``opts``; its log lines go to Python logging (stderr), WARNING and above."""
+    """A client for ``opts``; its own log lines go to stderr, WARN and above."""
     if not opts.url.startswith(("pulsar://", "pulsar+ssl://")):
         raise ValueError(f"--broker-url {opts.url!r}: expected pulsar://host:port or pulsar+ssl://host:port")
     client = pulsar.Client(

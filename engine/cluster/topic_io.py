@@ -54,7 +54,8 @@ def read_range(
     reader = client.create_reader(topic, start, start_message_id_inclusive=inclusive)
     out: list[Any] = []
     last = start
-    end_key = position_key(end)
+    # ``end`` names an entry; a batched entry holds several messages, so read the whole of it.
+    end_entry = position_key(end)[:2]
     try:
         while True:
             try:
@@ -65,7 +66,9 @@ def read_range(
             if out and position_key(last) <= position_key(out[-1].message_id()):
                 continue  # a redelivered entry
             out.append(msg)
-            if position_key(last) >= end_key:
+            if position_key(last)[:2] >= end_entry and not reader.has_message_available():
+                return out, last
+            if position_key(last)[:2] > end_entry:
                 return out, last
     finally:
         reader.close()

@@ -20,6 +20,14 @@ import pytest
 from engine.broker import EmbeddedBroker, free_port
 
 
+def _die_with_test() -> None:  # pragma: no cover - runs in the child before exec
+    """Workers get SIGKILL if the test process dies, so no worker outlives a test run."""
+    import ctypes
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class WorkerProc:
     worker_id: str
@@ -64,7 +72,7 @@ class Cluster:
             "3",
         ]
         log = open(os.path.join(self.data_root, f"{worker_id}.log"), "w")
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=_die_with_test)
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert "ready on" in line, f"{worker_id} did not start: {line!r}; see {log.name}"
