@@ -44,6 +44,12 @@ async def cluster_leader(request: web.Request) -> web.Response:
     return web.json_response({**_info(leader), "epoch": leader.get("epoch")})
 
 
+async def leader_ready(request: web.Request) -> web.Response:
+    """Whether the leader is elected and has taken office (Pulsar answers true/false)."""
+    worker = _worker(request)
+    return web.json_response(bool(worker.table.leader) and worker.initialized)
+
+
 async def assignments(request: web.Request) -> web.Response:
     out: dict[str, list[str]] = {}
     for key, a in sorted(_worker(request).table.assignments.items()):
@@ -177,6 +183,7 @@ def add_worker_routes(app: web.Application) -> None:
     base = "/admin/v2/worker"
     app.router.add_get(base + "/cluster", cluster)
     app.router.add_get(base + "/cluster/leader", cluster_leader)
+    app.router.add_get(base + "/cluster/leader/ready", leader_ready)
     app.router.add_get(base + "/assignments", assignments)
     app.router.add_put(base + "/rebalance", rebalance)
     app.router.add_put(base + "/leader/drain", drain_leader)

@@ -153,6 +153,7 @@ def test_rest_errors_are_json_with_fitting_codes(cluster3: Cluster) -> None:
         else:
             raise AssertionError(f"{method} {path} should fail")
     assert rest(url, "GET", "/initialized") == b""
+    assert rest(url, "GET", "/admin/v2/worker/cluster/leader/ready") is True
 
 
 def test_cli_verbs(cluster3: Cluster, client: pulsar.Client, tmp_path: Path) -> None:
