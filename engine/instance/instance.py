@@ -237,6 +237,11 @@ class FunctionInstance:
         if self._thread is not None:
             self._thread.join(self.options.stop_grace_s + 5.0)
 
+    @property
+    def failure_text(self) -> str:
+        """Why the loop stopped, as ``Type: message``; empty while it has not failed."""
+        return "" if self.failure is None else f"{type(self.failure).__name__}: {self.failure}"
+
     def is_alive(self) -> bool:
         """True while the loop thread runs."""
         return self._thread is not None and self._thread.is_alive()
@@ -456,7 +461,7 @@ class FunctionInstance:
             self.stats.snapshot(),
             instance_id=self.instance_id,
             running=self.is_alive() and self.failure is None,
-            failure="" if self.failure is None else f"{type(self.failure).__name__}: {self.failure}",
+            failure=self.failure_text,
             worker_id=worker_id,
         )
 
@@ -472,7 +477,7 @@ class FunctionInstance:
         return {
             "instanceId": self.instance_id,
             "running": self.is_alive() and self.failure is None,
-            "error": "" if self.failure is None else f"{type(self.failure).__name__}: {self.failure}",
+            "error": self.failure_text,
             "numReceived": snap["received"],
             "numSuccessfullyProcessed": snap["processed_ok"],
             "numUserExceptions": snap["user_exceptions"],

@@ -213,9 +213,7 @@ class RuntimeManager:
                     continue
                 inst = slot.instance
                 if inst is not None and not inst.is_alive():
-                    slot.failure = (
-                        "" if inst.failure is None else f"{type(inst.failure).__name__}: {inst.failure}"
-                    )
+                    slot.failure = inst.failure_text
                     slot.instance = None
                     slot.restarts += 1
                     slot.next_start = now + slot.backoff

@@ -9,6 +9,7 @@ run on threads.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import logging
 import os
@@ -281,8 +282,6 @@ class Worker:
         return version
 
     async def _forward(self, fqfn: str, metadata: pb.FunctionMetaData | None, expected: int | None) -> int:
-        import base64
-
         for _ in range(50):
             url = self.leader_url()
             if url and url != self.config.url:
