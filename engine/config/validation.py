@@ -222,12 +222,6 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
 
     # Semantics.
     guarantee = cfg.processing_guarantees or "ATLEAST_ONCE"
-    if guarantee == "EFFECTIVELY_ONCE":
-        chk.bad(
-            "processingGuarantees",
-            guarantee,
-            "EFFECTIVELY_ONCE is not available yet; use ATLEAST_ONCE, ATMOST_ONCE or MANUAL",
-        )
     if cfg.window_config is not None:
         chk.bad("windowConfig", cfg.window_config.__class__.__name__, "windowing is not supported yet")
     if cfg.auto_ack is False and guarantee == "ATMOST_ONCE":
@@ -238,8 +232,6 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
     if cfg.retain_key_ordering and guarantee == "EFFECTIVELY_ONCE":
         chk.bad("retainKeyOrdering", True, "not allowed with EFFECTIVELY_ONCE")
     retries = cfg.max_message_retries
-    if retries is not None and retries >= 0 and guarantee == "EFFECTIVELY_ONCE":
-        chk.bad("maxMessageRetries", retries, "retries are not allowed with EFFECTIVELY_ONCE")
     if cfg.dead_letter_topic and (retries is None or retries < 0):
         chk.bad("deadLetterTopic", cfg.dead_letter_topic, "needs maxMessageRetries >= 0")
     if retries is not None and retries < 0:

@@ -12,7 +12,10 @@ costs microseconds per message in the client:
   (base64 of the serialised input message id), as Apache's instance adds;
 * ``forward_properties``: copy the input message's properties;
 * ``forward_key``: give the output the input's partition key (on by default: key
-  order and key-based batching downstream depend on it).
+  order and key-based batching downstream depend on it);
+* ``sequence_ids``: give each output a producer sequence id derived from its input's
+  position (:func:`sequence_id_of`), so a broker with de-duplication drops outputs
+  sent again after a crash (EFFECTIVELY_ONCE).
 """
 
 from __future__ import annotations
@@ -20,12 +23,23 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-__all__ = ["INPUT_MSG_ID_PROPERTY", "INPUT_TOPIC_PROPERTY", "OutputSender"]
+__all__ = ["INPUT_MSG_ID_PROPERTY", "INPUT_TOPIC_PROPERTY", "OutputSender", "sequence_id_of"]
 
 #: Output property naming the topic the input came from.
 INPUT_TOPIC_PROPERTY = "__pfn_input_topic__"
 #: Output property holding the base64 of the serialised input message id.
 INPUT_MSG_ID_PROPERTY = "__pfn_input_msg_id__"
+
+
+def sequence_id_of(source: Any) -> int:
+    """The producer sequence id of the output of input message ``source``.
+
+    ``((ledger << 28 | entry) << 10) | (batch index + 1)``: increasing with the input's
+    position in its partition, distinct for the messages of one batch entry (up to
+    1,023 of them), and within a signed 64-bit id while ledger ids stay below 2**25.
+    """
+    mid = source.message_id()
+    return (((mid.ledger_id() << 28) | mid.entry_id()) << 10) | (mid.batch_index() + 1)
 
 
 class OutputSender:
@@ -39,7 +53,15 @@ class OutputSender:
         The client's message-builder class (``_pulsar.MessageBuilder``).
     """
 
-    __slots__ = ("builder", "count", "forward_key", "forward_properties", "input_properties", "producer")
+    __slots__ = (
+        "builder",
+        "count",
+        "forward_key",
+        "forward_properties",
+        "input_properties",
+        "producer",
+        "sequence_ids",
+    )
 
     def __init__(
         self,
@@ -49,8 +71,10 @@ class OutputSender:
         input_properties: bool = False,
         forward_properties: bool = False,
         forward_key: bool = True,
+        sequence_ids: bool = False,
     ) -> None:
         self.producer = producer
+        self.sequence_ids = sequence_ids
         self.builder = builder
         self.input_properties = input_properties
         self.forward_properties = forward_properties
@@ -74,5 +98,7 @@ class OutputSender:
                 INPUT_MSG_ID_PROPERTY,
                 base64.b64encode(source.message_id().serialize()).decode("ascii"),
             )
+        if self.sequence_ids:
+            mb.sequence_id(sequence_id_of(source))
         self.producer.send_async(mb.build(), None)
         self.count += 1

@@ -39,7 +39,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
     "counters": ("StateBuffer", "MISSING"),
     "acks": ("ack_messages", "nack_messages", "PendingAcks", "DuplicateFilter", "position_of"),
     "dispatch": ("FAIL_USER", "FAIL_SYSTEM", "BatchOutcome", "Dispatcher", "format_error"),
-    "batching": ("OutputSender", "INPUT_TOPIC_PROPERTY", "INPUT_MSG_ID_PROPERTY"),
+    "batching": ("OutputSender", "INPUT_TOPIC_PROPERTY", "INPUT_MSG_ID_PROPERTY", "sequence_id_of"),
 }
 
 _BUILD_HELP = (

@@ -37,7 +37,7 @@ from engine.hotpath import HotPath
 from engine.instance.context import InstanceContext
 from engine.instance.log_topic import function_logger
 from engine.instance.producers import ProducerPool
-from engine.state.store import StateStore
+from engine.state.store import StateConflict, StateStore, StateStoreError
 
 __all__ = ["DLQ_ERROR_PROPERTY", "FunctionInstance", "InstanceOptions"]
 
@@ -63,6 +63,9 @@ class InstanceOptions:
     input_message_properties: bool = False
     function_version: str = "0"
     stop_grace_s: float = 10.0
+    #: Whether the broker de-duplicates producers (None: not known). Only informs the
+    #: EFFECTIVELY_ONCE start-up warning: without it, outputs are at-least-once.
+    broker_deduplication: bool | None = None
 
 
 class FunctionInstance:
@@ -117,7 +120,14 @@ class FunctionInstance:
         self._dedupe = hot.acks.DuplicateFilter() if spec.subscription_type == "FAILOVER" else None
         self._retries: dict[tuple[str, tuple[int, int, int]], int] = {}
         self._next_minute = time.monotonic() + 60.0
-        self.producers = ProducerPool(client, spec.producer, f"{spec.fqfn}:{instance_id}")
+        self.effectively_once = spec.processing_guarantees == "EFFECTIVELY_ONCE"
+        self.producers = ProducerPool(
+            client, spec.producer, f"{spec.fqfn}:{instance_id}", named=self.effectively_once
+        )
+        self._committed: dict[str, tuple[int, int, int]] = {}
+        self._doomed: dict[tuple[str, tuple[int, int, int]], str] = {}
+        self._consumers: dict[str, Any] = {}
+        self._resubscribe_at = 0.0
         self.state_buffer = hot.counters.StateBuffer()
         self.dead_lettered = 0
         self.duplicates_dropped = 0
@@ -166,11 +176,13 @@ class FunctionInstance:
 
     def _build(self) -> None:
         spec, hot = self.spec, self.hot
+        if self.effectively_once:
+            self._restore_positions()
         self._consumer = self._subscribe()
         self._raw = self._consumer._consumer
         log_producer = self.producers.get(spec.log_topic) if spec.log_topic else None
         logger = function_logger(spec.fqfn, self.instance_id, log_producer)
-        consumers = {i.topic: self._consumer for i in spec.inputs}
+        self._consumers = consumers = {i.topic: self._consumer for i in spec.inputs}
         self.context = InstanceContext(
             hot=hot,
             tenant=spec.tenant,
@@ -207,6 +219,7 @@ class FunctionInstance:
                 _pulsar.MessageBuilder,
                 input_properties=self.options.input_message_properties,
                 forward_properties=spec.forward_source_message_property,
+                sequence_ids=self.effectively_once,
             )
         self.dispatcher = hot.dispatch.Dispatcher(
             self.function.call,
@@ -256,11 +269,13 @@ class FunctionInstance:
             self._close()
             return
         self._started.set()
-        raw = self._raw
         idle = False
         try:
             while not self._stop.is_set():
                 self._drain_completions()
+                if self._resubscribe_at and time.monotonic() >= self._resubscribe_at and not self._waiting:
+                    self._resubscribe()
+                raw = self._raw
                 try:
                     if idle and not self._waiting:
                         # Nothing arrived last time and nothing is in flight: block for the
@@ -298,6 +313,9 @@ class FunctionInstance:
 
     def process_batch(self, msgs: list[Any]) -> None:
         """Run one received batch through the hot path and settle every message of it."""
+        if self.effectively_once:
+            self._process_effectively_once(msgs)
+            return
         acks = self.hot.acks
         consumer = self._raw
         guarantee = self.spec.processing_guarantees
@@ -391,30 +409,57 @@ class FunctionInstance:
         if self._dedupe is not None:
             self._dedupe.mark_failed(msgs)
         self.hot.acks.nack_messages(consumer, msgs)
+        if self.spec.subscription_type == "FAILOVER" and not self._resubscribe_at:
+            # pulsar-lite ignores negative acks on Failover subscriptions: reopen the
+            # consumer after the redelivery delay, once nothing is in flight.
+            delay = (self.spec.timeout_ms or self.options.nack_delay_ms) / 1000.0
+            self._resubscribe_at = time.monotonic() + delay
+
+    def _resubscribe(self) -> None:
+        """Reopen the input consumer, so the broker delivers every unacked input again, in order.
+
+        Negative acks and redelivery requests are ignored by pulsar-lite on Exclusive and
+        Failover subscriptions; a new consumer gets the unacked inputs on every broker.
+        """
+        self._resubscribe_at = 0.0
+        try:
+            self._consumer.close()
+        except Exception:
+            pass
+        self._consumer = self._subscribe()
+        self._raw = self._consumer._consumer
+        for topic in self._consumers:
+            self._consumers[topic] = self._consumer
 
     def _fail(self, consumer: Any, msg: Any, text: str, guarantee: str) -> None:
         """Retry a failed message, or dead-letter it once its retries are used up."""
         if guarantee == "ATMOST_ONCE":
             return  # acked on receipt; the failure is counted, as Apache does
-        retries = self.spec.max_message_retries
-        if retries is None:
+        if self._may_retry(msg):
             self._nack(consumer, [msg])
             return
+        self._dead_letter(consumer, msg, text)
+
+    def _may_retry(self, msg: Any) -> bool:
+        """Count one more attempt of ``msg``; false once ``maxMessageRetries`` are used up."""
+        retries = self.spec.max_message_retries
+        if retries is None:
+            return True
         key = (msg.topic_name(), self.hot.acks.position_of(msg))
         attempts = max(msg.redelivery_count(), self._retries.get(key, 0))
         if attempts < retries:
             self._retries[key] = attempts + 1
-            self._nack(consumer, [msg])
-            return
+            return True
         self._retries.pop(key, None)
-        self._dead_letter(consumer, msg, text)
+        return False
 
     def _dead_letter_topic(self, msg: Any) -> str:
         if self.spec.dead_letter_topic:
             return self.spec.dead_letter_topic
         return f"{msg.topic_name()}-{self.spec.subscription_name.replace('/', '-')}-DLQ"
 
-    def _dead_letter(self, consumer: Any, msg: Any, text: str) -> None:
+    def _send_dead_letter(self, msg: Any, text: str) -> Any:
+        """Queue ``msg`` on its dead-letter topic; returns the producer, or ``None`` if that failed."""
         topic = self._dead_letter_topic(msg)
         props = dict(msg.properties())
         props[DLQ_ERROR_PROPERTY] = text[-2000:]
@@ -427,6 +472,12 @@ class FunctionInstance:
             producer.send_async(msg.data(), None, properties=props, partition_key=key)
         except Exception as exc:
             self.stats.add_system_exception(f"dead-lettering to {topic} failed: {exc}")
+            return None
+        return producer
+
+    def _dead_letter(self, consumer: Any, msg: Any, text: str) -> None:
+        producer = self._send_dead_letter(msg, text)
+        if producer is None:
             self._nack(consumer, [msg])
             return
         self.dead_lettered += 1
@@ -434,6 +485,118 @@ class FunctionInstance:
         self._waiting[token] = [1, True]
         completions = self._completions
         producer._producer.flush_async(lambda result: completions.append((token, result == pulsar.Result.Ok)))
+
+    # -- EFFECTIVELY_ONCE ------------------------------------------------------------
+    def _restore_positions(self) -> None:
+        if self.state_store is None:
+            raise ValueError("EFFECTIVELY_ONCE needs a state store (--state-storage-url)")
+        self._committed = self.state_store.get_positions(self.spec.fqfn)
+        assert self._dedupe is not None
+        self._dedupe.restore(self._committed)
+        if self.options.broker_deduplication is not True:
+            where = (
+                "this broker (pulsar-lite) does not de-duplicate producers, so outputs are at-least-once"
+                if self.options.broker_deduplication is False
+                else "unless the broker de-duplicates producers (Apache Pulsar: brokerDeduplicationEnabled), "
+                "outputs are at-least-once"
+            )
+            log.warning(
+                "%s:%s is EFFECTIVELY_ONCE: state changes apply exactly once and outputs carry sequence "
+                "ids derived from the input positions, but %s (consumers can drop repeats by sequence id)",
+                self.spec.fqfn,
+                self.instance_id,
+                where,
+            )
+
+    def _process_effectively_once(self, msgs: list[Any]) -> None:
+        """One batch, settled as a whole.
+
+        Inputs at or before the committed position of their partition are skipped. The
+        outputs (and dead letters) of the batch are flushed and confirmed first; then its
+        state changes and the new last input position of each partition commit in one
+        transaction; then the inputs are acked. If anything fails before the commit, the
+        state changes are dropped and the consumer rewinds to the first unacked input,
+        so the partition is processed again in order from the committed position.
+        """
+        acks, consumer = self.hot.acks, self._raw
+        assert self._dedupe is not None and self.state_store is not None
+        msgs, dups = self._dedupe.admit(msgs)
+        if dups:
+            self.duplicates_dropped += len(dups)
+            acks.ack_messages(consumer, dups)
+        if not msgs:
+            return
+        # A message whose retries are used up is not run again: its partial state changes
+        # must not commit. It is dead-lettered with the batch it arrives in.
+        doomed = self._doomed
+        dead = [m for m in msgs if (m.topic_name(), acks.position_of(m)) in doomed] if doomed else []
+        run = [m for m in msgs if (m.topic_name(), acks.position_of(m)) not in doomed] if dead else msgs
+        outcome = self.dispatcher.run(run)
+        for index, _kind, text in outcome.failed:
+            msg = run[index]
+            if not self._may_retry(msg):
+                doomed[(msg.topic_name(), acks.position_of(msg))] = text
+                self._rewind(delay=False)
+            else:
+                self._rewind(delay=True)
+            return
+        if outcome.sent:
+            self.producers.touch(self.spec.output)  # type: ignore[arg-type]
+        for msg in dead:
+            if self._send_dead_letter(msg, doomed[(msg.topic_name(), acks.position_of(msg))]) is None:
+                self._rewind(delay=True)
+                return
+            self.producers.touch(self._dead_letter_topic(msg))
+        if not self._flush_and_wait():
+            self.stats.add_system_exception("publishing outputs failed; the batch is processed again")
+            self._rewind(delay=True)
+            return
+        last: dict[str, tuple[int, int, int]] = {}
+        for msg in msgs:
+            pos = acks.position_of(msg)
+            topic = msg.topic_name()
+            if pos > last.get(topic, (-1, -1, -1)):
+                last[topic] = pos
+        deltas, resets, values = self.state_buffer.drain()
+        moves = {topic: (self._committed.get(topic), pos) for topic, pos in last.items()}
+        try:
+            self.state_store.commit(self.spec.fqfn, deltas, resets, values, moves)
+        except StateStoreError as exc:
+            self.stats.add_system_exception(f"state commit failed: {exc}")
+            if isinstance(exc, StateConflict):
+                self._committed = self.state_store.get_positions(self.spec.fqfn)
+            self._rewind(delay=not isinstance(exc, StateConflict))
+            return
+        self._committed.update(last)
+        self.dead_lettered += len(dead)
+        for msg in dead:
+            doomed.pop((msg.topic_name(), acks.position_of(msg)), None)
+        acks.ack_messages(consumer, msgs)
+
+    def _flush_and_wait(self, timeout: float = 60.0) -> bool:
+        """Flush the producers this batch used and wait until all report; true if all persisted."""
+        count = self.producers.touched_count()
+        if count == 0:
+            return True
+        results: list[bool] = []
+        done = threading.Event()
+
+        def on_flushed(ok: bool) -> None:  # client thread: hand over only
+            results.append(ok)
+            if len(results) == count:
+                done.set()
+
+        self.producers.flush_touched(on_flushed)
+        return done.wait(timeout) and all(results)
+
+    def _rewind(self, delay: bool) -> None:
+        """Drop the batch's state changes and have every unacked input delivered again, in order."""
+        self.state_buffer.drain()
+        assert self._dedupe is not None
+        self._dedupe.restore(self._committed)
+        if delay:
+            self._stop.wait((self.spec.timeout_ms or self.options.nack_delay_ms) / 1000.0)
+        self._resubscribe()
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.options.stop_grace_s
@@ -463,6 +626,8 @@ class FunctionInstance:
             running=self.is_alive() and self.failure is None,
             failure=self.failure_text,
             worker_id=worker_id,
+            dead_lettered=self.dead_lettered,
+            duplicates_dropped=self.duplicates_dropped,
         )
 
     def metrics_proto(self) -> Any:
@@ -473,23 +638,6 @@ class FunctionInstance:
 
     def status(self) -> dict[str, Any]:
         """Apache's FunctionStatus fields for this instance, as a dict."""
-        snap = self.stats.snapshot()
-        return {
-            "instanceId": self.instance_id,
-            "running": self.is_alive() and self.failure is None,
-            "error": self.failure_text,
-            "numReceived": snap["received"],
-            "numSuccessfullyProcessed": snap["processed_ok"],
-            "numUserExceptions": snap["user_exceptions"],
-            "latestUserExceptions": [
-                {"exceptionString": t, "timestampMs": ms} for t, ms in snap["latest_user_exceptions"]
-            ],
-            "numSystemExceptions": snap["system_exceptions"],
-            "latestSystemExceptions": [
-                {"exceptionString": t, "timestampMs": ms} for t, ms in snap["latest_system_exceptions"]
-            ],
-            "averageLatency": snap["avg_latency_ms"],
-            "lastInvocationTime": snap["last_invocation_ms"],
-            "numDeadLettered": self.dead_lettered,
-            "numDuplicatesDropped": self.duplicates_dropped,
-        }
+        from engine.instance.status import status_dict
+
+        return status_dict(self.status_proto())

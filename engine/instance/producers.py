@@ -29,8 +29,11 @@ _COMPRESSION = {
 class ProducerPool:
     """Create producers on demand and flush the ones used since the last flush."""
 
-    def __init__(self, client: pulsar.Client, config: ProducerConfig, producer_name_prefix: str) -> None:
+    def __init__(
+        self, client: pulsar.Client, config: ProducerConfig, producer_name_prefix: str, named: bool = False
+    ) -> None:
         self._client = client
+        self._named = named
         self._config = config
         self._prefix = producer_name_prefix
         self._producers: dict[str, Any] = {}
@@ -62,6 +65,10 @@ class ProducerPool:
         ) or cfg.batch_builder
         if builder == "KEY_BASED":
             opts["batching_type"] = pulsar.BatchingType.KeyBased
+        if self._named:
+            # A stable name lets a de-duplicating broker recognise the instance's producer
+            # after a restart, and drop outputs whose sequence ids it has already seen.
+            opts["producer_name"] = self._prefix
         return opts
 
     def get(self, topic: str) -> Any:

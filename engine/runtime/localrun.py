@@ -7,6 +7,7 @@ broker is started or connected to.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -93,6 +94,7 @@ class LocalRunner:
         if opts.broker is None:
             self.broker = EmbeddedBroker(os.path.join(opts.data_dir, "broker")).start()
             broker_opts = BrokerOptions(url=self.broker.url)
+            opts.instance = dataclasses.replace(opts.instance, broker_deduplication=False)
         else:
             broker_opts = opts.broker
         self.client = make_client(broker_opts, io_threads=max(1, min(4, self.spec.parallelism)))

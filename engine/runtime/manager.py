@@ -6,6 +6,10 @@ version changed is restarted with the new code and config, and instances marked
 STOPPED in the metadata are stopped (and started again when marked RUNNING). A
 monitor restarts instances that died, with exponential backoff, and counts restarts.
 Blocking work (fetching packages, subscribing, joining threads) runs off the loop.
+
+Two runtimes: ``thread`` runs each instance on a thread of the worker, ``process``
+runs each in a child process controlled over gRPC (:mod:`engine.runtime.process`),
+which isolates the user's code, its imports and its crashes from the worker.
 """
 
 from __future__ import annotations
@@ -14,23 +18,53 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import pulsar
 
+from engine.broker.client import BrokerOptions
 from engine.cluster.packages import PackageStore
 from engine.cluster.scheduler import split_instance_key
-from engine.config.details import config_from_details
-from engine.config.validation import resolve
-from engine.function.loader import add_code_paths, load_function
-from engine.function.package import prepare_package
+from engine.config.validation import FunctionSpec
 from engine.hotpath import HotPath
-from engine.instance.instance import FunctionInstance, InstanceOptions
+from engine.instance.instance import InstanceOptions
 from engine.proto import Function_pb2 as pb
+from engine.runtime.builder import build_instance, spec_of
+from engine.runtime.child import Launch
+from engine.runtime.process import ProcessInstance
 from engine.state.store import StateStore
 
-__all__ = ["InstanceSlot", "RuntimeManager"]
+__all__ = ["InstanceHandle", "InstanceSlot", "ProcessSettings", "RuntimeManager"]
+
+
+class InstanceHandle(Protocol):
+    """What the manager, the REST API and the metrics collector use of a running instance."""
+
+    spec: FunctionSpec
+    instance_id: int
+    stats: Any
+
+    def stop(self) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+    @property
+    def failure_text(self) -> str: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class ProcessSettings:
+    """What a child process of the process runtime needs beyond the function itself."""
+
+    broker: BrokerOptions
+    state_storage_url: str | None
+    hotpath: str | None = None
+    secrets_provider: str | None = None
+    log_level: str = "WARNING"
+
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +75,8 @@ class InstanceSlot:
 
     key: str
     metadata: pb.FunctionMetaData
-    instance: FunctionInstance | None = None
+    instance: InstanceHandle | None = None
+    last_status: dict[str, Any] | None = None
     restarts: int = 0
     failure: str = ""
     next_start: float = 0.0
@@ -60,7 +95,7 @@ class InstanceSlot:
 
 
 class RuntimeManager:
-    """Thread runtime: each instance runs on its own thread inside the worker."""
+    """Runs this worker's instances on threads, or in child processes with ``process`` set."""
 
     MAX_BACKOFF = 60.0
 
@@ -74,6 +109,7 @@ class RuntimeManager:
         secrets_provider: Any,
         data_dir: str,
         options: InstanceOptions | None = None,
+        process: ProcessSettings | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.client = client
@@ -83,6 +119,7 @@ class RuntimeManager:
         self.secrets_provider = secrets_provider
         self.data_dir = data_dir
         self.options = options or InstanceOptions()
+        self.process = process
         self.slots: dict[str, InstanceSlot] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._closing = False
@@ -164,31 +201,55 @@ class RuntimeManager:
         slot.started_at = time.monotonic()
         slot.failure = ""
 
-    def _build_and_start(self, key: str, md: pb.FunctionMetaData) -> FunctionInstance:
-        _fqfn, instance_id = split_instance_key(key)
-        config = config_from_details(md.functionDetails)
+    @property
+    def runtime(self) -> str:
+        """``"thread"`` or ``"process"``."""
+        return "thread" if self.process is None else "process"
+
+    def _build_and_start(self, key: str, md: pb.FunctionMetaData) -> InstanceHandle:
+        fqfn, instance_id = split_instance_key(key)
         location = md.packageLocation
-        paths: list[str] = []
+        local: str | None = None
         if location.packagePath:
             local = self.packages.fetch(location.packagePath, location.originalFileName or "package.py")
-            config.py = local
-            paths = prepare_package(local, os.path.join(self.data_dir, "packages"))
-            add_code_paths(paths)
-        spec = resolve(config)
-        function = load_function(spec.class_name, paths)
         options = InstanceOptions(**{**self.options.__dict__, "function_version": str(md.version)})
-        inst = FunctionInstance(
-            spec,
-            instance_id,
-            function,
-            self.client,
-            self.hot,
-            self.state_store,
-            self.secrets_provider,
-            options,
+        if self.process is None:
+            inst = build_instance(
+                md.functionDetails,
+                local,
+                instance_id,
+                self.client,
+                self.hot,
+                self.state_store,
+                self.secrets_provider,
+                options,
+                self.data_dir,
+            )
+            inst.start()
+            return inst
+        settings = self.process
+        launch = Launch(
+            fqfn=fqfn,
+            instance_id=instance_id,
+            details=md.functionDetails.SerializeToString(),
+            package_path=local,
+            broker=asdict(settings.broker),
+            state_storage_url=settings.state_storage_url,
+            hotpath=settings.hotpath,
+            options=asdict(options),
+            secrets_provider=settings.secrets_provider,
+            worker_id=self.worker_id,
+            data_dir=os.path.abspath(self.data_dir),
+            log_level=settings.log_level,
         )
-        inst.start()
-        return inst
+        handle = ProcessInstance(
+            spec_of(md.functionDetails, local),
+            launch,
+            os.path.join(self.data_dir, "instances"),
+            options.stop_grace_s,
+        )
+        handle.start()
+        return handle
 
     async def _stop_instance(self, slot: InstanceSlot) -> None:
         inst, slot.instance = slot.instance, None
@@ -214,6 +275,8 @@ class RuntimeManager:
                 inst = slot.instance
                 if inst is not None and not inst.is_alive():
                     slot.failure = inst.failure_text
+                    slot.last_status = inst.status()
+                    self._spawn(asyncio.to_thread(inst.stop))  # reap the process / join the thread
                     slot.instance = None
                     slot.restarts += 1
                     slot.next_start = now + slot.backoff
@@ -232,6 +295,8 @@ class RuntimeManager:
             return None
         if slot.instance is not None:
             st = slot.instance.status()
+        elif slot.last_status is not None:
+            st = dict(slot.last_status, running=False)
         else:
             st = {
                 "running": False,
@@ -252,6 +317,6 @@ class RuntimeManager:
             st["running"] = False
         return st
 
-    def instances(self) -> list[FunctionInstance]:
+    def instances(self) -> list[InstanceHandle]:
         """Running instances (for metrics)."""
         return [s.instance for s in self.slots.values() if s.instance is not None]

@@ -34,7 +34,7 @@ from engine.hotpath import load
 from engine.instance.instance import InstanceOptions
 from engine.instance.secrets import make_secrets_provider
 from engine.proto import Function_pb2 as pb
-from engine.runtime.manager import RuntimeManager
+from engine.runtime.manager import ProcessSettings, RuntimeManager
 from engine.state import StateStore, open_state_store
 
 __all__ = ["NotLeader", "Worker", "WorkerConfig"]
@@ -64,6 +64,7 @@ class WorkerConfig:
     snapshot_every: int = 1000
     secrets_provider: str | None = None
     consumer_id_spread: int = 4096
+    runtime: str = "thread"
     instance: InstanceOptions = field(default_factory=InstanceOptions)
 
     @property
@@ -99,6 +100,7 @@ class Worker:
         if cfg.broker is None:
             self.broker = await asyncio.to_thread(EmbeddedBroker(os.path.join(cfg.data_dir, "broker")).start)
             broker = BrokerOptions(url=self.broker.url)
+            cfg.instance = dataclasses.replace(cfg.instance, broker_deduplication=False)
         else:
             broker = cfg.broker
         broker = dataclasses.replace(broker, consumer_id_spread=cfg.consumer_id_spread)
@@ -119,6 +121,7 @@ class Worker:
             make_secrets_provider(cfg.secrets_provider),
             cfg.data_dir,
             cfg.instance,
+            self._process_settings(broker, url),
         )
         await self.metadata.start()
         await asyncio.to_thread(self._load_assignments)
@@ -146,6 +149,20 @@ class Worker:
         self._tasks.append(asyncio.create_task(self._failure_checks()))
         self.startup_ms = (time.perf_counter() - t0) * 1000
         self.initialized = True
+
+    def _process_settings(self, broker: BrokerOptions, state_url: str) -> ProcessSettings | None:
+        cfg = self.config
+        if cfg.runtime == "thread":
+            return None
+        if cfg.runtime != "process":
+            raise ValueError(f"--runtime {cfg.runtime!r}: expected thread or process")
+        return ProcessSettings(
+            broker=broker,
+            state_storage_url=state_url,
+            hotpath=cfg.hotpath,
+            secrets_provider=cfg.secrets_provider,
+            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        )
 
     async def stop(self) -> None:
         self.initialized = False

@@ -48,6 +48,7 @@ class Cluster:
     namespace: str
     data_root: str
     workers: list[WorkerProc] = field(default_factory=list)
+    extra_args: list[str] = field(default_factory=list)
 
     def start_worker(self, worker_id: str) -> WorkerProc:
         port = free_port()
@@ -70,6 +71,7 @@ class Cluster:
             "0.3",
             "--election-timeout",
             "3",
+            *self.extra_args,
         ]
         log = open(os.path.join(self.data_root, f"{worker_id}.log"), "w")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=_die_with_test)
@@ -153,8 +155,8 @@ def magnetar(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
     )
 
 
-def new_cluster(broker: EmbeddedBroker, tmp: str, n: int) -> Cluster:
-    cluster = Cluster(broker.url, f"public/fn{uuid.uuid4().hex[:8]}", tmp)
+def new_cluster(broker: EmbeddedBroker, tmp: str, n: int, extra_args: list[str] | None = None) -> Cluster:
+    cluster = Cluster(broker.url, f"public/fn{uuid.uuid4().hex[:8]}", tmp, extra_args=extra_args or [])
     for i in range(n):
         cluster.start_worker(f"w{i + 1}")
     assert wait_until(lambda: cluster.leader()), "no leader was elected"

@@ -43,6 +43,7 @@ class Poison(Function):  # type: ignore[misc]
     """Fails on inputs containing 'poison', counts attempts in a user metric."""
 
     def process(self, input: Any, context: Any) -> Any:
+        context.record_metric("attempts", 1)
         if "poison" in input:
             raise ValueError(f"cannot digest {input}")
         return input.upper()
@@ -146,3 +147,15 @@ class Slow(Function):  # type: ignore[misc]
 
             time.sleep(0.3)
         return input
+
+
+class CountWords(Function):  # type: ignore[misc]
+    """Adds one to a counter per word; fails, after counting, on lines containing 'poison'."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        words = input.split()
+        for w in words:
+            context.incr_counter(w, 1)
+        if "poison" in words:
+            raise ValueError("poisoned line")
+        return str(len(words))

@@ -35,7 +35,12 @@ def test_defaults_follow_pulsar() -> None:
 
 @pytest.mark.parametrize(
     ("fields", "sub_type"),
-    [({}, "SHARED"), ({"retainOrdering": True}, "FAILOVER"), ({"retainKeyOrdering": True}, "KEY_SHARED")],
+    [
+        ({}, "SHARED"),
+        ({"retainOrdering": True}, "FAILOVER"),
+        ({"retainKeyOrdering": True}, "KEY_SHARED"),
+        ({"processingGuarantees": "EFFECTIVELY_ONCE"}, "FAILOVER"),
+    ],
 )
 def test_subscription_type_is_derived(fields: dict[str, Any], sub_type: str) -> None:
     assert spec_of(**fields).subscription_type == sub_type
@@ -74,7 +79,10 @@ def test_inputs_from_every_source_merge() -> None:
             "retainOrdering and retainKeyOrdering cannot both",
         ),
         ({"autoAck": False, "processingGuarantees": "ATMOST_ONCE"}, "ATMOST_ONCE requires autoAck=true"),
-        ({"processingGuarantees": "EFFECTIVELY_ONCE"}, "EFFECTIVELY_ONCE is not available yet"),
+        (
+            {"processingGuarantees": "EFFECTIVELY_ONCE", "retainKeyOrdering": True},
+            "retainKeyOrdering: got True; not allowed with EFFECTIVELY_ONCE",
+        ),
         (
             {"windowConfig": {"windowLengthCount": 10}},
             "windowConfig: got 'WindowConfig'; windowing is not supported",

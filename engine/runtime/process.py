@@ -1,0 +1,243 @@
+"""The process runtime's handle on one instance: a child process controlled over gRPC.
+
+:class:`ProcessInstance` starts ``python -m engine.runtime.child`` with a launch file,
+waits for its ready line, then answers status and metrics by calling the child's
+InstanceControl service. It offers what the runtime manager and the metrics collector
+use of a thread-runtime instance (``start``, ``stop``, ``is_alive``, ``failure_text``,
+``status``, ``stats.snapshot``), so both runtimes are managed alike.
+
+A dead child is noticed without a network call (the process has exited), so the
+status of a dead instance answers at once; a child that does not answer within
+:attr:`ProcessInstance.CALL_TIMEOUT` is reported as not answering.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+
+import engine
+from engine.config.validation import FunctionSpec
+from engine.instance.status import snapshot_from, status_dict
+from engine.proto import InstanceCommunication_pb2 as ic
+from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
+from engine.runtime.child import Launch
+
+__all__ = ["InstanceStartError", "ProcessInstance"]
+
+log = logging.getLogger(__name__)
+
+
+class InstanceStartError(RuntimeError):
+    """The child process could not start the instance; the message says why."""
+
+
+class _RemoteStats:
+    """``stats.snapshot()`` of a child, as the metrics collector reads it."""
+
+    def __init__(self, owner: ProcessInstance) -> None:
+        self._owner = owner
+
+    def snapshot(self) -> dict[str, Any]:
+        return snapshot_from(self._owner.metrics_proto(), self._owner.last_status)
+
+    def reset(self) -> None:
+        self._owner.reset_metrics()
+
+
+class ProcessInstance:
+    """Instance ``launch.instance_id`` of ``spec``, running in its own child process.
+
+    Parameters
+    ----------
+    spec
+        The validated function (names and labels; the child loads the code itself).
+    launch
+        What the child runs.
+    run_dir
+        Where the launch file and the instance's log file are written.
+    stop_grace_s
+        How long a stop waits for the child to settle its inputs before killing it.
+    """
+
+    CALL_TIMEOUT = 0.5
+
+    def __init__(self, spec: FunctionSpec, launch: Launch, run_dir: str, stop_grace_s: float = 10.0) -> None:
+        self.spec = spec
+        self.launch = launch
+        self.instance_id = launch.instance_id
+        self.run_dir = run_dir
+        self.stop_grace_s = stop_grace_s
+        base = f"{spec.tenant}.{spec.namespace}.{spec.name}-{launch.instance_id}"
+        self.log_path = os.path.join(run_dir, base + ".log")
+        self._launch_path = os.path.join(run_dir, base + ".launch.json")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+        self.stats = _RemoteStats(self)
+        self.last_status: ic.FunctionStatus | None = None
+        self._last_metrics = ic.MetricsData()
+        self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._failure = ""
+        self._channel: grpc.Channel | None = None
+        self._stub: ic_grpc.InstanceControlStub | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id."""
+        return self.proc.pid if self.proc is not None else None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, wait: float = 60.0) -> None:
+        """Start the child and wait until it serves; raises :class:`InstanceStartError`."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.launch.dump(self._launch_path)
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(engine.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+        cmd = [
+            sys.executable,
+            "-m",
+            "engine.runtime.child",
+            self._launch_path,
+            "--fqfn",
+            self.spec.fqfn,
+            "--instance-id",
+            str(self.instance_id),
+        ]
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file, env=env
+            )
+        threading.Thread(target=self._read_events, name=f"events-{self.proc.pid}", daemon=True).start()
+        try:
+            event = self._events.get(timeout=wait)
+        except queue.Empty:
+            self._kill()
+            raise InstanceStartError(
+                f"instance {self.spec.fqfn}:{self.instance_id} did not start within {wait}s"
+            )
+        if event.get("event") != "ready":
+            self._reap(5.0)
+            raise InstanceStartError(self.failure_text or "the instance process exited before it was ready")
+        self.port = int(event["port"])
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self._stub = ic_grpc.InstanceControlStub(self._channel)
+
+    def _read_events(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                log.debug("instance %s:%s wrote %r", self.spec.fqfn, self.instance_id, raw[:200])
+                continue
+            if event.get("event") in ("error", "failed"):
+                self._failure = str(event.get("error", ""))
+            self._events.put(event)
+        self._events.put({"event": "exit"})
+
+    def stop(self) -> None:
+        """Stop the child in order (SIGTERM), killing it if it does not exit in time."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            self._reap(self.stop_grace_s + 5.0)
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def _reap(self, timeout: float) -> None:
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning(
+                "instance %s:%s did not exit in %.0fs; killing it", self.spec.fqfn, self.instance_id, timeout
+            )
+            self._kill()
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def is_alive(self) -> bool:
+        """True while the child runs and its instance has not failed."""
+        return self.proc is not None and self.proc.poll() is None and not self._failure
+
+    @property
+    def failure_text(self) -> str:
+        """Why the instance stopped: its own error, or how its process ended."""
+        if self._failure:
+            return self._failure
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None or code == 0:
+            return ""
+        if code < 0:
+            return f"instance process killed by {signal.Signals(-code).name}"
+        return f"instance process exited with code {code}"
+
+    # -- control calls ---------------------------------------------------------------------
+    def _call(self, method: str) -> Any:
+        """Call ``method`` on the child; ``None`` if it is gone or does not answer in time."""
+        if self._stub is None or not self.is_alive():
+            return None
+        try:
+            return getattr(self._stub, method)(empty_pb2.Empty(), timeout=self.CALL_TIMEOUT)
+        except grpc.RpcError as exc:
+            log.debug("%s on %s:%s failed: %s", method, self.spec.fqfn, self.instance_id, exc)
+            return None
+
+    def status_proto(self) -> ic.FunctionStatus:
+        """``FunctionStatus`` from the child, or the last one known (not running) if it is gone.
+
+        The child fills ``workerId`` with the worker id of its launch.
+        """
+        status = self._call("GetFunctionStatus")
+        if status is not None:
+            self.last_status = status
+            return status
+        status = ic.FunctionStatus()
+        if self.last_status is not None:
+            status.CopyFrom(self.last_status)
+        status.instanceId = str(self.instance_id)
+        status.running = False
+        status.failureException = self.failure_text or (
+            "instance process is not answering" if self.is_alive() else "instance process has stopped"
+        )
+        return status
+
+    def status(self) -> dict[str, Any]:
+        """The REST API's status fields for this instance."""
+        return status_dict(self.status_proto())
+
+    def metrics_proto(self) -> ic.MetricsData:
+        """``MetricsData`` from the child, or the last known if it is gone."""
+        metrics = self._call("GetMetrics")
+        if metrics is not None:
+            self._last_metrics = metrics
+        return self._last_metrics
+
+    def get_and_reset_metrics(self) -> ic.MetricsData:
+        """Metrics since the last reset, then zero them in the child."""
+        metrics = self._call("GetAndResetMetrics")
+        return metrics if metrics is not None else ic.MetricsData()
+
+    def reset_metrics(self) -> None:
+        """Zero the child's metrics."""
+        self._call("ResetMetrics")
+
+    def health_check(self) -> bool:
+        """The child's own health check (false if it does not answer)."""
+        result = self._call("HealthCheck")
+        return bool(result is not None and result.success)

@@ -1,0 +1,178 @@
+"""PostgreSQL state store: one database shared by every worker of a cluster.
+
+Each thread keeps its own connection (opened on first use, replaced after it breaks).
+A batch is one transaction; counter rows are written in key order so that two
+instances adding to the same counters cannot deadlock each other, and any database
+error surfaces as :class:`~engine.state.store.StateStoreError`, so the batch that
+needed it is retried and never acked.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+
+from engine.state.store import Position, PositionUpdate, StateConflict, StateStoreError
+
+__all__ = ["PostgresStateStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS magnetar_counters (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value BIGINT NOT NULL, PRIMARY KEY (ns, key)
+);
+CREATE TABLE IF NOT EXISTS magnetar_kv (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (ns, key)
+);
+CREATE TABLE IF NOT EXISTS magnetar_positions (
+    ns TEXT NOT NULL, part TEXT NOT NULL, ledger BIGINT NOT NULL, entry BIGINT NOT NULL,
+    batch INTEGER NOT NULL, PRIMARY KEY (ns, part)
+);
+"""
+
+
+class PostgresStateStore:
+    """Function state in PostgreSQL tables ``magnetar_counters``, ``magnetar_kv``, ``magnetar_positions``.
+
+    Parameters
+    ----------
+    url
+        A libpq connection URL (``postgresql://user:password@host:port/database``).
+    connect_timeout
+        Seconds to wait for a connection before the operation fails.
+    """
+
+    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        conn = self._conn()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(7243185)")  # workers may start together
+                conn.execute(_SCHEMA)
+        except psycopg.Error as exc:
+            raise StateStoreError(f"cannot prepare state tables in {self._where()}: {exc}")
+
+    def _where(self) -> str:
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        return f"PostgreSQL {info.get('host', 'localhost')}/{info.get('dbname', '')}"
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        try:
+            conn = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
+            )
+        except psycopg.Error as exc:
+            raise StateStoreError(f"cannot connect to the state store ({self._where()}): {exc}")
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _read(self, sql: str, params: tuple[Any, ...], what: str) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except psycopg.Error as exc:
+            raise StateStoreError(f"reading {what}: {exc}")
+
+    def get_counter(self, namespace: str, key: str) -> int | None:
+        """The counter's value, or ``None`` when it does not exist."""
+        rows = self._read(
+            "SELECT value FROM magnetar_counters WHERE ns = %s AND key = %s",
+            (namespace, key),
+            f"counter {key!r}",
+        )
+        return int(rows[0][0]) if rows else None
+
+    def get_value(self, namespace: str, key: str) -> bytes | None:
+        """The stored value, or ``None`` when it does not exist."""
+        rows = self._read(
+            "SELECT value FROM magnetar_kv WHERE ns = %s AND key = %s", (namespace, key), f"value {key!r}"
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    def get_positions(self, namespace: str) -> dict[str, Position]:
+        """The last committed input position of every partition."""
+        rows = self._read(
+            "SELECT part, ledger, entry, batch FROM magnetar_positions WHERE ns = %s",
+            (namespace,),
+            f"input positions of {namespace}",
+        )
+        return {part: (int(ledger), int(entry), int(batch)) for part, ledger, entry, batch in rows}
+
+    def commit(
+        self,
+        namespace: str,
+        deltas: dict[str, int],
+        resets: set[str],
+        values: dict[str, bytes | None],
+        positions: dict[str, PositionUpdate] | None = None,
+    ) -> None:
+        """Apply one batch (and move input positions) in one transaction."""
+        conn = self._conn()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                if positions:
+                    self._move_positions(cur, namespace, positions)
+                if resets:
+                    cur.executemany(
+                        "DELETE FROM magnetar_counters WHERE ns = %s AND key = %s",
+                        [(namespace, k) for k in sorted(resets)],
+                    )
+                if deltas:
+                    cur.executemany(
+                        "INSERT INTO magnetar_counters (ns, key, value) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (ns, key) DO UPDATE "
+                        "SET value = magnetar_counters.value + EXCLUDED.value",
+                        [(namespace, k, deltas[k]) for k in sorted(deltas)],
+                    )
+                puts = [(namespace, k, v) for k, v in sorted(values.items()) if v is not None]
+                dels = [(namespace, k) for k, v in sorted(values.items()) if v is None]
+                if puts:
+                    cur.executemany(
+                        "INSERT INTO magnetar_kv (ns, key, value) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+                        puts,
+                    )
+                if dels:
+                    cur.executemany("DELETE FROM magnetar_kv WHERE ns = %s AND key = %s", dels)
+        except psycopg.Error as exc:
+            raise StateStoreError(f"committing state of {namespace}: {exc}")
+
+    @staticmethod
+    def _move_positions(
+        cur: psycopg.Cursor[Any], namespace: str, positions: dict[str, PositionUpdate]
+    ) -> None:
+        for part, (expected, new) in sorted(positions.items()):
+            if expected is None:
+                cur.execute(
+                    "INSERT INTO magnetar_positions (ns, part, ledger, entry, batch) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ns, part) DO NOTHING",
+                    (namespace, part, *new),
+                )
+            else:
+                cur.execute(
+                    "UPDATE magnetar_positions SET ledger = %s, entry = %s, batch = %s "
+                    "WHERE ns = %s AND part = %s AND ledger = %s AND entry = %s AND batch = %s",
+                    (*new, namespace, part, *expected),
+                )
+            if cur.rowcount != 1:
+                raise StateConflict(f"input position of {part} for {namespace} was moved by another instance")
+
+    def close(self) -> None:
+        """Close every connection opened by any thread."""
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except psycopg.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()

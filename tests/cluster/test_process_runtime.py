@@ -1,0 +1,152 @@
+"""The process runtime: every instance is a real child process of its worker, controlled over gRPC."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pulsar
+import pytest
+
+from engine.broker import EmbeddedBroker
+from tests.cluster.conftest import Cluster, new_cluster, rest, wait_until
+from tests.cluster.test_cluster import create, status
+from tests.integration.harness import consume, produce
+
+
+@pytest.fixture(scope="module")
+def pcluster(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = new_cluster(broker, str(tmp_path_factory.mktemp("pcluster")), 2, ["--runtime", "process"])
+    yield c
+    c.stop_all()
+
+
+def children(worker_pid: int) -> dict[tuple[str, int], int]:
+    """The instance processes of a worker: ``(fqfn, instance id) -> pid``, read from /proc."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read().decode().split("\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == worker_pid and "engine.runtime.child" in argv:
+            found[(argv[argv.index("--fqfn") + 1], int(argv[argv.index("--instance-id") + 1]))] = int(entry)
+    return found
+
+
+def instance(cluster: Cluster, name: str, iid: int) -> dict[str, Any]:
+    return status(cluster, name)["instances"][iid]["status"]  # type: ignore[no-any-return]
+
+
+def test_instances_run_in_child_processes_and_process_messages(
+    pcluster: Cluster, client: pulsar.Client
+) -> None:
+    name = f"proc{uuid.uuid4().hex[:6]}"
+    create(pcluster, name, f"{name}-in", f"{name}-out", 2)
+    assert wait_until(lambda: status(pcluster, name)["numRunning"] == 2, timeout=40), status(pcluster, name)
+    fqfn = f"public/default/{name}"
+    pids = {}
+    for w in pcluster.workers:
+        pids.update({k: v for k, v in children(w.proc.pid).items() if k[0] == fqfn})
+    assert sorted(pids) == [(fqfn, 0), (fqfn, 1)]
+    n = 3000
+    produce(client, f"{name}-in", [f"m{i}" for i in range(n)])
+    got = consume(client, f"{name}-out", n)
+    assert sorted(m.data().decode() for m in got) == sorted(f"m{i}!" for i in range(n))
+    # Status and stats come from the children over gRPC.
+    assert wait_until(
+        lambda: sum(i["status"]["numReceived"] for i in status(pcluster, name)["instances"]) >= n
+    )
+    stats = rest(pcluster.workers[0].url, "GET", f"/admin/v3/functions/{fqfn}/stats")
+    assert stats["processedSuccessfullyTotal"] >= n
+    # The Prometheus endpoint of each worker reads its children's metrics.
+    text = "".join(rest(w.url, "GET", "/metrics").decode() for w in pcluster.workers)
+    lines = [
+        ln for ln in text.splitlines() if ln.startswith("pulsar_function_received_total{") and name in ln
+    ]
+    assert len(lines) == 2 and sum(float(ln.rsplit(" ", 1)[1]) for ln in lines) >= n, lines
+
+
+def test_killed_instance_reports_at_once_and_restarts(pcluster: Cluster, client: pulsar.Client) -> None:
+    name = f"crash{uuid.uuid4().hex[:6]}"
+    create(pcluster, name, f"{name}-in", f"{name}-out", 1)
+    assert wait_until(lambda: status(pcluster, name)["numRunning"] == 1, timeout=40)
+    owner = next(w for w in pcluster.workers if w.worker_id == instance(pcluster, name, 0)["workerId"])
+    fqfn = f"public/default/{name}"
+    pid = children(owner.proc.pid)[(fqfn, 0)]
+    os.kill(pid, signal.SIGKILL)
+    # The worker notices the dead child by itself, without a call to it.
+    dead = wait_until(
+        lambda: (lambda s: s if not s["running"] else None)(instance(pcluster, name, 0)), timeout=5
+    )
+    assert dead and "SIGKILL" in dead["error"], dead
+    t0 = time.perf_counter()
+    st = rest(owner.url, "GET", f"/admin/v3/functions/{fqfn}/0/status")
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 1.0, f"status of a dead instance took {elapsed:.2f}s"
+    # It comes back in a new process, with the restart counted, and processes messages.
+    back = wait_until(
+        lambda: (lambda s: s if s["running"] else None)(instance(pcluster, name, 0)), timeout=30
+    )
+    assert back and back["numRestarts"] >= 1, back or st
+    assert children(owner.proc.pid)[(fqfn, 0)] != pid
+    n = 500
+    produce(client, f"{name}-in", [f"a{i}" for i in range(n)])
+    got = consume(client, f"{name}-out", n)
+    assert {m.data().decode() for m in got} >= {f"a{i}!" for i in range(n)}
+
+
+def test_stop_and_delete_end_the_child_processes(pcluster: Cluster) -> None:
+    name = f"gone{uuid.uuid4().hex[:6]}"
+    create(pcluster, name, f"{name}-in", f"{name}-out", 2)
+    assert wait_until(lambda: status(pcluster, name)["numRunning"] == 2, timeout=40)
+    fqfn = f"public/default/{name}"
+
+    def mine() -> dict[tuple[str, int], int]:
+        out = {}
+        for w in pcluster.workers:
+            out.update({k: v for k, v in children(w.proc.pid).items() if k[0] == fqfn})
+        return out
+
+    assert len(mine()) == 2
+    rest(pcluster.workers[0].url, "POST", f"/admin/v3/functions/{fqfn}/1/stop")
+    assert wait_until(lambda: list(mine()) == [(fqfn, 0)], timeout=20), mine()
+    rest(pcluster.workers[1].url, "DELETE", f"/admin/v3/functions/{fqfn}")
+    assert wait_until(lambda: not mine(), timeout=20), mine()
+
+
+def test_children_do_not_outlive_a_killed_worker(
+    broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    c = new_cluster(broker, str(tmp_path_factory.mktemp("orphans")), 1, ["--runtime", "process"])
+    try:
+        name = f"orph{uuid.uuid4().hex[:6]}"
+        create(c, name, f"{name}-in", f"{name}-out", 2)
+        assert wait_until(lambda: status(c, name)["numRunning"] == 2, timeout=40)
+        pids = list(children(c.workers[0].proc.pid).values())
+        assert len(pids) == 2
+        c.kill(c.workers[0])
+
+        def gone() -> bool:
+            return not any(os.path.exists(f"/proc/{p}") and _state(p) != "Z" for p in pids)
+
+        assert wait_until(gone, timeout=15), [(_state(p), p) for p in pids]
+    finally:
+        c.stop_all()
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
