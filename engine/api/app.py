@@ -11,6 +11,7 @@ from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
 from engine.api.worker_routes import add_worker_routes
 from engine.config import ConfigError
+from engine.state.store import StateStoreError
 from engine.worker.worker import Worker
 
 __all__ = ["build_app", "serve"]
@@ -35,6 +36,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except ConfigError as exc:
         raise http_error(400, str(exc)) from None
+    except StateStoreError as exc:
+        raise http_error(503, f"state store unavailable: {exc}") from None
     except Exception as exc:
         log.exception("%s %s failed", request.method, request.path)
         raise http_error(500, f"{type(exc).__name__}: {exc}") from None

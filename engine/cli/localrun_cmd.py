@@ -60,7 +60,7 @@ def add_localrun_parser(sub: argparse._SubParsersAction) -> None:
         "--state-storage-url",
         "--state-storage-service-url",
         dest="state_storage_url",
-        help="sqlite:///path (default: state.db in the data dir)",
+        help="sqlite:///path or postgresql://user@host/db (default: state.db in the data dir)",
     )
     p.add_argument("--instance-id-offset", type=int, default=0, help="first instance id")
     p.add_argument(

@@ -26,7 +26,10 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
     p.add_argument(
         "--functions-namespace", default="public/functions", help="namespace of the cluster topics"
     )
-    p.add_argument("--state-storage-url", help="sqlite:///path (default: state.db in the data dir)")
+    p.add_argument(
+        "--state-storage-url",
+        help="sqlite:///path or postgresql://user@host/db (default: state.db in the data dir)",
+    )
     p.add_argument("--hotpath", choices=["native", "pure"], help="hot-path twin (default: native if built)")
     p.add_argument("--secrets-provider-classname", help="env (default), file, cleartext, or a class path")
     p.add_argument(

@@ -37,6 +37,7 @@ from engine.hotpath import HotPath
 from engine.instance.context import InstanceContext
 from engine.instance.log_topic import function_logger
 from engine.instance.producers import ProducerPool
+from engine.instance.progress import PartitionProgress, position_with_size
 from engine.state.store import StateConflict, StateStore, StateStoreError
 
 __all__ = ["DLQ_ERROR_PROPERTY", "FunctionInstance", "InstanceOptions"]
@@ -117,14 +118,21 @@ class FunctionInstance:
         self._completions: deque[tuple[int, bool]] = deque()
         self._pending = hot.acks.PendingAcks()
         self._waiting: dict[int, list[Any]] = {}  # token -> [flushes left, all ok]
-        self._dedupe = hot.acks.DuplicateFilter() if spec.subscription_type == "FAILOVER" else None
+        self._dedupe = (
+            hot.acks.DuplicateFilter()
+            if spec.subscription_type == "FAILOVER" and spec.processing_guarantees != "EFFECTIVELY_ONCE"
+            else None
+        )
         self._retries: dict[tuple[str, tuple[int, int, int]], int] = {}
         self._next_minute = time.monotonic() + 60.0
         self.effectively_once = spec.processing_guarantees == "EFFECTIVELY_ONCE"
         self.producers = ProducerPool(
             client, spec.producer, f"{spec.fqfn}:{instance_id}", named=self.effectively_once
         )
-        self._committed: dict[str, tuple[int, int, int]] = {}
+        self._committed: dict[str, str] = {}
+        self._progress: dict[str, PartitionProgress] = {}
+        self._gaps: dict[str, tuple[Any, float]] = {}
+        self.inputs_read_back = 0
         self._doomed: dict[tuple[str, tuple[int, int, int]], str] = {}
         self._consumers: dict[str, Any] = {}
         self._resubscribe_at = 0.0
@@ -275,6 +283,8 @@ class FunctionInstance:
                 self._drain_completions()
                 if self._resubscribe_at and time.monotonic() >= self._resubscribe_at and not self._waiting:
                     self._resubscribe()
+                if self.effectively_once:
+                    self._check_gaps()
                 raw = self._raw
                 try:
                     if idle and not self._waiting:
@@ -491,8 +501,7 @@ class FunctionInstance:
         if self.state_store is None:
             raise ValueError("EFFECTIVELY_ONCE needs a state store (--state-storage-url)")
         self._committed = self.state_store.get_positions(self.spec.fqfn)
-        assert self._dedupe is not None
-        self._dedupe.restore(self._committed)
+        self._progress = {t: PartitionProgress.decode(text) for t, text in self._committed.items()}
         if self.options.broker_deduplication is not True:
             where = (
                 "this broker (pulsar-lite) does not de-duplicate producers, so outputs are at-least-once"
@@ -508,22 +517,94 @@ class FunctionInstance:
                 where,
             )
 
-    def _process_effectively_once(self, msgs: list[Any]) -> None:
+    #: Seconds an input gap may last before the missing inputs are read back from the topic.
+    GAP_REPAIR_AFTER_S = 2.0
+
+    def _check_gaps(self) -> None:
+        """Read back inputs the broker never redelivered (see :meth:`_repair_gap`)."""
+        now = time.monotonic()
+        for topic, p in list(self._progress.items()):
+            if not p.above:
+                self._gaps.pop(topic, None)
+                continue
+            mark, since = self._gaps.get(topic, (None, now))
+            if mark != p.mark:
+                self._gaps[topic] = (p.mark, now)
+            elif now - since >= self.GAP_REPAIR_AFTER_S:
+                self._gaps[topic] = (p.mark, now)
+                self._repair_gap(topic, p)
+
+    def _repair_gap(self, topic: str, p: PartitionProgress) -> None:
+        """Apply the inputs between the mark and the first input applied past it.
+
+        They were delivered to a consumer that died and, on pulsar-lite, may never be
+        delivered again (on Apache Pulsar they come back, and this never runs). A reader
+        fetches them from the topic; they are processed like any batch.
+        """
+        assert p.mark is not None
+        upto = min(p.above)
+        ledger, entry, _batch, _size = p.mark
+        start = pulsar.MessageId(-1, ledger, entry - 1, -1) if entry > 0 else pulsar.MessageId.earliest
+        found: list[Any] = []
+        reader = self.client.create_reader(topic, start, receiver_queue_size=1000)
+        try:
+            raw_reader = reader._reader
+            while True:
+                try:
+                    msg = raw_reader.read_next(1000)
+                except Exception:  # the client reports the end of what is there as a timeout
+                    break
+                pos = position_with_size(msg)
+                if (pos[0], pos[1], pos[2]) >= upto:
+                    break
+                if not p.applied(pos):
+                    found.append(msg)
+        finally:
+            reader.close()
+        if found:
+            log.warning(
+                "%s:%s: %d inputs of %s after %s were never delivered again; read them back from the topic",
+                self.spec.fqfn,
+                self.instance_id,
+                len(found),
+                topic,
+                p.mark,
+            )
+            self.inputs_read_back += len(found)
+            self._process_effectively_once(found, acknowledge=False)
+
+    def _process_effectively_once(self, msgs: list[Any], acknowledge: bool = True) -> None:
         """One batch, settled as a whole.
 
-        Inputs at or before the committed position of their partition are skipped. The
-        outputs (and dead letters) of the batch are flushed and confirmed first; then its
-        state changes and the new last input position of each partition commit in one
-        transaction; then the inputs are acked. If anything fails before the commit, the
-        state changes are dropped and the consumer rewinds to the first unacked input,
-        so the partition is processed again in order from the committed position.
+        Inputs already applied (by the committed progress of their partition, see
+        :mod:`engine.instance.progress`) are skipped and acked. The outputs (and dead
+        letters) of the batch are flushed and confirmed first; then its state changes and
+        the new progress of each partition commit in one transaction; then the inputs are
+        acked. If anything fails before the commit, the state changes are dropped and the
+        consumer is reopened, so every unacked input arrives again.
         """
         acks, consumer = self.hot.acks, self._raw
-        assert self._dedupe is not None and self.state_store is not None
-        msgs, dups = self._dedupe.admit(msgs)
+        assert self.state_store is not None
+        progress = self._progress
+        fresh: list[Any] = []
+        dups: list[Any] = []
+        seen: dict[str, list[Any]] = {}  # topic -> positions admitted in this batch
+        admitted: set[tuple[str, Any]] = set()
+        for msg in msgs:
+            topic = msg.topic_name()
+            pos = position_with_size(msg)
+            known = progress.get(topic)
+            if (known is not None and known.applied(pos)) or (topic, pos) in admitted:
+                dups.append(msg)
+            else:
+                admitted.add((topic, pos))
+                seen.setdefault(topic, []).append(pos)
+                fresh.append(msg)
         if dups:
             self.duplicates_dropped += len(dups)
-            acks.ack_messages(consumer, dups)
+            if acknowledge:
+                acks.ack_messages(consumer, dups)
+        msgs = fresh
         if not msgs:
             return
         # A message whose retries are used up is not run again: its partial state changes
@@ -551,27 +632,29 @@ class FunctionInstance:
             self.stats.add_system_exception("publishing outputs failed; the batch is processed again")
             self._rewind(delay=True)
             return
-        last: dict[str, tuple[int, int, int]] = {}
-        for msg in msgs:
-            pos = acks.position_of(msg)
-            topic = msg.topic_name()
-            if pos > last.get(topic, (-1, -1, -1)):
-                last[topic] = pos
+        updated = {
+            topic: progress.get(topic, PartitionProgress()).with_applied(positions)
+            for topic, positions in seen.items()
+            if positions
+        }
+        encoded = {topic: p.encode() for topic, p in updated.items()}
+        moves = {topic: (self._committed.get(topic), text) for topic, text in encoded.items()}
         deltas, resets, values = self.state_buffer.drain()
-        moves = {topic: (self._committed.get(topic), pos) for topic, pos in last.items()}
         try:
             self.state_store.commit(self.spec.fqfn, deltas, resets, values, moves)
         except StateStoreError as exc:
             self.stats.add_system_exception(f"state commit failed: {exc}")
             if isinstance(exc, StateConflict):
-                self._committed = self.state_store.get_positions(self.spec.fqfn)
+                self._restore_positions()
             self._rewind(delay=not isinstance(exc, StateConflict))
             return
-        self._committed.update(last)
+        self._committed.update(encoded)
+        progress.update(updated)
         self.dead_lettered += len(dead)
         for msg in dead:
             doomed.pop((msg.topic_name(), acks.position_of(msg)), None)
-        acks.ack_messages(consumer, msgs)
+        if acknowledge:
+            acks.ack_messages(consumer, msgs)
 
     def _flush_and_wait(self, timeout: float = 60.0) -> bool:
         """Flush the producers this batch used and wait until all report; true if all persisted."""
@@ -592,8 +675,6 @@ class FunctionInstance:
     def _rewind(self, delay: bool) -> None:
         """Drop the batch's state changes and have every unacked input delivered again, in order."""
         self.state_buffer.drain()
-        assert self._dedupe is not None
-        self._dedupe.restore(self._committed)
         if delay:
             self._stop.wait((self.spec.timeout_ms or self.options.nack_delay_ms) / 1000.0)
         self._resubscribe()

@@ -1,11 +1,10 @@
 """Function state: the store interface and its backends (SQLite, PostgreSQL)."""
 
 from engine.state.sqlite_store import SqliteStateStore
-from engine.state.store import Position, PositionUpdate, StateConflict, StateStore, StateStoreError
+from engine.state.store import ProgressUpdate, StateConflict, StateStore, StateStoreError
 
 __all__ = [
-    "Position",
-    "PositionUpdate",
+    "ProgressUpdate",
     "SqliteStateStore",
     "StateConflict",
     "StateStore",

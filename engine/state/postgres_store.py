@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from engine.state.store import Position, PositionUpdate, StateConflict, StateStoreError
+from engine.state.store import ProgressUpdate, StateConflict, StateStoreError
 
 __all__ = ["PostgresStateStore"]
 
@@ -26,8 +26,7 @@ CREATE TABLE IF NOT EXISTS magnetar_kv (
     ns TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (ns, key)
 );
 CREATE TABLE IF NOT EXISTS magnetar_positions (
-    ns TEXT NOT NULL, part TEXT NOT NULL, ledger BIGINT NOT NULL, entry BIGINT NOT NULL,
-    batch INTEGER NOT NULL, PRIMARY KEY (ns, part)
+    ns TEXT NOT NULL, part TEXT NOT NULL, progress TEXT NOT NULL, PRIMARY KEY (ns, part)
 );
 """
 
@@ -98,14 +97,14 @@ class PostgresStateStore:
         )
         return bytes(rows[0][0]) if rows else None
 
-    def get_positions(self, namespace: str) -> dict[str, Position]:
-        """The last committed input position of every partition."""
+    def get_positions(self, namespace: str) -> dict[str, str]:
+        """The committed input progress of every partition."""
         rows = self._read(
-            "SELECT part, ledger, entry, batch FROM magnetar_positions WHERE ns = %s",
+            "SELECT part, progress FROM magnetar_positions WHERE ns = %s",
             (namespace,),
             f"input positions of {namespace}",
         )
-        return {part: (int(ledger), int(entry), int(batch)) for part, ledger, entry, batch in rows}
+        return {part: str(progress) for part, progress in rows}
 
     def commit(
         self,
@@ -113,7 +112,7 @@ class PostgresStateStore:
         deltas: dict[str, int],
         resets: set[str],
         values: dict[str, bytes | None],
-        positions: dict[str, PositionUpdate] | None = None,
+        positions: dict[str, ProgressUpdate] | None = None,
     ) -> None:
         """Apply one batch (and move input positions) in one transaction."""
         conn = self._conn()
@@ -148,20 +147,20 @@ class PostgresStateStore:
 
     @staticmethod
     def _move_positions(
-        cur: psycopg.Cursor[Any], namespace: str, positions: dict[str, PositionUpdate]
+        cur: psycopg.Cursor[Any], namespace: str, positions: dict[str, ProgressUpdate]
     ) -> None:
         for part, (expected, new) in sorted(positions.items()):
             if expected is None:
                 cur.execute(
-                    "INSERT INTO magnetar_positions (ns, part, ledger, entry, batch) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ns, part) DO NOTHING",
-                    (namespace, part, *new),
+                    "INSERT INTO magnetar_positions (ns, part, progress) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (ns, part) DO NOTHING",
+                    (namespace, part, new),
                 )
             else:
                 cur.execute(
-                    "UPDATE magnetar_positions SET ledger = %s, entry = %s, batch = %s "
-                    "WHERE ns = %s AND part = %s AND ledger = %s AND entry = %s AND batch = %s",
-                    (*new, namespace, part, *expected),
+                    "UPDATE magnetar_positions SET progress = %s "
+                    "WHERE ns = %s AND part = %s AND progress = %s",
+                    (new, namespace, part, expected),
                 )
             if cur.rowcount != 1:
                 raise StateConflict(f"input position of {part} for {namespace} was moved by another instance")

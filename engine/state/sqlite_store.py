@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 
-from engine.state.store import Position, PositionUpdate, StateConflict, StateStoreError
+from engine.state.store import ProgressUpdate, StateConflict, StateStoreError
 
 __all__ = ["SqliteStateStore"]
 
@@ -18,8 +18,7 @@ CREATE TABLE IF NOT EXISTS kv (
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions (
-    ns TEXT NOT NULL, part TEXT NOT NULL, ledger INTEGER NOT NULL, entry INTEGER NOT NULL,
-    batch INTEGER NOT NULL, PRIMARY KEY (ns, part)
+    ns TEXT NOT NULL, part TEXT NOT NULL, progress TEXT NOT NULL, PRIMARY KEY (ns, part)
 ) WITHOUT ROWID;
 """
 
@@ -81,33 +80,32 @@ class SqliteStateStore:
             raise StateStoreError(f"reading value {key!r}: {exc}")
         return None if row is None else bytes(row[0])
 
-    def get_positions(self, namespace: str) -> dict[str, Position]:
-        """The last committed input position of every partition."""
+    def get_positions(self, namespace: str) -> dict[str, str]:
+        """The committed input progress of every partition."""
         try:
             rows = (
                 self._conn()
-                .execute("SELECT part, ledger, entry, batch FROM positions WHERE ns = ?", (namespace,))
+                .execute("SELECT part, progress FROM positions WHERE ns = ?", (namespace,))
                 .fetchall()
             )
         except sqlite3.Error as exc:
             raise StateStoreError(f"reading input positions of {namespace}: {exc}")
-        return {part: (int(ledger), int(entry), int(batch)) for part, ledger, entry, batch in rows}
+        return {part: str(progress) for part, progress in rows}
 
     def _move_positions(
-        self, conn: sqlite3.Connection, namespace: str, positions: dict[str, PositionUpdate]
+        self, conn: sqlite3.Connection, namespace: str, positions: dict[str, ProgressUpdate]
     ) -> None:
         for part, (expected, new) in sorted(positions.items()):
             if expected is None:
                 cur = conn.execute(
-                    "INSERT INTO positions (ns, part, ledger, entry, batch) VALUES (?, ?, ?, ?, ?) "
+                    "INSERT INTO positions (ns, part, progress) VALUES (?, ?, ?) "
                     "ON CONFLICT (ns, part) DO NOTHING",
-                    (namespace, part, *new),
+                    (namespace, part, new),
                 )
             else:
                 cur = conn.execute(
-                    "UPDATE positions SET ledger = ?, entry = ?, batch = ? "
-                    "WHERE ns = ? AND part = ? AND ledger = ? AND entry = ? AND batch = ?",
-                    (*new, namespace, part, *expected),
+                    "UPDATE positions SET progress = ? WHERE ns = ? AND part = ? AND progress = ?",
+                    (new, namespace, part, expected),
                 )
             if cur.rowcount != 1:
                 raise StateConflict(f"input position of {part} for {namespace} was moved by another instance")
@@ -118,7 +116,7 @@ class SqliteStateStore:
         deltas: dict[str, int],
         resets: set[str],
         values: dict[str, bytes | None],
-        positions: dict[str, PositionUpdate] | None = None,
+        positions: dict[str, ProgressUpdate] | None = None,
     ) -> None:
         """Apply one batch (and move input positions) in one transaction."""
         conn = self._conn()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Position", "PositionUpdate", "StateConflict", "StateStore", "StateStoreError"]
+__all__ = ["ProgressUpdate", "StateConflict", "StateStore", "StateStoreError"]
 
-#: A message position in a topic partition: ``(ledger, entry, batch index)``.
-Position = tuple[int, int, int]
-
-#: A position move for one partition: ``(expected current position or None, new position)``.
-PositionUpdate = tuple["Position | None", Position]
+#: A move of one partition's input progress (an opaque text the instance encodes):
+#: ``(expected current progress or None when there is none yet, new progress)``.
+ProgressUpdate = tuple["str | None", str]
 
 
 class StateStoreError(Exception):
@@ -33,8 +31,8 @@ class StateStore(Protocol):
     def get_value(self, namespace: str, key: str) -> bytes | None:
         """The stored value, or ``None`` when it does not exist."""
 
-    def get_positions(self, namespace: str) -> dict[str, Position]:
-        """The last committed input position of every partition (``topic name -> position``)."""
+    def get_positions(self, namespace: str) -> dict[str, str]:
+        """The committed input progress of every partition (``topic name -> progress``)."""
 
     def commit(
         self,
@@ -42,13 +40,13 @@ class StateStore(Protocol):
         deltas: dict[str, int],
         resets: set[str],
         values: dict[str, bytes | None],
-        positions: dict[str, PositionUpdate] | None = None,
+        positions: dict[str, ProgressUpdate] | None = None,
     ) -> None:
         """Apply one batch atomically: drop ``resets`` counters, add ``deltas``, write ``values``.
 
-        With ``positions``, also move each partition's committed input position from the
+        With ``positions``, also move each partition's committed input progress from the
         expected one to the new one, in the same transaction; if any partition's stored
-        position is not the expected one, nothing is applied and :class:`StateConflict`
+        progress is not the expected one, nothing is applied and :class:`StateConflict`
         is raised.
         """
 

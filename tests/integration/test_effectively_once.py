@@ -13,6 +13,7 @@ import pytest
 
 from engine.broker import EmbeddedBroker
 from engine.hotpath import HotPath
+from engine.instance.progress import PartitionProgress
 from engine.state import open_state_store
 from tests.integration.harness import consume, drain, produce, runner_for, wait_for
 
@@ -118,3 +119,38 @@ def test_start_warns_that_outputs_are_at_least_once_without_broker_dedup(
     with caplog.at_level(logging.WARNING), runner_for(broker.url, hot.name, data_dir, cfg):
         pass
     assert any("outputs are at-least-once" in rec.getMessage() for rec in caplog.records)
+
+
+def test_inputs_the_broker_never_delivers_again_are_read_back(
+    broker: EmbeddedBroker,
+    client: pulsar.Client,
+    hot: HotPath,
+    data_dir: str,
+    topic_prefix: str,
+    state_url: str,
+) -> None:
+    inp = f"{topic_prefix}-in"
+    producer = client.create_producer(inp, batching_enabled=False)
+    ids = [producer.send(f"w{i}".encode()) for i in range(10)]
+    producer.close()
+    topic = f"persistent://public/default/{inp}"
+
+    def pos(mid: pulsar.MessageId) -> tuple[int, int, int, int]:
+        return (mid.ledger_id(), mid.entry_id(), -1, 0)
+
+    # As after a crash on pulsar-lite: inputs 1-4 went to a consumer that died and the
+    # broker never hands them out again, while 0 and 5-9 were applied.
+    lost = PartitionProgress(pos(ids[0]), {pos(m)[:3]: pos(m) for m in ids[5:]})
+    store = open_state_store(state_url)
+    store.commit("public/default/eog", {}, set(), {}, positions={topic: (None, lost.encode())})
+    store.close()
+    cfg = eo_config("eog", inp, subscriptionPosition="Latest")  # the broker delivers none of them
+    words = [f"w{i}" for i in range(10)]
+    with runner_for(broker.url, hot.name, data_dir, cfg, state_storage_url=state_url) as r:
+        want = {w: (1 if w in {"w1", "w2", "w3", "w4"} else None) for w in words}
+        assert wait_for(lambda: counts(state_url, "public/default/eog", words) == want, timeout=20)
+        assert r.instances[0].inputs_read_back == 4
+    store = open_state_store(state_url)
+    done = PartitionProgress.decode(store.get_positions("public/default/eog")[topic])
+    store.close()
+    assert done.mark == pos(ids[9]) and done.above == {}

@@ -54,18 +54,16 @@ def test_concurrent_threads_add_up(state_url: str) -> None:
 def test_positions_move_only_from_the_expected_position(state_url: str) -> None:
     store = open_state_store(state_url)
     assert store.get_positions("f") == {}
-    store.commit("f", {"n": 1}, set(), {}, positions={"t-0": (None, (5, 1, -1))})
-    store.commit(
-        "f", {"n": 1}, set(), {}, positions={"t-0": ((5, 1, -1), (5, 9, -1)), "t-1": (None, (3, 0, 2))}
-    )
-    assert store.get_positions("f") == {"t-0": (5, 9, -1), "t-1": (3, 0, 2)}
+    store.commit("f", {"n": 1}, set(), {}, positions={"t-0": (None, "p1")})
+    store.commit("f", {"n": 1}, set(), {}, positions={"t-0": ("p1", "p2"), "t-1": (None, "q1")})
+    assert store.get_positions("f") == {"t-0": "p2", "t-1": "q1"}
     # A stale expectation (another instance moved on) applies nothing at all.
     with pytest.raises(StateConflict):
-        store.commit("f", {"n": 100}, set(), {"v": b"x"}, positions={"t-0": ((5, 1, -1), (6, 0, -1))})
+        store.commit("f", {"n": 100}, set(), {"v": b"x"}, positions={"t-0": ("p1", "p3")})
     with pytest.raises(StateConflict):
-        store.commit("f", {"n": 100}, set(), {}, positions={"t-1": (None, (9, 0, -1))})
+        store.commit("f", {"n": 100}, set(), {}, positions={"t-1": (None, "q2")})
     assert store.get_counter("f", "n") == 2 and store.get_value("f", "v") is None
-    assert store.get_positions("f")["t-0"] == (5, 9, -1) and store.get_positions("other") == {}
+    assert store.get_positions("f")["t-0"] == "p2" and store.get_positions("other") == {}
     store.close()
 
 
