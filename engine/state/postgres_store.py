@@ -9,11 +9,11 @@ needed it is retried and never acked.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import psycopg
 
+from engine.state.connections import PerThreadConnections
 from engine.state.store import ProgressUpdate, StateConflict, StateStoreError
 
 __all__ = ["PostgresStateStore"]
@@ -45,9 +45,7 @@ class PostgresStateStore:
     def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
-        self._local = threading.local()
-        self._all: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
+        self._conns = PerThreadConnections()
         conn = self._conn()
         try:
             with conn.transaction():
@@ -61,7 +59,7 @@ class PostgresStateStore:
         return f"PostgreSQL {info.get('host', 'localhost')}/{info.get('dbname', '')}"
 
     def _conn(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        conn: psycopg.Connection[Any] | None = self._conns.current()
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         try:
@@ -70,10 +68,7 @@ class PostgresStateStore:
             )
         except psycopg.Error as exc:
             raise StateStoreError(f"cannot connect to the state store ({self._where()}): {exc}")
-        self._local.conn = conn
-        with self._lock:
-            self._all.append(conn)
-        return conn
+        return self._conns.adopt(conn)
 
     def _read(self, sql: str, params: tuple[Any, ...], what: str) -> list[tuple[Any, ...]]:
         try:
@@ -167,11 +162,4 @@ class PostgresStateStore:
 
     def close(self) -> None:
         """Close every connection opened by any thread."""
-        with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except psycopg.Error:
-                    pass
-            self._all.clear()
-        self._local = threading.local()
+        self._conns.close_all()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 
+from engine.state.connections import PerThreadConnections
 from engine.state.store import ProgressUpdate, StateConflict, StateStoreError
 
 __all__ = ["SqliteStateStore"]
@@ -36,14 +36,12 @@ class SqliteStateStore:
         self.path = path
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._conns = PerThreadConnections()
         conn = self._conn()
         conn.executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        conn: sqlite3.Connection | None = self._conns.current()
         if conn is None:
             try:
                 conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -51,9 +49,7 @@ class SqliteStateStore:
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise StateStoreError(f"cannot open state store {self.path}: {exc}")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+            self._conns.adopt(conn)
         return conn
 
     def get_counter(self, namespace: str, key: str) -> int | None:
@@ -155,11 +151,4 @@ class SqliteStateStore:
 
     def close(self) -> None:
         """Close every connection opened by any thread."""
-        with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
-            self._all.clear()
-        self._local = threading.local()
+        self._conns.close_all()

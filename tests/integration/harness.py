@@ -102,3 +102,38 @@ def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> b
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def process_instance(
+    broker_url: str,
+    tmp: Any,
+    config: dict[str, Any],
+    twin: str = "native",
+    state_url: str | None = None,
+    worker_id: str = "",
+    consumer_id_spread: int = 0,
+    **options: Any,
+) -> Any:
+    """A (not yet started) process-runtime instance 0 of ``config``, as a worker would launch it."""
+    import dataclasses
+    import os
+
+    from engine.config.details import to_details
+    from engine.runtime.child import Launch
+    from engine.runtime.process import ProcessInstance
+
+    spec = resolve(parse_function_config({"subscriptionPosition": "Earliest", **config}))
+    inst_opts = InstanceOptions(**{"nack_delay_ms": 100, "stop_grace_s": 5.0, **options})
+    launch = Launch(
+        fqfn=spec.fqfn,
+        instance_id=0,
+        details=to_details(spec).SerializeToString(),
+        package_path=None,
+        broker=dataclasses.asdict(BrokerOptions(url=broker_url, consumer_id_spread=consumer_id_spread)),
+        state_storage_url=state_url or f"sqlite:///{os.path.join(str(tmp), 'state.db')}",
+        hotpath=twin,
+        options=dataclasses.asdict(inst_opts),
+        data_dir=str(tmp),
+        worker_id=worker_id,
+    )
+    return ProcessInstance(spec, launch, os.path.join(str(tmp), "instances"), stop_grace_s=5.0)

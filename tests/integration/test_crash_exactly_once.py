@@ -11,7 +11,6 @@ batch twice: the test reports how many words were counted twice.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import signal
@@ -25,14 +24,9 @@ import pulsar
 import pytest
 
 from engine.broker import EmbeddedBroker
-from engine.broker.client import BrokerOptions
-from engine.config import parse_function_config, resolve
-from engine.config.details import to_details
-from engine.instance.instance import InstanceOptions
-from engine.runtime.child import Launch
 from engine.runtime.process import ProcessInstance
 from engine.state import open_state_store
-from tests.integration.harness import MOD
+from tests.integration.harness import MOD, process_instance
 
 WORDS = ["stream", "state", "exactly", "once", "crash", "worker", "pulsar", "magnetar", "count", "word"]
 KILLS = 20
@@ -52,23 +46,10 @@ def start(
         "inputs": [inp],
         "processingGuarantees": guarantee,
         "retainOrdering": True,
-        "subscriptionPosition": "Earliest",
     }
-    spec = resolve(parse_function_config(config))
-    launch = Launch(
-        fqfn=spec.fqfn,
-        instance_id=0,
-        details=to_details(spec).SerializeToString(),
-        package_path=None,
-        broker=dataclasses.asdict(BrokerOptions(url=broker.url, consumer_id_spread=4096)),
-        state_storage_url=state_url,
-        hotpath="native",
-        options=dataclasses.asdict(
-            InstanceOptions(nack_delay_ms=100, stop_grace_s=5.0, batch_max_messages=100)
-        ),
-        data_dir=str(tmp),
+    inst: ProcessInstance = process_instance(
+        broker.url, tmp, config, state_url=state_url, consumer_id_spread=4096, batch_max_messages=100
     )
-    inst = ProcessInstance(spec, launch, str(tmp / "instances"), stop_grace_s=5.0)
     inst.start()
     return inst
 
@@ -125,9 +106,7 @@ def run_with_kills(
     if guarantee == "EFFECTIVELY_ONCE":
         with open(inst.log_path) as fh:
             repairs = [ln for ln in fh if "were never delivered again" in ln]
-        print(
-            f"\n{guarantee}: {KILLS} SIGKILLs; {len(repairs)} gaps of inputs never redelivered, read back"
-        )
+        print(f"\n{guarantee}: {KILLS} SIGKILLs; {len(repairs)} gaps of inputs never redelivered, read back")
     return want, got
 
 

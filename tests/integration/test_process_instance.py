@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -12,13 +11,8 @@ import pulsar
 import pytest
 
 from engine.broker import EmbeddedBroker
-from engine.broker.client import BrokerOptions
-from engine.config import parse_function_config, resolve
-from engine.config.details import to_details
-from engine.instance.instance import InstanceOptions
-from engine.runtime.child import Launch
 from engine.runtime.process import InstanceStartError, ProcessInstance
-from tests.integration.harness import MOD, consume, produce
+from tests.integration.harness import MOD, consume, process_instance, produce
 
 
 def launch_for(broker: EmbeddedBroker, tmp: Path, twin: str, class_name: str, name: str) -> ProcessInstance:
@@ -27,24 +21,10 @@ def launch_for(broker: EmbeddedBroker, tmp: Path, twin: str, class_name: str, na
         "className": class_name,
         "inputs": [f"{name}-in"],
         "output": f"{name}-out",
-        "subscriptionPosition": "Earliest",
         "maxMessageRetries": 1,
         "deadLetterTopic": f"{name}-dlq",
     }
-    spec = resolve(parse_function_config(config))
-    launch = Launch(
-        fqfn=spec.fqfn,
-        instance_id=0,
-        details=to_details(spec).SerializeToString(),
-        package_path=None,
-        broker=dataclasses.asdict(BrokerOptions(url=broker.url)),
-        state_storage_url=f"sqlite:///{tmp / 'state.db'}",
-        hotpath=twin,
-        options=dataclasses.asdict(InstanceOptions(nack_delay_ms=100, stop_grace_s=5.0)),
-        data_dir=str(tmp),
-        worker_id="w-test",
-    )
-    return ProcessInstance(spec, launch, str(tmp / "instances"), stop_grace_s=5.0)
+    return process_instance(broker.url, tmp, config, twin, worker_id="w-test")  # type: ignore[no-any-return]
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
