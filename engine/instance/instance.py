@@ -133,6 +133,8 @@ class FunctionInstance:
         self._progress: dict[str, PartitionProgress] = {}
         self._gaps: dict[str, tuple[Any, float]] = {}
         self.inputs_read_back = 0
+        self._last_input_at = time.monotonic()
+        self._tail_checked_at = 0.0
         self._doomed: dict[tuple[str, tuple[int, int, int]], str] = {}
         self._consumers: dict[str, Any] = {}
         self._resubscribe_at = 0.0
@@ -302,6 +304,7 @@ class FunctionInstance:
                     continue
                 idle = not msgs
                 if msgs:
+                    self._last_input_at = time.monotonic()
                     self.process_batch(msgs)
                 if time.monotonic() >= self._next_minute:
                     self.stats.roll_minute()
@@ -521,7 +524,12 @@ class FunctionInstance:
     GAP_REPAIR_AFTER_S = 2.0
 
     def _check_gaps(self) -> None:
-        """Read back inputs the broker never redelivered (see :meth:`_repair_gap`)."""
+        """Read back inputs the broker never redelivered (see :meth:`_repair_gap`).
+
+        A gap between applied inputs that lasts :attr:`GAP_REPAIR_AFTER_S` is read back.
+        So is the tail of a single input topic that holds messages past the mark while
+        nothing has arrived for as long (a subscription the broker stopped serving).
+        """
         now = time.monotonic()
         for topic, p in list(self._progress.items()):
             if not p.above:
@@ -532,46 +540,70 @@ class FunctionInstance:
                 self._gaps[topic] = (p.mark, now)
             elif now - since >= self.GAP_REPAIR_AFTER_S:
                 self._gaps[topic] = (p.mark, now)
-                self._repair_gap(topic, p)
+                self._repair_gap(topic, p, min(p.above))
+        if (
+            len(self._progress) == 1
+            and now - self._last_input_at >= self.GAP_REPAIR_AFTER_S
+            and now - self._tail_checked_at >= self.GAP_REPAIR_AFTER_S
+        ):
+            self._tail_checked_at = now
+            ((topic, p),) = self._progress.items()
+            if p.above or p.mark is None:
+                return
+            try:
+                last = self._raw.get_last_message_id()
+            except Exception:  # a multi-topic consumer cannot tell; its gaps are still repaired
+                return
+            if (last.ledger_id(), last.entry_id()) > (p.mark[0], p.mark[1]):
+                self._repair_gap(topic, p, None)
 
-    def _repair_gap(self, topic: str, p: PartitionProgress) -> None:
-        """Apply the inputs between the mark and the first input applied past it.
+    def _repair_gap(self, topic: str, p: PartitionProgress, upto: tuple[int, int, int] | None) -> None:
+        """Apply the inputs after the mark and before ``upto`` (``None``: to the topic's end).
 
         They were delivered to a consumer that died and, on pulsar-lite, may never be
         delivered again (on Apache Pulsar they come back, and this never runs). A reader
         fetches them from the topic; they are processed like any batch.
         """
         assert p.mark is not None
-        upto = min(p.above)
         ledger, entry, _batch, _size = p.mark
         start = pulsar.MessageId(-1, ledger, entry - 1, -1) if entry > 0 else pulsar.MessageId.earliest
         found: list[Any] = []
+        total = 0
         reader = self.client.create_reader(topic, start, receiver_queue_size=1000)
         try:
             raw_reader = reader._reader
-            while True:
+            while not self._stop.is_set():
                 try:
                     msg = raw_reader.read_next(1000)
                 except Exception:  # the client reports the end of what is there as a timeout
                     break
                 pos = position_with_size(msg)
-                if (pos[0], pos[1], pos[2]) >= upto:
+                if upto is not None and (pos[0], pos[1], pos[2]) >= upto:
                     break
-                if not p.applied(pos):
+                if not self._progress[topic].applied(pos):
                     found.append(msg)
+                if len(found) >= self.options.batch_max_messages:
+                    total += len(found)
+                    self._read_back(topic, found)
+                    found = []
+            if found:
+                total += len(found)
+                self._read_back(topic, found)
         finally:
             reader.close()
-        if found:
+        if total:
             log.warning(
                 "%s:%s: %d inputs of %s after %s were never delivered again; read them back from the topic",
                 self.spec.fqfn,
                 self.instance_id,
-                len(found),
+                total,
                 topic,
                 p.mark,
             )
-            self.inputs_read_back += len(found)
-            self._process_effectively_once(found, acknowledge=False)
+
+    def _read_back(self, topic: str, msgs: list[Any]) -> None:
+        self.inputs_read_back += len(msgs)
+        self._process_effectively_once(msgs, acknowledge=False)
 
     def _process_effectively_once(self, msgs: list[Any], acknowledge: bool = True) -> None:
         """One batch, settled as a whole.

@@ -154,3 +154,29 @@ def test_inputs_the_broker_never_delivers_again_are_read_back(
     done = PartitionProgress.decode(store.get_positions("public/default/eog")[topic])
     store.close()
     assert done.mark == pos(ids[9]) and done.above == {}
+
+
+def test_a_tail_the_broker_stops_delivering_is_read_back(
+    broker: EmbeddedBroker,
+    client: pulsar.Client,
+    hot: HotPath,
+    data_dir: str,
+    topic_prefix: str,
+    state_url: str,
+) -> None:
+    inp = f"{topic_prefix}-in"
+    producer = client.create_producer(inp, batching_enabled=False)
+    ids = [producer.send(f"t{i}".encode()) for i in range(10)]
+    producer.close()
+    topic = f"persistent://public/default/{inp}"
+    # Inputs 0-3 applied; 4-9 are on the topic but the subscription serves none of them.
+    applied = PartitionProgress((ids[3].ledger_id(), ids[3].entry_id(), -1, 0))
+    store = open_state_store(state_url)
+    store.commit("public/default/eot", {}, set(), {}, positions={topic: (None, applied.encode())})
+    store.close()
+    cfg = eo_config("eot", inp, subscriptionPosition="Latest")
+    words = [f"t{i}" for i in range(10)]
+    with runner_for(broker.url, hot.name, data_dir, cfg, state_storage_url=state_url) as r:
+        want = {w: (1 if int(w[1:]) >= 4 else None) for w in words}
+        assert wait_for(lambda: counts(state_url, "public/default/eot", words) == want, timeout=20)
+        assert r.instances[0].inputs_read_back == 6
