@@ -528,7 +528,8 @@ class FunctionInstance:
 
         A gap between applied inputs that lasts :attr:`GAP_REPAIR_AFTER_S` is read back.
         So is the tail of a single input topic that holds messages past the mark while
-        nothing has arrived for as long (a subscription the broker stopped serving).
+        nothing has arrived for as long and no other instance moved the committed progress
+        since the last check (a subscription the broker stopped serving).
         """
         now = time.monotonic()
         for topic, p in list(self._progress.items()):
@@ -549,6 +550,17 @@ class FunctionInstance:
             self._tail_checked_at = now
             ((topic, p),) = self._progress.items()
             if p.above or p.mark is None:
+                return
+            # Another instance of the function (the active consumer, when this one is a
+            # standby) may be making the progress: read back only what nobody applies.
+            assert self.state_store is not None
+            try:
+                stored = self.state_store.get_positions(self.spec.fqfn).get(topic)
+            except StateStoreError:
+                return
+            if stored is not None and stored != self._committed.get(topic):
+                self._committed[topic] = stored
+                self._progress[topic] = PartitionProgress.decode(stored)
                 return
             try:
                 last = self._raw.get_last_message_id()

@@ -6,6 +6,7 @@ Every test runs on both hot-path twins and both state stores (SQLite, PostgreSQL
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 
 import pulsar
@@ -180,3 +181,22 @@ def test_a_tail_the_broker_stops_delivering_is_read_back(
         want = {w: (1 if int(w[1:]) >= 4 else None) for w in words}
         assert wait_for(lambda: counts(state_url, "public/default/eot", words) == want, timeout=20)
         assert r.instances[0].inputs_read_back == 6
+
+
+def test_two_instances_of_one_function_apply_each_input_once(
+    broker: EmbeddedBroker,
+    client: pulsar.Client,
+    hot: HotPath,
+    data_dir: str,
+    topic_prefix: str,
+    state_url: str,
+) -> None:
+    inp = f"{topic_prefix}-in"
+    cfg = eo_config("eo2", inp, parallelism=2)  # one active consumer, one standby
+    with runner_for(broker.url, hot.name, data_dir, cfg, state_storage_url=state_url):
+        produce(client, inp, LINES[:150])
+        assert wait_for(lambda: counts_match(state_url, "public/default/eo2", expected(LINES[:150])))
+        time.sleep(2.5)  # past a standby's tail check: it must not apply anything again
+        produce(client, inp, LINES[150:])
+        assert wait_for(lambda: counts_match(state_url, "public/default/eo2", expected(LINES)))
+    assert counts_match(state_url, "public/default/eo2", expected(LINES))
