@@ -188,6 +188,7 @@ class FunctionInstance:
         spec, hot = self.spec, self.hot
         if self.effectively_once:
             self._restore_positions()
+            self._warn_outputs_at_least_once()
         self._consumer = self._subscribe()
         self._raw = self._consumer._consumer
         log_producer = self.producers.get(spec.log_topic) if spec.log_topic else None
@@ -505,6 +506,8 @@ class FunctionInstance:
             raise ValueError("EFFECTIVELY_ONCE needs a state store (--state-storage-url)")
         self._committed = self.state_store.get_positions(self.spec.fqfn)
         self._progress = {t: PartitionProgress.decode(text) for t, text in self._committed.items()}
+
+    def _warn_outputs_at_least_once(self) -> None:
         if self.options.broker_deduplication is not True:
             where = (
                 "this broker (pulsar-lite) does not de-duplicate producers, so outputs are at-least-once"

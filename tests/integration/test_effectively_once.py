@@ -122,6 +122,21 @@ def test_start_warns_that_outputs_are_at_least_once_without_broker_dedup(
     assert any("outputs are at-least-once" in rec.getMessage() for rec in caplog.records)
 
 
+def send_words(client: pulsar.Client, inp: str, prefix: str) -> list[tuple[int, int, int, int]]:
+    """Ten unbatched messages ``<prefix>0``..``<prefix>9``; their positions."""
+    producer = client.create_producer(inp, batching_enabled=False)
+    ids = [producer.send(f"{prefix}{i}".encode()) for i in range(10)]
+    producer.close()
+    return [(mid.ledger_id(), mid.entry_id(), -1, 0) for mid in ids]
+
+
+def seed_progress(state_url: str, fqfn: str, topic: str, progress: PartitionProgress) -> None:
+    """Commit ``progress`` for ``topic``, as an earlier instance would have."""
+    store = open_state_store(state_url)
+    store.commit(fqfn, {}, set(), {}, positions={topic: (None, progress.encode())})
+    store.close()
+
+
 def test_inputs_the_broker_never_delivers_again_are_read_back(
     broker: EmbeddedBroker,
     client: pulsar.Client,
@@ -131,20 +146,13 @@ def test_inputs_the_broker_never_delivers_again_are_read_back(
     state_url: str,
 ) -> None:
     inp = f"{topic_prefix}-in"
-    producer = client.create_producer(inp, batching_enabled=False)
-    ids = [producer.send(f"w{i}".encode()) for i in range(10)]
-    producer.close()
+    pos = send_words(client, inp, "w")
     topic = f"persistent://public/default/{inp}"
-
-    def pos(mid: pulsar.MessageId) -> tuple[int, int, int, int]:
-        return (mid.ledger_id(), mid.entry_id(), -1, 0)
-
     # As after a crash on pulsar-lite: inputs 1-4 went to a consumer that died and the
     # broker never hands them out again, while 0 and 5-9 were applied.
-    lost = PartitionProgress(pos(ids[0]), {pos(m)[:3]: pos(m) for m in ids[5:]})
-    store = open_state_store(state_url)
-    store.commit("public/default/eog", {}, set(), {}, positions={topic: (None, lost.encode())})
-    store.close()
+    seed_progress(
+        state_url, "public/default/eog", topic, PartitionProgress(pos[0], {p[:3]: p for p in pos[5:]})
+    )
     cfg = eo_config("eog", inp, subscriptionPosition="Latest")  # the broker delivers none of them
     words = [f"w{i}" for i in range(10)]
     with runner_for(broker.url, hot.name, data_dir, cfg, state_storage_url=state_url) as r:
@@ -154,7 +162,7 @@ def test_inputs_the_broker_never_delivers_again_are_read_back(
     store = open_state_store(state_url)
     done = PartitionProgress.decode(store.get_positions("public/default/eog")[topic])
     store.close()
-    assert done.mark == pos(ids[9]) and done.above == {}
+    assert done.mark == pos[9] and done.above == {}
 
 
 def test_a_tail_the_broker_stops_delivering_is_read_back(
@@ -166,15 +174,11 @@ def test_a_tail_the_broker_stops_delivering_is_read_back(
     state_url: str,
 ) -> None:
     inp = f"{topic_prefix}-in"
-    producer = client.create_producer(inp, batching_enabled=False)
-    ids = [producer.send(f"t{i}".encode()) for i in range(10)]
-    producer.close()
-    topic = f"persistent://public/default/{inp}"
+    pos = send_words(client, inp, "t")
     # Inputs 0-3 applied; 4-9 are on the topic but the subscription serves none of them.
-    applied = PartitionProgress((ids[3].ledger_id(), ids[3].entry_id(), -1, 0))
-    store = open_state_store(state_url)
-    store.commit("public/default/eot", {}, set(), {}, positions={topic: (None, applied.encode())})
-    store.close()
+    seed_progress(
+        state_url, "public/default/eot", f"persistent://public/default/{inp}", PartitionProgress(pos[3])
+    )
     cfg = eo_config("eot", inp, subscriptionPosition="Latest")
     words = [f"t{i}" for i in range(10)]
     with runner_for(broker.url, hot.name, data_dir, cfg, state_storage_url=state_url) as r:
