@@ -122,8 +122,3 @@ cdef class DuplicateFilter:
     def last_position(self, str topic):
         """The last processed position on ``topic``, if any."""
         return self._last.get(topic)
-
-    def restore(self, dict positions):
-        """Start over from ``positions`` (topic -> last processed position); forget retries."""
-        self._last = dict(positions)
-        self._retry = set()

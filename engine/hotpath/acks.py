@@ -131,8 +131,3 @@ class DuplicateFilter:
     def last_position(self, topic: str) -> tuple[int, int, int] | None:
         """The last processed position on ``topic``, if any."""
         return self._last.get(topic)
-
-    def restore(self, positions: dict[str, tuple[int, int, int]]) -> None:
-        """Start over from ``positions`` (topic -> last processed position); forget retries."""
-        self._last = dict(positions)
-        self._retry = set()

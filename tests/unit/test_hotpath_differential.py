@@ -151,3 +151,18 @@ def test_duplicate_filter_twins_agree(script: list[tuple[int, int, bool]]) -> No
         trace.append((filt.last_position(TOPICS[0]), filt.last_position(TOPICS[1])))
         results.append(trace)
     assert results[0] == results[1]
+
+
+@given(
+    st.integers(0, 2**25 - 1),
+    st.integers(0, 2**28 - 1),
+    st.integers(-1, 1022),
+)
+def test_sequence_id_twins_agree_and_follow_the_input_order(ledger: int, entry: int, batch: int) -> None:
+    native, pure = load("native"), load("pure")
+    msg = FakeMessage(b"x", ledger=ledger, entry=entry, batch=batch)
+    seq = pure.batching.sequence_id_of(msg)
+    assert native.batching.sequence_id_of(msg) == seq
+    assert 0 <= seq < 2**63
+    nxt = FakeMessage(b"x", ledger=ledger, entry=entry, batch=batch + 1)
+    assert pure.batching.sequence_id_of(nxt) > seq
