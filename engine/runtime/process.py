@@ -51,9 +51,6 @@ class _RemoteStats:
     def snapshot(self) -> dict[str, Any]:
         return snapshot_from(self._owner.metrics_proto(), self._owner.last_status)
 
-    def reset(self) -> None:
-        self._owner.reset_metrics()
-
 
 class ProcessInstance:
     """Instance ``launch.instance_id`` of ``spec``, running in its own child process.
