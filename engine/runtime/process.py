@@ -204,6 +204,13 @@ class ProcessInstance:
         if status is not None:
             self.last_status = status
             return status
+        if self.proc is not None and self.proc.poll() is None:
+            # A call that fails right after a crash races the exit: give the process a
+            # moment to be reaped, so the status says how it ended.
+            try:
+                self.proc.wait(0.2)
+            except subprocess.TimeoutExpired:
+                pass
         status = ic.FunctionStatus()
         if self.last_status is not None:
             status.CopyFrom(self.last_status)
