@@ -10,7 +10,6 @@ import pulsar
 import pytest
 
 from engine.broker import EmbeddedBroker, make_client
-from engine.broker.client import BrokerOptions
 from engine.hotpath import HotPath, load, native_available
 
 TWINS = ("native", "pure")
@@ -40,7 +39,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture(scope="session")
 def client(broker: EmbeddedBroker) -> Iterator[pulsar.Client]:
-    c = make_client(BrokerOptions(url=broker.url))
+    c = make_client(broker.options())
     yield c
     c.close()
 

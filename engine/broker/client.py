@@ -7,6 +7,8 @@ from typing import Any
 
 import pulsar
 
+from engine.broker.capabilities import BrokerCapabilities
+
 __all__ = ["BrokerOptions", "client_logger", "make_client", "spread_consumer_ids"]
 
 
@@ -32,6 +34,14 @@ class BrokerOptions:
     tls_trust_cert_path: str | None = None
     tls_hostname_verification: bool = False
     consumer_id_spread: int = 0
+    #: What kind of broker this is (see :mod:`engine.broker.capabilities`): a ``pulsar://``
+    #: URL is Apache Pulsar unless declared ``pulsar-lite``; the embedded broker is pulsar-lite.
+    kind: str = "apache"
+
+    @property
+    def capabilities(self) -> BrokerCapabilities:
+        """What this broker does and does not do."""
+        return BrokerCapabilities.for_kind(self.kind)
 
 
 def spread_consumer_ids(client: pulsar.Client, upper: int) -> int:

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from engine.broker.client import BrokerOptions
+
 __all__ = ["BrokerStartError", "EmbeddedBroker", "free_port"]
 
 
@@ -70,6 +72,10 @@ class EmbeddedBroker:
     def url(self) -> str:
         """The ``pulsar://`` service URL."""
         return f"pulsar://127.0.0.1:{self.port}"
+
+    def options(self) -> BrokerOptions:
+        """How to reach this broker: its URL, declared as pulsar-lite (its quirks are worked around)."""
+        return BrokerOptions(url=self.url, kind="pulsar-lite")
 
     @property
     def log_path(self) -> str:

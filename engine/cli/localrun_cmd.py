@@ -10,6 +10,7 @@ import time
 
 import orjson
 
+from engine.broker.capabilities import BROKER_KINDS
 from engine.broker.client import BrokerOptions
 from engine.cli.function_flags import add_function_flags, overrides_from_args
 from engine.config import build_function_config, resolve
@@ -26,6 +27,13 @@ def add_broker_flags(parser: argparse.ArgumentParser) -> None:
         "--broker-service-url",
         dest="broker_url",
         help="pulsar:// or pulsar+ssl:// URL; without it an embedded broker is started",
+    )
+    parser.add_argument(
+        "--broker-kind",
+        choices=BROKER_KINDS,
+        default="apache",
+        help="what the --broker-url broker is: apache (default) or pulsar-lite, whose faults are "
+        "then worked around (the embedded broker is always pulsar-lite)",
     )
     parser.add_argument("--client-auth-plugin", help="authentication plugin (e.g. AuthenticationToken)")
     parser.add_argument("--client-auth-params", help="authentication parameters (e.g. token:XYZ)")
@@ -47,6 +55,7 @@ def broker_options(args: argparse.Namespace) -> BrokerOptions | None:
         tls_allow_insecure=args.tls_allow_insecure,
         tls_trust_cert_path=args.tls_trust_cert_path,
         tls_hostname_verification=args.hostname_verification_enabled,
+        kind=args.broker_kind,
     )
 
 

@@ -93,7 +93,7 @@ class LocalRunner:
         os.makedirs(opts.data_dir, exist_ok=True)
         if opts.broker is None:
             self.broker = EmbeddedBroker(os.path.join(opts.data_dir, "broker")).start()
-            broker_opts = BrokerOptions(url=self.broker.url)
+            broker_opts = self.broker.options()
             opts.instance = dataclasses.replace(opts.instance, broker_deduplication=False)
         else:
             broker_opts = opts.broker

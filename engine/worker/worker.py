@@ -99,7 +99,7 @@ class Worker:
         os.makedirs(cfg.data_dir, exist_ok=True)
         if cfg.broker is None:
             self.broker = await asyncio.to_thread(EmbeddedBroker(os.path.join(cfg.data_dir, "broker")).start)
-            broker = BrokerOptions(url=self.broker.url)
+            broker = self.broker.options()
             cfg.instance = dataclasses.replace(cfg.instance, broker_deduplication=False)
         else:
             broker = cfg.broker

@@ -59,6 +59,8 @@ class Cluster:
             "worker",
             "--broker-url",
             self.broker_url,
+            "--broker-kind",
+            "pulsar-lite",
             "--worker-id",
             worker_id,
             "--port",

@@ -29,7 +29,11 @@ def runner_for(broker_url: str, twin: str, data_dir: str, config: dict[str, Any]
     return LocalRunner(
         spec,
         LocalRunOptions(
-            broker=BrokerOptions(url=broker_url), data_dir=data_dir, hotpath=twin, instance=inst_opts, **opts
+            broker=BrokerOptions(url=broker_url, kind="pulsar-lite"),
+            data_dir=data_dir,
+            hotpath=twin,
+            instance=inst_opts,
+            **opts,
         ),
     )
 
@@ -129,7 +133,9 @@ def process_instance(
         instance_id=0,
         details=to_details(spec).SerializeToString(),
         package_path=None,
-        broker=dataclasses.asdict(BrokerOptions(url=broker_url, consumer_id_spread=consumer_id_spread)),
+        broker=dataclasses.asdict(
+            BrokerOptions(url=broker_url, consumer_id_spread=consumer_id_spread, kind="pulsar-lite")
+        ),
         state_storage_url=state_url or f"sqlite:///{os.path.join(str(tmp), 'state.db')}",
         hotpath=twin,
         options=dataclasses.asdict(inst_opts),
