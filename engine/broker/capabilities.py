@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-__all__ = ["BROKER_KINDS", "BrokerCapabilities"]
+__all__ = ["BROKER_KINDS", "BrokerCapabilities", "workarounds_run"]
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,12 @@ BROKER_KINDS = ("apache", "pulsar-lite")
 
 _announced: set[str] = set()
 _announce_lock = threading.Lock()
+
+
+def workarounds_run() -> set[str]:
+    """Names of the workarounds that have run in this process so far (``kind:name``)."""
+    with _announce_lock:
+        return set(_announced)
 
 
 @dataclass(frozen=True)
