@@ -1,7 +1,8 @@
 """A function instance: the loop around the hot path, and the Context it offers."""
 
 from engine.instance.context import InstanceContext
-from engine.instance.instance import DLQ_ERROR_PROPERTY, FunctionInstance, InstanceOptions
+from engine.instance.instance import DLQ_ERROR_PROPERTY, FunctionInstance, InstanceState
+from engine.instance.options import InstanceOptions
 from engine.instance.secrets import (
     ClearTextSecretsProvider,
     EnvironmentSecretsProvider,
@@ -17,5 +18,6 @@ __all__ = [
     "FunctionInstance",
     "InstanceContext",
     "InstanceOptions",
+    "InstanceState",
     "make_secrets_provider",
 ]

@@ -22,6 +22,7 @@ from engine.config.topics import normalize_topic
 from engine.function.serdes import DEFAULT_SERDE, codec_for
 from engine.hotpath import HotPath
 from engine.instance.producers import ProducerPool
+from engine.state.scoped import ScopedState, scoped_state
 from engine.state.store import StateStore
 
 __all__ = ["InstanceContext"]
@@ -53,7 +54,7 @@ class InstanceContext(pulsar.Context):
         producers: ProducerPool,
         state_store: StateStore | None,
         state_buffer: Any,
-        consumers: dict[str, Any],
+        acknowledge: Callable[[Any, str], None],
     ) -> None:
         self._message: Any = None
         self._hot = hot
@@ -71,12 +72,14 @@ class InstanceContext(pulsar.Context):
         self._secrets_provider = secrets_provider
         self._logger = logger
         self._stats = stats
-        self._producers = producers
+        self._pool = producers
         self._codecs: dict[str, Any] = {}
-        self._state_store = state_store
+        # Reads of this function's own state only: the store itself is not reachable from here.
+        self._stored = (
+            None if state_store is None else scoped_state(state_store, f"{tenant}/{namespace}/{name}")
+        )
         self._state = state_buffer
-        self._state_ns = f"{tenant}/{namespace}/{name}"
-        self._consumers = consumers
+        self._acknowledge = acknowledge
         if state_store is not None:
             # The hot path's buffer takes the increments directly: one call per word of a
             # word count, with no Python frame of ours in between.
@@ -201,8 +204,8 @@ class InstanceContext(pulsar.Context):
         props = dict(conf.pop("properties", None) or {})
         if properties:
             props.update(properties)
-        producer = self._producers.get(topic)
-        self._producers.touch(topic)
+        producer = self._pool.get(topic)
+        self._pool.touch(topic)
         if callback is None:
             producer.send_async(payload, None, properties=props or None, **conf)
         else:
@@ -215,22 +218,13 @@ class InstanceContext(pulsar.Context):
 
     def ack(self, msgid: Any, topic: str) -> None:
         """Acknowledge ``msgid`` received on ``topic`` (MANUAL guarantee or autoAck=false)."""
-        consumer = self._consumers.get(topic)
-        if consumer is None:
-            base = _PARTITION.sub("", topic)
-            consumer = self._consumers.get(base) or self._consumers.get(normalize_topic(base))
-        if consumer is None:
-            if len(self._consumers) == 1:
-                consumer = next(iter(self._consumers.values()))
-            else:
-                raise ValueError(f"ack: {topic!r} is not an input topic of this function")
-        consumer.acknowledge(msgid)
+        self._acknowledge(msgid, topic)
 
     # -- state -------------------------------------------------------------------
-    def _store(self) -> StateStore:
-        if self._state_store is None:
+    def _store(self) -> ScopedState:
+        if self._stored is None:
             raise RuntimeError("state is not available: this instance has no state store")
-        return self._state_store
+        return self._stored
 
     def incr_counter(self, key: str, amount: int) -> None:
         """Add ``amount`` to counter ``key`` (committed with the batch)."""
@@ -242,7 +236,7 @@ class InstanceContext(pulsar.Context):
         delta, reset = self._state.counter_delta(key)
         if reset:
             return int(delta)
-        stored = self._store().get_counter(self._state_ns, key)
+        stored = self._store().get_counter(key)
         return int((stored or 0) + delta)
 
     def del_counter(self, key: str) -> None:
@@ -264,7 +258,7 @@ class InstanceContext(pulsar.Context):
         pending = self._state.pending_value(key)
         if pending is not self._hot.counters.MISSING:
             return pending
-        return self._store().get_value(self._state_ns, key)
+        return self._store().get_value(key)
 
     def del_state(self, key: str) -> None:
         """Delete the value under ``key``."""

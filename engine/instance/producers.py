@@ -8,14 +8,18 @@ so one ``flush_async`` per touched producer completes a whole batch.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import pulsar
 
+from engine.broker.adapter import flush_async, raw_producer
 from engine.config.function_config import ProducerConfig
 
 __all__ = ["ProducerPool"]
+
+log = logging.getLogger(__name__)
 
 _COMPRESSION = {
     "NONE": pulsar.CompressionType.NONE,
@@ -36,7 +40,7 @@ class ProducerPool:
         self._named = named
         self._config = config
         self._prefix = producer_name_prefix
-        self._producers: dict[str, Any] = {}
+        self._by_topic: dict[str, Any] = {}
         self._touched: dict[str, Any] = {}
 
     def _options(self) -> dict[str, Any]:
@@ -73,15 +77,15 @@ class ProducerPool:
 
     def get(self, topic: str) -> Any:
         """The high-level producer for ``topic``, created on first use."""
-        producer = self._producers.get(topic)
+        producer = self._by_topic.get(topic)
         if producer is None:
             producer = self._client.create_producer(topic, **self._options())
-            self._producers[topic] = producer
+            self._by_topic[topic] = producer
         return producer
 
     def raw(self, topic: str) -> Any:
         """The client's low-level producer for ``topic`` (``send_async(message, callback)``)."""
-        return self.get(topic)._producer
+        return raw_producer(self.get(topic))
 
     def touch(self, topic: str) -> None:
         """Note that ``topic``'s producer has messages the current batch depends on."""
@@ -101,23 +105,27 @@ class ProducerPool:
         touched = list(self._touched.values())
         self._touched.clear()
         for producer in touched:
-            producer._producer.flush_async(lambda result: done(result == pulsar.Result.Ok))
+            flush_async(producer, done)
         return len(touched)
+
+    def flush_one(self, topic: str, done: Callable[[bool], None]) -> None:
+        """``flush_async`` the producer of ``topic`` alone; ``done(ok)`` runs on the client's thread."""
+        flush_async(self.get(topic), done)
 
     def flush_all(self) -> None:
         """Flush every producer and wait (shutdown)."""
-        for producer in self._producers.values():
+        for topic, producer in self._by_topic.items():
             try:
                 producer.flush()
-            except Exception:
-                pass
+            except pulsar.PulsarException as exc:  # what was not persisted is redelivered as input
+                log.warning("flushing the producer of %s at shutdown failed: %s", topic, exc)
         self._touched.clear()
 
     def close(self) -> None:
         """Close every producer."""
-        for producer in self._producers.values():
+        for topic, producer in self._by_topic.items():
             try:
                 producer.close()
-            except Exception:
-                pass
-        self._producers.clear()
+            except pulsar.PulsarException as exc:
+                log.debug("closing the producer of %s: %s", topic, exc)
+        self._by_topic.clear()

@@ -1,7 +1,11 @@
-"""Build a :class:`FunctionInstance` from a function's recorded details.
+"""Build a :class:`FunctionInstance`: the one way localrun and both runtimes make instances.
 
-Used by the thread runtime inside the worker and by the child process of the
-process runtime, so both load code and config the same way.
+:func:`load_code` does everything that can fail on the user's side (package,
+dependencies, module, class, SerDes) without touching the broker, so ``localrun``
+reports such errors before it starts or connects to anything; :func:`new_instance`
+wires a loaded function to a client; :func:`build_instance` does both from a
+function's recorded details (the thread runtime inside the worker, and the child
+process of the process runtime).
 """
 
 from __future__ import annotations
@@ -11,16 +15,19 @@ from typing import Any
 
 import pulsar
 
+from engine.broker.capabilities import BrokerCapabilities
 from engine.config.details import config_from_details
 from engine.config.validation import FunctionSpec, resolve
-from engine.function.loader import add_code_paths, load_function
+from engine.function.loader import LoadedFunction, add_code_paths, load_function
 from engine.function.package import prepare_package
+from engine.function.serdes import codec_for
 from engine.hotpath import HotPath
-from engine.instance.instance import FunctionInstance, InstanceOptions
+from engine.instance.instance import FunctionInstance
+from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
 from engine.state.store import StateStore
 
-__all__ = ["build_instance", "spec_of"]
+__all__ = ["build_instance", "load_code", "new_instance", "spec_of"]
 
 
 def spec_of(details: pb.FunctionDetails, package_path: str | None = None) -> FunctionSpec:
@@ -29,6 +36,37 @@ def spec_of(details: pb.FunctionDetails, package_path: str | None = None) -> Fun
     if package_path:
         config.py = package_path
     return resolve(config)
+
+
+def load_code(spec: FunctionSpec, data_dir: str, hot: HotPath) -> LoadedFunction:
+    """Prepare the package, import the function (newest code wins) and check its SerDes."""
+    paths: list[str] = []
+    if spec.py:
+        paths = prepare_package(spec.py, os.path.join(data_dir, "packages"))
+        add_code_paths(paths)
+    function = load_function(spec.class_name, paths)
+    for inp in spec.inputs:
+        codec_for(hot, inp.serde_class_name, inp.schema_type)
+    if spec.output:
+        codec_for(hot, spec.output_serde_class_name, spec.output_schema_type)
+    return function
+
+
+def new_instance(
+    spec: FunctionSpec,
+    instance_id: int,
+    function: LoadedFunction,
+    client: pulsar.Client,
+    hot: HotPath,
+    state_store: StateStore | None,
+    secrets_provider: Any,
+    options: InstanceOptions,
+    capabilities: BrokerCapabilities,
+) -> FunctionInstance:
+    """The (not yet started) instance ``instance_id`` of ``spec`` running ``function``."""
+    return FunctionInstance(
+        spec, instance_id, function, client, hot, state_store, secrets_provider, options, capabilities
+    )
 
 
 def build_instance(
@@ -41,12 +79,19 @@ def build_instance(
     secrets_provider: Any,
     options: InstanceOptions,
     data_dir: str,
+    capabilities: BrokerCapabilities | None = None,
 ) -> FunctionInstance:
     """Load the code at ``package_path`` and return the (not yet started) instance."""
-    paths: list[str] = []
-    if package_path:
-        paths = prepare_package(package_path, os.path.join(data_dir, "packages"))
-        add_code_paths(paths)
     spec = spec_of(details, package_path)
-    function = load_function(spec.class_name, paths)
-    return FunctionInstance(spec, instance_id, function, client, hot, state_store, secrets_provider, options)
+    function = load_code(spec, data_dir, hot)
+    return new_instance(
+        spec,
+        instance_id,
+        function,
+        client,
+        hot,
+        state_store,
+        secrets_provider,
+        options,
+        capabilities or BrokerCapabilities.apache(),
+    )

@@ -77,7 +77,7 @@ def _emit(channel: TextIO, **event: Any) -> None:
 def _run(launch: Launch, channel: TextIO, stop: threading.Event) -> int:
     from engine.broker.client import BrokerOptions, make_client
     from engine.hotpath import load
-    from engine.instance.instance import InstanceOptions
+    from engine.instance.options import InstanceOptions
     from engine.instance.secrets import make_secrets_provider
     from engine.proto import Function_pb2 as pb
     from engine.runtime.builder import build_instance
@@ -88,7 +88,8 @@ def _run(launch: Launch, channel: TextIO, stop: threading.Event) -> int:
     client = store = inst = server = None
     try:
         details = pb.FunctionDetails.FromString(launch.details)
-        client = make_client(BrokerOptions(**launch.broker), io_threads=1)
+        broker = BrokerOptions(**launch.broker)
+        client = make_client(broker, io_threads=1)
         store = open_state_store(launch.state_storage_url) if launch.state_storage_url else None
         inst = build_instance(
             details,
@@ -100,6 +101,7 @@ def _run(launch: Launch, channel: TextIO, stop: threading.Event) -> int:
             make_secrets_provider(launch.secrets_provider),
             InstanceOptions(**launch.options),
             launch.data_dir,
+            broker.capabilities,
         )
         inst.start()
         server, port = serve_control(inst, launch.worker_id)

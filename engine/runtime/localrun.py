@@ -7,7 +7,6 @@ broker is started or connected to.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -19,12 +18,12 @@ import pulsar
 from engine.broker.client import BrokerOptions, make_client
 from engine.broker.embedded import EmbeddedBroker
 from engine.config.validation import FunctionSpec
-from engine.function.loader import LoadedFunction, add_code_paths, load_function
-from engine.function.package import prepare_package
-from engine.function.serdes import codec_for
+from engine.function.loader import LoadedFunction
 from engine.hotpath import HotPath, load
-from engine.instance.instance import FunctionInstance, InstanceOptions
+from engine.instance.instance import FunctionInstance
+from engine.instance.options import InstanceOptions
 from engine.instance.secrets import make_secrets_provider
+from engine.runtime.builder import load_code, new_instance
 from engine.state import StateStore, open_state_store
 
 __all__ = ["LocalRunOptions", "LocalRunner"]
@@ -65,14 +64,7 @@ class LocalRunner:
     def prepare(self) -> None:
         """Load the code, SerDes and secrets provider for every instance; connect to nothing."""
         spec = self.spec
-        if spec.py:
-            paths = prepare_package(spec.py, os.path.join(self.options.data_dir, "packages"))
-            add_code_paths(paths)
-        self._functions = [load_function(spec.class_name) for _ in range(spec.parallelism)]
-        for inp in spec.inputs:
-            codec_for(self.hot, inp.serde_class_name, inp.schema_type)
-        if spec.output:
-            codec_for(self.hot, spec.output_serde_class_name, spec.output_schema_type)
+        self._functions = [load_code(spec, self.options.data_dir, self.hot) for _ in range(spec.parallelism)]
         self._secrets = make_secrets_provider(
             self.options.secrets_provider, self.options.secrets_provider_config
         )
@@ -94,7 +86,6 @@ class LocalRunner:
         if opts.broker is None:
             self.broker = EmbeddedBroker(os.path.join(opts.data_dir, "broker")).start()
             broker_opts = self.broker.options()
-            opts.instance = dataclasses.replace(opts.instance, broker_deduplication=False)
         else:
             broker_opts = opts.broker
         self.client = make_client(broker_opts, io_threads=max(1, min(4, self.spec.parallelism)))
@@ -104,7 +95,7 @@ class LocalRunner:
         self.state_store = open_state_store(url)
         try:
             for i, function in enumerate(self._functions):
-                inst = FunctionInstance(
+                inst = new_instance(
                     self.spec,
                     opts.instance_id_offset + i,
                     function,
@@ -113,6 +104,7 @@ class LocalRunner:
                     self.state_store,
                     self._secrets,
                     opts.instance,
+                    broker_opts.capabilities,
                 )
                 inst.start()
                 self.instances.append(inst)
@@ -139,8 +131,8 @@ class LocalRunner:
         if self.client is not None:
             try:
                 self.client.close()
-            except Exception:
-                pass
+            except pulsar.PulsarException as exc:
+                log.warning("closing the client: %s", exc)
         if self.state_store is not None:
             self.state_store.close()
         if self.broker is not None:

@@ -23,12 +23,13 @@ from typing import Any, Protocol
 
 import pulsar
 
+from engine.broker.capabilities import BrokerCapabilities
 from engine.broker.client import BrokerOptions
 from engine.cluster.packages import PackageStore
 from engine.cluster.scheduler import split_instance_key
 from engine.config.validation import FunctionSpec
 from engine.hotpath import HotPath
-from engine.instance.instance import InstanceOptions
+from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
 from engine.runtime.builder import build_instance, spec_of
 from engine.runtime.child import Launch
@@ -110,6 +111,7 @@ class RuntimeManager:
         data_dir: str,
         options: InstanceOptions | None = None,
         process: ProcessSettings | None = None,
+        capabilities: BrokerCapabilities | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.client = client
@@ -120,6 +122,7 @@ class RuntimeManager:
         self.data_dir = data_dir
         self.options = options or InstanceOptions()
         self.process = process
+        self.capabilities = capabilities or BrokerCapabilities.apache()
         self.slots: dict[str, InstanceSlot] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._closing = False
@@ -224,6 +227,7 @@ class RuntimeManager:
                 self.secrets_provider,
                 options,
                 self.data_dir,
+                self.capabilities,
             )
             inst.start()
             return inst

@@ -100,7 +100,6 @@ class Worker:
         if cfg.broker is None:
             self.broker = await asyncio.to_thread(EmbeddedBroker(os.path.join(cfg.data_dir, "broker")).start)
             broker = self.broker.options()
-            cfg.instance = dataclasses.replace(cfg.instance, broker_deduplication=False)
         else:
             broker = cfg.broker
         broker = dataclasses.replace(broker, consumer_id_spread=cfg.consumer_id_spread)
@@ -122,6 +121,7 @@ class Worker:
             cfg.data_dir,
             cfg.instance,
             self._process_settings(broker, url),
+            broker.capabilities,
         )
         await self.metadata.start()
         await asyncio.to_thread(self._load_assignments)

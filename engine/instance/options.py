@@ -1,0 +1,33 @@
+"""Runtime knobs of an instance that are not part of the FunctionConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["InstanceOptions"]
+
+
+@dataclass
+class InstanceOptions:
+    """Batching, redelivery and shutdown settings of one instance.
+
+    Attributes
+    ----------
+    batch_max_messages, batch_timeout_ms
+        The ``batch_receive`` policy of the input consumer.
+    nack_delay_ms
+        Redelivery delay after a negative ack (``timeoutMs`` replaces it when set).
+    input_message_properties
+        Give outputs ``__pfn_input_topic__`` and ``__pfn_input_msg_id__`` (about 4 µs a message).
+    function_version
+        The metadata version reported by ``context.get_function_version()``.
+    stop_grace_s
+        How long a stop waits for in-flight outputs before closing.
+    """
+
+    batch_max_messages: int = 1000
+    batch_timeout_ms: int = 2
+    nack_delay_ms: int = 1000
+    input_message_properties: bool = False
+    function_version: str = "0"
+    stop_grace_s: float = 10.0
