@@ -6,8 +6,19 @@ batches so both twins can be compared exactly.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
 
 class FakeMessageId:
@@ -27,7 +38,11 @@ class FakeMessageId:
         return self._p
 
     def serialize(self) -> bytes:
-        return struct.pack(">qqii", self._l, self._e, self._b, self._p)
+        """The broker's MessageIdData encoding: ledgerId=1, entryId=2, partition=3, batch_index=4."""
+        out = bytearray()
+        for number, value in ((1, self._l), (2, self._e), (3, self._p), (4, self._b)):
+            out += _varint((number << 3) | 0) + _varint(value & 0xFFFFFFFFFFFFFFFF)
+        return bytes(out)
 
 
 class FakeMessage:

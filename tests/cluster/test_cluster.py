@@ -77,19 +77,26 @@ def test_update_code_and_config_while_messages_flow(
     inp, out = f"{name}-in", f"{name}-out"
     create(cluster3, name, inp, out, 2)
     assert wait_until(lambda: all_running(cluster3, name, 2), timeout=30)
-    total = 3000
-    sent = threading.Event()
+    updated = threading.Event()
+    sent: list[int] = []
 
     def stream() -> None:
+        # Keep the stream going until the new version runs, and 300 messages past that,
+        # so some inputs are certainly processed by the new code.
         producer = client.create_producer(inp, block_if_queue_full=True, batching_enabled=True)
-        for i in range(total):
+        i = 0
+        after_update = 0
+        while i < 3000 or after_update < 300:
             producer.send_async(f"m{i}".encode(), None)
+            i += 1
+            if updated.is_set():
+                after_update += 1
             if i % 100 == 0:
                 producer.flush()
                 threading.Event().wait(0.02)
         producer.flush()
         producer.close()
-        sent.set()
+        sent.append(i)
 
     t = threading.Thread(target=stream)
     t.start()
@@ -98,7 +105,10 @@ def test_update_code_and_config_while_messages_flow(
     res = magnetar("functions", "update", "--admin-url", cluster3.workers[1].url, "--name", name,
                    "--py", str(v2), "--parallelism", "3")  # fmt: skip
     assert res.returncode == 0, res.stderr
+    assert wait_until(lambda: all_running(cluster3, name, 3), timeout=30)
+    updated.set()
     t.join()
+    (total,) = sent
     got = consume(client, out, total, timeout=60)
     bodies = {m.data().decode() for m in got}
     missing = [i for i in range(total) if f"m{i}!" not in bodies and f"m{i}?" not in bodies]

@@ -21,6 +21,7 @@ def runner_for(broker_url: str, twin: str, data_dir: str, config: dict[str, Any]
     if "className" in cfg and "." not in cfg["className"]:
         cfg["className"] = f"{MOD}.{cfg['className']}"
     spec = resolve(parse_function_config(cfg))
+    broker_kind = opts.pop("broker_kind", "pulsar-lite")  # the test broker is pulsar-lite
     inst_opts = InstanceOptions(
         nack_delay_ms=opts.pop("nack_delay_ms", 200),
         stop_grace_s=5.0,
@@ -29,7 +30,7 @@ def runner_for(broker_url: str, twin: str, data_dir: str, config: dict[str, Any]
     return LocalRunner(
         spec,
         LocalRunOptions(
-            broker=BrokerOptions(url=broker_url, kind="pulsar-lite"),
+            broker=BrokerOptions(url=broker_url, kind=broker_kind),
             data_dir=data_dir,
             hotpath=twin,
             instance=inst_opts,
