@@ -95,7 +95,7 @@ class Resources:
 
 @dataclass
 class WindowConfig:
-    """Windowing settings (accepted for parsing; windowing is not run yet)."""
+    """Windowing settings, as Apache's WindowConfig (validated in :mod:`engine.config.windows`)."""
 
     window_length_count: int | None = field(default=None, metadata=_meta("int"))
     window_length_duration_ms: int | None = field(default=None, metadata=_meta("int"))
@@ -157,6 +157,8 @@ class FunctionConfig:
     runtime_flags: str | None = field(default=None, metadata=_meta("str"))
     custom_runtime_options: str | None = field(default=None, metadata=_meta("str"))
     max_pending_async_requests: int | None = field(default=None, metadata=_meta("int"))
+    #: Magnetar: run a plain (blocking) function on this many threads.
+    concurrency: int | None = field(default=None, metadata=_meta("int"))
     expose_pulsar_admin_client_enabled: bool | None = field(default=None, metadata=_meta("bool"))
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import orjson
 from engine.config.errors import ConfigError, ConfigProblem
 from engine.config.function_config import FunctionConfig, ProducerConfig, Resources
 from engine.config.topics import normalize_topic
+from engine.config.windows import WindowSpec, check_window
 
 __all__ = ["DEFAULT_RESOURCES", "SUPPORTED_SCHEMA_TYPES", "FunctionSpec", "InputSpec", "resolve"]
 
@@ -26,6 +27,9 @@ __all__ = ["DEFAULT_RESOURCES", "SUPPORTED_SCHEMA_TYPES", "FunctionSpec", "Input
 SUPPORTED_SCHEMA_TYPES = ("BYTES", "STRING", "JSON")
 #: Pulsar's per-instance resource defaults.
 DEFAULT_RESOURCES = Resources(cpu=1.0, ram=1073741824, disk=10737418240)
+
+#: The most threads ``concurrency`` may ask for.
+MAX_CONCURRENCY = 1024
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.=")
 
@@ -75,6 +79,9 @@ class FunctionSpec:
     cleanup_subscription: bool
     skip_to_latest: bool
     custom_runtime_options: dict[str, Any]
+    max_pending_async_requests: int
+    concurrency: int
+    window: WindowSpec | None
     config: FunctionConfig
 
     @property
@@ -222,8 +229,13 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
 
     # Semantics.
     guarantee = cfg.processing_guarantees or "ATLEAST_ONCE"
-    if cfg.window_config is not None:
-        chk.bad("windowConfig", cfg.window_config.__class__.__name__, "windowing is not supported yet")
+    window = check_window(chk, cfg, guarantee, tenant, namespace)
+    max_pending = cfg.max_pending_async_requests if cfg.max_pending_async_requests is not None else 1000
+    if max_pending <= 0:
+        chk.bad("maxPendingAsyncRequests", max_pending, "expected an integer greater than 0")
+    concurrency = cfg.concurrency if cfg.concurrency is not None else 1
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        chk.bad("concurrency", concurrency, f"expected an integer from 1 to {MAX_CONCURRENCY}")
     if cfg.auto_ack is False and guarantee == "ATMOST_ONCE":
         chk.bad("autoAck", False, "ATMOST_ONCE requires autoAck=true")
     auto_ack = cfg.auto_ack if cfg.auto_ack is not None else True
@@ -311,6 +323,9 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         cleanup_subscription=cfg.cleanup_subscription if cfg.cleanup_subscription is not None else True,
         skip_to_latest=bool(cfg.skip_to_latest),
         custom_runtime_options=runtime_options,
+        max_pending_async_requests=max_pending,
+        concurrency=concurrency,
+        window=window,
         config=cfg,
     )
 

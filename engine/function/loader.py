@@ -32,13 +32,27 @@ class LoadedFunction:
     """The user's code, ready to call.
 
     ``style`` is one of ``"pulsar.Function"``, ``"class"``, ``"callable"``,
-    ``"function"`` or ``"module"``.
+    ``"function"`` or ``"module"``. ``is_async`` is true for ``async def process``;
+    ``process_batch`` is the function's ``process_batch(inputs, context)``, if it has one.
     """
 
     call: Callable[..., Any]
     pass_context: bool
     style: str
     target: Any
+
+    @property
+    def is_async(self) -> bool:
+        """True when calling the function returns a coroutine (``async def``)."""
+        call = self.call
+        # A callable object's coroutine is its __call__ method.
+        return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(type(call).__call__)
+
+    @property
+    def process_batch(self) -> Callable[..., Any] | None:
+        """The function's ``process_batch(inputs, context)``, or ``None``."""
+        batch = getattr(self.target, "process_batch", None)
+        return batch if callable(batch) else None
 
 
 def add_code_paths(paths: list[str]) -> None:

@@ -17,7 +17,19 @@ from engine.function.errors import FunctionLoadError
 from engine.function.loader import import_object
 from engine.hotpath import HotPath
 
-__all__ = ["DEFAULT_SERDE", "BytesSerDe", "JsonSerDe", "StringSerDe", "builtin_kind", "codec_for"]
+__all__ = [
+    "DEFAULT_SERDE",
+    "BytesSerDe",
+    "Float32SerDe",
+    "Float64SerDe",
+    "Int32SerDe",
+    "Int64SerDe",
+    "JsonSerDe",
+    "NumericSerDe",
+    "StringSerDe",
+    "builtin_kind",
+    "codec_for",
+]
 
 #: Apache's default SerDe for Python functions.
 DEFAULT_SERDE = "serde.IdentitySerDe"
@@ -51,6 +63,69 @@ class JsonSerDe(SerDe):
 
     def deserialize(self, input_bytes: bytes) -> Any:
         return orjson.loads(input_bytes)
+
+
+class NumericSerDe(SerDe):
+    """One fixed-width little-endian number per payload (subclasses fix the type).
+
+    A batch function (``process_batch``) whose inputs all use the same numeric SerDe gets
+    the whole batch decoded into one numpy array in one step (:meth:`decode_many`).
+    """
+
+    #: numpy dtype of one payload, little-endian.
+    dtype = "<f8"
+
+    @property
+    def width(self) -> int:
+        """Bytes per payload."""
+        return int(self.dtype[-1])
+
+    def serialize(self, input: Any) -> bytes:
+        import numpy as np
+
+        value = np.asarray(input, dtype=self.dtype)
+        if value.ndim != 0:
+            raise TypeError(
+                f"{type(self).__name__}: expected one number, got an array of shape {value.shape}"
+            )
+        return value.tobytes()
+
+    def deserialize(self, input_bytes: bytes) -> Any:
+        import numpy as np
+
+        if len(input_bytes) != self.width:
+            raise ValueError(f"{type(self).__name__}: expected {self.width} bytes, got {len(input_bytes)}")
+        return np.frombuffer(input_bytes, dtype=self.dtype)[0].item()
+
+    def decode_many(self, data: bytes) -> Any:
+        """All payloads of a batch, concatenated, as one numpy array."""
+        import numpy as np
+
+        return np.frombuffer(data, dtype=self.dtype)
+
+
+class Float64SerDe(NumericSerDe):
+    """64-bit floats."""
+
+    dtype = "<f8"
+
+
+class Float32SerDe(NumericSerDe):
+    """32-bit floats."""
+
+    dtype = "<f4"
+
+
+class Int64SerDe(NumericSerDe):
+    """64-bit signed integers."""
+
+    dtype = "<i8"
+
+
+class Int32SerDe(NumericSerDe):
+    """32-bit signed integers."""
+
+    dtype = "<i4"
 
 
 _NAMES = {

@@ -142,7 +142,7 @@ class InputConsumer:
         self._batch_max = batch_max_messages
         self._batch_timeout_ms = batch_timeout_ms
         self.nack_delay_ms = spec.timeout_ms or nack_delay_ms
-        self._consumer: Any = None
+        self._subscription: Any = None
         #: The client's raw consumer; replaced when the subscription is reopened.
         self.raw: Any = None
         ordered = spec.subscription_type == "FAILOVER"
@@ -156,8 +156,8 @@ class InputConsumer:
     # -- subscription ----------------------------------------------------------------------
     def open(self) -> None:
         """Subscribe (blocking; runs on the instance thread)."""
-        self._consumer = self._subscribe()
-        self.raw = raw_consumer(self._consumer)
+        self._subscription = self._subscribe()
+        self.raw = raw_consumer(self._subscription)
 
     def _subscribe(self) -> Any:
         spec = self.spec
@@ -204,7 +204,7 @@ class InputConsumer:
         self._close_consumer()
 
     def _close_consumer(self) -> None:
-        consumer, self._consumer = self._consumer, None
+        consumer, self._subscription = self._subscription, None
         if consumer is None:
             return
         try:
@@ -226,7 +226,7 @@ class InputConsumer:
 
     def last_message_id(self) -> Any:
         """The id of the last message on the (single) input topic."""
-        return last_message_id(self._consumer)
+        return last_message_id(self._subscription)
 
     # -- settling ------------------------------------------------------------------------------
     def ack(self, msgs: list[Any], indices: list[int] | None = None) -> None:
@@ -248,7 +248,7 @@ class InputConsumer:
                 and normalize_topic(base) not in self.topics
             ):
                 raise ValueError(f"ack: {topic!r} is not an input topic of this function")
-        self._consumer.acknowledge(msg_id)
+        self._subscription.acknowledge(msg_id)
 
     def redeliver_unacked(self) -> None:
         """Have every unacknowledged input delivered again, in order."""

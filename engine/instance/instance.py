@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pulsar
@@ -30,6 +31,7 @@ from engine.config.validation import FunctionSpec
 from engine.function.loader import LoadedFunction
 from engine.function.serdes import codec_for
 from engine.hotpath import HotPath
+from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher
 from engine.instance.context import InstanceContext
 from engine.instance.inputs import InputConsumer
 from engine.instance.log_topic import function_logger
@@ -131,6 +133,8 @@ class FunctionInstance:
         )
         self.state_buffer = hot.counters.StateBuffer()
         self.settlement: Settlement | None = None
+        #: Closed with the instance (the call modes' event loop or thread pool).
+        self._closers: list[Callable[[], None]] = []
 
     # -- life cycle ----------------------------------------------------------------------------
     def _set_state(self, state: InstanceState) -> None:
@@ -233,9 +237,32 @@ class FunctionInstance:
                 forward_properties=spec.forward_source_message_property,
                 sequence_ids=spec.processing_guarantees == "EFFECTIVELY_ONCE",
             )
+        common: dict[str, Any] = dict(
+            hot=hot,
+            context=context,
+            codecs=codecs,
+            default_codec=default_codec,
+            output_codec=output_codec,
+            send=sender,
+            stats=self.stats,
+            timeout_ms=spec.timeout_ms or 0,
+        )
+        function = self.function
+        if function.process_batch is not None:
+            return BatchDispatcher(function.process_batch, **common)
+        if function.is_async:
+            dispatcher: Any = AsyncDispatcher(
+                function.call, function.pass_context, spec.max_pending_async_requests, **common
+            )
+            self._closers.append(dispatcher.close)
+            return dispatcher
+        if spec.concurrency > 1:
+            dispatcher = ThreadedDispatcher(function.call, function.pass_context, spec.concurrency, **common)
+            self._closers.append(dispatcher.close)
+            return dispatcher
         return hot.dispatch.Dispatcher(
-            self.function.call,
-            self.function.pass_context,
+            function.call,
+            function.pass_context,
             context,
             codecs,
             default_codec,
@@ -303,6 +330,8 @@ class FunctionInstance:
                 next_minute += 60.0
 
     def _close(self) -> None:
+        for close in self._closers:
+            close()
         self.inputs.close()
         self.producers.close()
 

@@ -13,14 +13,16 @@ class LogTopicHandler(logging.Handler):
 
     def __init__(self, producer: Any, fqfn: str, instance_id: int) -> None:
         super().__init__()
-        self._producer = producer
+        self._log_producer = producer
         self._props = {"fqfn": fqfn, "instance": str(instance_id)}
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             payload = self.format(record).encode("utf-8")
-            self._producer.send_async(payload, None, properties={**self._props, "loglevel": record.levelname})
+            self._log_producer.send_async(
+                payload, None, properties={**self._props, "loglevel": record.levelname}
+            )
         except Exception:
             self.handleError(record)
 

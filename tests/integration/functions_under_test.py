@@ -159,3 +159,57 @@ class CountWords(Function):  # type: ignore[misc]
         if "poison" in words:
             raise ValueError("poisoned line")
         return str(len(words))
+
+
+class AsyncKeyed(Function):  # type: ignore[misc]
+    """Awaits a little (longer for earlier inputs, so calls finish out of order) and names its key."""
+
+    async def process(self, input: Any, context: Any) -> Any:
+        import asyncio
+
+        index = int(input.split("-")[-1])
+        await asyncio.sleep(0.001 * (5 - index % 5))
+        if input.startswith("hang"):
+            await asyncio.sleep(3600)
+        return f"{input}@{context.get_message_key()}"
+
+
+async def async_module_process(input: Any) -> Any:
+    """A module-level coroutine function."""
+    return input + "~"
+
+
+class BlockingKeyed(Function):  # type: ignore[misc]
+    """Blocks a little (longer for earlier inputs) and names its key; counts words in state."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        import time
+
+        index = int(input.split("-")[-1])
+        time.sleep(0.001 * (5 - index % 5))
+        context.incr_counter("calls", 1)
+        return f"{input}@{context.get_message_key()}"
+
+
+class BatchDouble(Function):  # type: ignore[misc]
+    """Doubles a whole batch of numbers at once."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        raise AssertionError("process_batch is called instead")
+
+    def process_batch(self, inputs: Any, context: Any) -> Any:
+        import numpy as np
+
+        assert isinstance(inputs, np.ndarray)
+        return list(inputs * 2)
+
+
+class AsyncCounter(Function):  # type: ignore[misc]
+    """An async word counter for EFFECTIVELY_ONCE."""
+
+    async def process(self, input: Any, context: Any) -> Any:
+        import asyncio
+
+        await asyncio.sleep(0)
+        context.incr_counter(input, 1)
+        return None

@@ -84,9 +84,23 @@ def test_inputs_from_every_source_merge() -> None:
             "retainKeyOrdering: got True; not allowed with EFFECTIVELY_ONCE",
         ),
         (
-            {"windowConfig": {"windowLengthCount": 10}},
-            "windowConfig: got 'WindowConfig'; windowing is not supported",
+            {"windowConfig": {"windowLengthCount": 10, "windowLengthDurationMs": 5}},
+            "give exactly one of windowLengthCount and windowLengthDurationMs",
         ),
+        ({"windowConfig": {"windowLengthCount": 0}}, "windowConfig.windowLengthCount: got 0; expected an"),
+        (
+            {"windowConfig": {"windowLengthCount": 5, "lateDataTopic": "late"}},
+            "windowConfig.lateDataTopic: got 'late'; needs timestampExtractorClassName",
+        ),
+        (
+            {
+                "processingGuarantees": "EFFECTIVELY_ONCE",
+                "windowConfig": {"windowLengthCount": 4, "slidingIntervalCount": 2},
+            },
+            "EFFECTIVELY_ONCE needs a tumbling window",
+        ),
+        ({"concurrency": 0}, "concurrency: got 0; expected an integer from 1 to 1024"),
+        ({"maxPendingAsyncRequests": 0}, "maxPendingAsyncRequests: got 0; expected an integer greater"),
         ({"resources": {"cpu": 0}}, "resources.cpu: got 0.0; expected a value greater than 0"),
         ({"inputs": ["bad topic"]}, "inputs: got 'bad topic'; not a valid topic name"),
         ({"logTopic": "a/b"}, "logTopic: got 'a/b'; not a valid topic name"),
