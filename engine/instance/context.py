@@ -57,6 +57,8 @@ class InstanceContext(pulsar.Context):
         acknowledge: Callable[[Any, str], None],
     ) -> None:
         self._message: Any = None
+        #: ``(start, end)`` in ms of the window being processed (window functions only).
+        self._window: tuple[int, int] | None = None
         self._hot = hot
         self._tenant = tenant
         self._namespace = namespace
@@ -126,6 +128,14 @@ class InstanceContext(pulsar.Context):
         """Sequence of the message within its partition: ``(ledger << 28) | entry``."""
         mid = self._message.message_id()
         return int((mid.ledger_id() << 28) | mid.entry_id())
+
+    def get_window_start(self) -> int | None:
+        """Start of the current window (epoch ms; the first input's timestamp for count windows)."""
+        return self._window[0] if self._window is not None else None
+
+    def get_window_end(self) -> int | None:
+        """End of the current window (epoch ms; the last input's timestamp for count windows)."""
+        return self._window[1] if self._window is not None else None
 
     # -- the function ----------------------------------------------------------
     def get_function_tenant(self) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pulsar
@@ -65,6 +66,7 @@ class BrokerRedelivers:
 
     def redeliver_unacked(self, inputs: InputConsumer) -> None:
         inputs.raw.redeliver_unacknowledged_messages()
+        inputs.notify_redeliver()
 
     def poll(self, inputs: InputConsumer, busy: bool) -> None:
         return None
@@ -152,6 +154,8 @@ class InputConsumer:
             else BrokerRedelivers()
         )
         self.topics = [i.topic for i in spec.inputs]
+        #: Called when every unacknowledged input is about to be delivered again.
+        self.on_redeliver: list[Callable[[], None]] = []
 
     # -- subscription ----------------------------------------------------------------------
     def open(self) -> None:
@@ -198,6 +202,12 @@ class InputConsumer:
         """Close and subscribe again: the broker hands every unacknowledged input out again."""
         self._close_consumer()
         self.open()
+        self.notify_redeliver()
+
+    def notify_redeliver(self) -> None:
+        """Tell the listeners that every unacknowledged input comes again."""
+        for listener in self.on_redeliver:
+            listener()
 
     def close(self) -> None:
         """Close the subscription's consumer (the subscription stays)."""

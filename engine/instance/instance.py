@@ -39,11 +39,11 @@ from engine.instance.options import InstanceOptions
 from engine.instance.producers import ProducerPool
 from engine.instance.settlement import (
     DLQ_ERROR_PROPERTY,
-    EffectivelyOnce,
     Settlement,
     SettlementParts,
     settlement_for,
 )
+from engine.instance.windows import WindowCall
 from engine.state.store import StateStore
 
 __all__ = ["DLQ_ERROR_PROPERTY", "FunctionInstance", "InstanceOptions", "InstanceState"]
@@ -214,8 +214,7 @@ class FunctionInstance:
             stopping=self._stop,
         )
         settlement = settlement_for(parts)
-        if isinstance(settlement, EffectivelyOnce):
-            settlement.start()
+        settlement.start()
         return settlement
 
     def _dispatcher(self, context: InstanceContext) -> Any:
@@ -248,6 +247,8 @@ class FunctionInstance:
             timeout_ms=spec.timeout_ms or 0,
         )
         function = self.function
+        if spec.window is not None:
+            return WindowCall(function.call, function.pass_context, **common)
         if function.process_batch is not None:
             return BatchDispatcher(function.process_batch, **common)
         if function.is_async:

@@ -213,3 +213,30 @@ class AsyncCounter(Function):  # type: ignore[misc]
         await asyncio.sleep(0)
         context.incr_counter(input, 1)
         return None
+
+
+class WindowSum(Function):  # type: ignore[misc]
+    """Sums a window of numbers; names the window's bounds; counts windows and the total in state."""
+
+    def process(self, inputs: Any, context: Any) -> Any:
+        total = sum(int(x) for x in inputs)
+        context.incr_counter("windows", 1)
+        context.incr_counter("sum", total)
+        return f"{len(inputs)}:{total}:{context.get_window_start()}:{context.get_window_end()}"
+
+
+def window_sum(inputs: Any) -> Any:
+    """A module-level window function."""
+    return str(sum(inputs))
+
+
+class EventTime:
+    """Timestamp extractor: the input is ``"<event time ms>:<value>"``."""
+
+    def extract_timestamp(self, value: Any) -> int:
+        return int(str(value).split(":")[0])
+
+
+class EventWindowCount(Function):  # type: ignore[misc]
+    def process(self, inputs: Any, context: Any) -> Any:
+        return f"{context.get_window_end()}:{len(inputs)}"

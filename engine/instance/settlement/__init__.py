@@ -28,7 +28,12 @@ __all__ = [
 
 
 def settlement_for(parts: SettlementParts) -> Settlement:
-    """The settlement of the function's processing guarantee."""
+    """The settlement of the function's processing guarantee (or of its window)."""
+    window = parts.spec.window
+    if window is not None:
+        from engine.instance.windows import WindowedSettlement
+
+        return WindowedSettlement(parts, parts.dispatcher, window)
     guarantee = parts.spec.processing_guarantees
     if guarantee == "EFFECTIVELY_ONCE":
         return EffectivelyOnce(parts)

@@ -79,6 +79,10 @@ class Settlement:
         """True while inputs wait for outputs in flight."""
         return False
 
+    def start(self) -> None:
+        """Blocking start-up work, on the instance thread before the first batch."""
+        return None
+
     def settle(self, msgs: list[Any]) -> None:
         """Run one received batch through the hot path and settle every input of it."""
         raise NotImplementedError
