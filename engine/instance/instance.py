@@ -36,6 +36,7 @@ from engine.instance.context import InstanceContext
 from engine.instance.inputs import InputConsumer
 from engine.instance.log_topic import function_logger
 from engine.instance.options import InstanceOptions
+from engine.instance.output import attribute_output, file_handler
 from engine.instance.producers import ProducerPool
 from engine.instance.settlement import (
     DLQ_ERROR_PROPERTY,
@@ -191,7 +192,7 @@ class FunctionInstance:
             user_config=spec.user_config,
             secrets=spec.secrets,
             secrets_provider=self._secrets_provider,
-            logger=function_logger(spec.fqfn, self.instance_id, log_producer),
+            logger=self._logger(log_producer),
             stats=self.stats,
             producers=self.producers,
             state_store=self.state_store,
@@ -216,6 +217,21 @@ class FunctionInstance:
         settlement = settlement_for(parts)
         settlement.start()
         return settlement
+
+    def _logger(self, log_producer: Any) -> logging.Logger:
+        logger = function_logger(self.spec.fqfn, self.instance_id, log_producer)
+        path = self.options.output_log
+        if path:
+            handler = file_handler(path)
+            logger.addHandler(handler)
+
+            def detach() -> None:
+                logger.removeHandler(handler)
+                handler.close()
+
+            self._closers.append(detach)
+        self.logger = logger
+        return logger
 
     def _dispatcher(self, context: InstanceContext) -> Any:
         spec, hot = self.spec, self.hot
@@ -287,7 +303,11 @@ class FunctionInstance:
         self._set_state(InstanceState.RUNNING)
         self._started.set()
         try:
-            self._loop(settlement)
+            if self.options.output_log:
+                with attribute_output(self.logger):
+                    self._loop(settlement)
+            else:
+                self._loop(settlement)
         except BaseException as exc:
             self.failure = exc
             log.exception("instance %s:%s crashed", self.spec.fqfn, self.instance_id)

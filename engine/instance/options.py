@@ -23,6 +23,9 @@ class InstanceOptions:
         The metadata version reported by ``context.get_function_version()``.
     stop_grace_s
         How long a stop waits for in-flight outputs before closing.
+    output_log
+        A file for the function's log records and everything it prints (the worker's thread
+        runtime sets it, so output is attributed to the function, not to the worker).
     """
 
     batch_max_messages: int = 1000
@@ -31,3 +34,4 @@ class InstanceOptions:
     input_message_properties: bool = False
     function_version: str = "0"
     stop_grace_s: float = 10.0
+    output_log: str | None = None

@@ -240,3 +240,14 @@ class EventTime:
 class EventWindowCount(Function):  # type: ignore[misc]
     def process(self, inputs: Any, context: Any) -> Any:
         return f"{context.get_window_end()}:{len(inputs)}"
+
+
+class Chatty(Function):  # type: ignore[misc]
+    """Prints to stdout and stderr while processing."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        import sys
+
+        print(f"hello {input}")
+        print(f"careful with {input}", file=sys.stderr)
+        return input

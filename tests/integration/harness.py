@@ -26,6 +26,7 @@ def runner_for(broker_url: str, twin: str, data_dir: str, config: dict[str, Any]
         nack_delay_ms=opts.pop("nack_delay_ms", 200),
         stop_grace_s=5.0,
         input_message_properties=opts.pop("input_message_properties", False),
+        output_log=opts.pop("output_log", None),
     )
     return LocalRunner(
         spec,
