@@ -33,6 +33,7 @@ from engine.function.serdes import codec_for
 from engine.hotpath import HotPath
 from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher
 from engine.instance.context import InstanceContext
+from engine.instance.crashes import CrashLedger
 from engine.instance.inputs import InputConsumer
 from engine.instance.log_topic import function_logger
 from engine.instance.options import InstanceOptions
@@ -134,6 +135,7 @@ class FunctionInstance:
         )
         self.state_buffer = hot.counters.StateBuffer()
         self.settlement: Settlement | None = None
+        self.crash_ledger: CrashLedger | None = None
         #: Closed with the instance (the call modes' event loop or thread pool).
         self._closers: list[Callable[[], None]] = []
 
@@ -216,6 +218,11 @@ class FunctionInstance:
         )
         settlement = settlement_for(parts)
         settlement.start()
+        if self.options.crash_ledger:
+            ledger = CrashLedger(self.options.crash_ledger)
+            ledger.open()
+            self.crash_ledger = ledger
+            self._closers.append(ledger.close)
         return settlement
 
     def _logger(self, log_producer: Any) -> logging.Logger:
@@ -317,7 +324,7 @@ class FunctionInstance:
             self._set_state(InstanceState.FAILED if self.failure is not None else InstanceState.STOPPED)
 
     def _loop(self, settlement: Settlement) -> None:
-        inputs, stop, stats = self.inputs, self._stop, self.stats
+        inputs, stop, stats, ledger = self.inputs, self._stop, self.stats, self.crash_ledger
         receive_failures = 0
         next_minute = time.monotonic() + 60.0
         idle = False
@@ -345,10 +352,39 @@ class FunctionInstance:
                 receive_failures = 0
             idle = not msgs
             if msgs:
-                settlement.settle(msgs)
+                if ledger is None:
+                    settlement.settle(msgs)
+                else:
+                    self._settle_recorded(settlement, ledger, msgs)
             if time.monotonic() >= next_minute:
                 stats.roll_minute()
                 next_minute += 60.0
+
+    def _settle_recorded(self, settlement: Settlement, ledger: CrashLedger, msgs: list[Any]) -> None:
+        """Settle a batch with its positions recorded first, one by one if it holds suspects."""
+        if ledger.has_suspects and any(map(ledger.is_suspect, msgs)):
+            self._isolate(settlement, ledger, msgs)
+        else:
+            ledger.begin_batch(msgs)
+            settlement.settle(msgs)
+
+    def _isolate(self, settlement: Settlement, ledger: CrashLedger, msgs: list[Any]) -> None:
+        """Run a batch holding inputs that were in flight when the process died, one at a time."""
+        retries = self.spec.max_message_retries
+        for msg in msgs:
+            crashes = ledger.crash_count(msg)
+            if crashes:
+                how = ledger.last_exit or "died"
+                text = f"instance {how} while processing this message ({crashes} times)"
+                self.stats.add_system_exception(text)
+                if retries is not None and crashes >= retries:
+                    settlement.reject(msg, text)
+                    ledger.settled(msg)
+                    continue
+            ledger.begin_one(msg)
+            settlement.settle([msg])
+            ledger.settled(msg)
+        ledger.isolated(msgs)
 
     def _close(self) -> None:
         for close in self._closers:

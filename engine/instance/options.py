@@ -23,6 +23,9 @@ class InstanceOptions:
         The metadata version reported by ``context.get_function_version()``.
     stop_grace_s
         How long a stop waits for in-flight outputs before closing.
+    crash_ledger
+        A file recording the inputs in flight, so a death of the process is attributed to
+        the input that caused it (see :mod:`engine.instance.crashes`).
     output_log
         A file for the function's log records and everything it prints (the worker's thread
         runtime sets it, so output is attributed to the function, not to the worker).
@@ -35,3 +38,4 @@ class InstanceOptions:
     function_version: str = "0"
     stop_grace_s: float = 10.0
     output_log: str | None = None
+    crash_ledger: str | None = None

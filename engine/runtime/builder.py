@@ -10,6 +10,7 @@ process of the process runtime).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -22,12 +23,13 @@ from engine.function.loader import LoadedFunction, add_code_paths, load_function
 from engine.function.package import prepare_package
 from engine.function.serdes import codec_for
 from engine.hotpath import HotPath
+from engine.instance.crashes import ledger_path
 from engine.instance.instance import FunctionInstance
 from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
 from engine.state.store import StateStore
 
-__all__ = ["build_instance", "load_code", "new_instance", "spec_of"]
+__all__ = ["build_instance", "default_ledger", "load_code", "new_instance", "spec_of"]
 
 
 def spec_of(details: pb.FunctionDetails, package_path: str | None = None) -> FunctionSpec:
@@ -36,6 +38,12 @@ def spec_of(details: pb.FunctionDetails, package_path: str | None = None) -> Fun
     if package_path:
         config.py = package_path
     return resolve(config)
+
+
+def default_ledger(spec: FunctionSpec, instance_id: int, data_dir: str) -> str:
+    """Where an instance of ``spec`` records its inputs in flight (beside its log)."""
+    run_dir = os.path.join(os.path.abspath(data_dir), "instances")
+    return ledger_path(run_dir, spec.tenant, spec.namespace, spec.name, instance_id)
 
 
 def load_code(spec: FunctionSpec, data_dir: str, hot: HotPath) -> LoadedFunction:
@@ -84,6 +92,8 @@ def build_instance(
     """Load the code at ``package_path`` and return the (not yet started) instance."""
     spec = spec_of(details, package_path)
     function = load_code(spec, data_dir, hot)
+    if options.crash_ledger is None:
+        options = dataclasses.replace(options, crash_ledger=default_ledger(spec, instance_id, data_dir))
     return new_instance(
         spec,
         instance_id,

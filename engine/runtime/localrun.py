@@ -7,6 +7,7 @@ broker is started or connected to.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -23,7 +24,7 @@ from engine.hotpath import HotPath, load
 from engine.instance.instance import FunctionInstance
 from engine.instance.options import InstanceOptions
 from engine.instance.secrets import make_secrets_provider
-from engine.runtime.builder import load_code, new_instance
+from engine.runtime.builder import default_ledger, load_code, new_instance
 from engine.state import StateStore, open_state_store
 
 __all__ = ["LocalRunOptions", "LocalRunner"]
@@ -95,15 +96,20 @@ class LocalRunner:
         self.state_store = open_state_store(url)
         try:
             for i, function in enumerate(self._functions):
+                instance_id = opts.instance_id_offset + i
                 inst = new_instance(
                     self.spec,
-                    opts.instance_id_offset + i,
+                    instance_id,
                     function,
                     self.client,
                     self.hot,
                     self.state_store,
                     self._secrets,
-                    opts.instance,
+                    dataclasses.replace(
+                        opts.instance,
+                        crash_ledger=opts.instance.crash_ledger
+                        or default_ledger(self.spec, instance_id, opts.data_dir),
+                    ),
                     broker_opts.capabilities,
                 )
                 inst.start()

@@ -251,3 +251,14 @@ class Chatty(Function):  # type: ignore[misc]
         print(f"hello {input}")
         print(f"careful with {input}", file=sys.stderr)
         return input
+
+
+class Crasher(Function):  # type: ignore[misc]
+    """Ends its process abruptly on ``boom`` (as a crashing C extension or os._exit would)."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        if input == "boom":
+            import os
+
+            os._exit(1)
+        return input + "!"

@@ -134,6 +134,9 @@ class AtLeastOnce(Settlement):
         if self.retries.may_retry(msg):
             self._nack([msg])
             return
+        self.reject(msg, text)
+
+    def reject(self, msg: Any, text: str) -> None:
         topic = self.dead_letters.send(msg, text)
         if topic is None:
             self._nack([msg])

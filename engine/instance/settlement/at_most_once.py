@@ -25,6 +25,9 @@ class AtMostOnce(Settlement):
         self._state_buffer = parts.state_buffer
         self._output = parts.spec.output
 
+    def reject(self, msg: Any, text: str) -> None:
+        self.inputs.ack([msg])
+
     def poll(self) -> None:
         self.flushes.drain()
         super().poll()

@@ -87,6 +87,10 @@ class Settlement:
         """Run one received batch through the hot path and settle every input of it."""
         raise NotImplementedError
 
+    def reject(self, msg: Any, text: str) -> None:
+        """Set ``msg`` aside without running it: dead-letter it (or, at most once, only count it)."""
+        raise NotImplementedError
+
     def poll(self) -> None:
         """Once per loop turn: apply completions, run user callbacks, let the inputs act."""
         self.inputs.poll(self.busy)

@@ -96,6 +96,10 @@ class EffectivelyOnce(Settlement):
         self.gaps.note_input()
         self.process(msgs, acknowledge=True)
 
+    def reject(self, msg: Any, text: str) -> None:
+        self._doomed[(msg.topic_name(), self._position_of(msg))] = text
+        self.process([msg], acknowledge=True)
+
     def process(self, msgs: list[Any], acknowledge: bool) -> None:
         """Settle one batch as a whole (``acknowledge`` false for inputs read back from the topic)."""
         position_of = self._position_of

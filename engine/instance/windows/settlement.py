@@ -219,6 +219,14 @@ class WindowedSettlement(Settlement):
             else:
                 self.flushes.flush(self.inputs.raw, window.expired)
 
+    def reject(self, msg: Any, text: str) -> None:
+        if self.inner is not None:
+            self.inner.reject(msg, text)
+        elif self.window.guarantee == "ATMOST_ONCE":
+            self.inputs.ack([msg])
+        else:
+            self._dead_letter(msg, text)
+
     def _forget_values(self, msgs: list[Any]) -> None:
         values = self.call.values
         for msg in msgs:
@@ -248,14 +256,16 @@ class WindowedSettlement(Settlement):
             self.inputs.nack(retry)
         retried = {id(m) for m in retry}
         for msg in msgs:
-            if id(msg) in retried:
-                continue
-            topic = self.dead_letters.send(msg, text)
-            if topic is None:
-                self.inputs.nack([msg])
-                continue
-            self.dead_letters.count += 1
-            self.flushes.flush_topic(self.inputs.raw, topic, [msg])
+            if id(msg) not in retried:
+                self._dead_letter(msg, text)
+
+    def _dead_letter(self, msg: Any, text: str) -> None:
+        topic = self.dead_letters.send(msg, text)
+        if topic is None:
+            self.inputs.nack([msg])
+            return
+        self.dead_letters.count += 1
+        self.flushes.flush_topic(self.inputs.raw, topic, [msg])
 
     def _late(self, msgs: list[Any]) -> None:
         self.late += len(msgs)

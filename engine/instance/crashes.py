@@ -1,0 +1,168 @@
+"""Crash attribution: which input was being processed when the instance's process died.
+
+Before each batch the instance writes the range of input positions it is about to run
+to a small file of its own (one ``pwrite``, no fsync: it must survive the process, not
+the machine). When the process dies (``os._exit``, a signal, a C extension's SIGSEGV,
+the kernel's OOM kill), the next start of the instance finds that range: those inputs
+are *suspects*. A batch holding suspects is then run one input at a time, each one's
+position written before the user's code runs, so a second death names the input
+exactly and counts one failed attempt for it. Once its attempts pass
+``maxMessageRetries`` the input is dead-lettered with ``__pfn_error__`` naming the crash
+instead of being run again; without retries configured it is retried on every restart
+(the runtime restarts with backoff) and status names the crash.
+
+The worker that notices a child's death adds how it ended (:func:`record_exit`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import orjson
+
+__all__ = ["CrashLedger", "ledger_path", "record_exit"]
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, int, int, int]
+Pos = tuple[int, int, int]
+
+
+def _key(msg: Any) -> Key:
+    mid = msg.message_id()
+    return msg.topic_name(), mid.ledger_id(), mid.entry_id(), mid.batch_index()
+
+
+def ledger_path(run_dir: str, tenant: str, namespace: str, name: str, instance_id: int) -> str:
+    """Where instance ``instance_id`` of a function keeps its crash ledger."""
+    return os.path.join(run_dir, f"{tenant}.{namespace}.{name}-{instance_id}.inflight")
+
+
+def record_exit(path: str, how: str) -> None:
+    """Note in the ledger at ``path`` how the instance's process ended (e.g. ``exited with code 1``)."""
+    try:
+        with open(path, "rb") as fh:
+            data = orjson.loads(fh.read() or b"{}")
+    except FileNotFoundError:
+        return  # it died outside any batch
+    except orjson.JSONDecodeError as exc:
+        log.warning("crash ledger %s is unreadable (%s); starting it anew", path, exc)
+        data = {}
+    data["exit"] = how
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(orjson.dumps(data))
+
+
+class CrashLedger:
+    """The in-flight record of one instance, and what the last death left in it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        #: Position ranges per topic of the batch that was running when the process died.
+        self._suspect_ranges: dict[str, list[tuple[Pos, Pos]]] = {}
+        #: Inputs known to have been running when the process died, with how many times.
+        self.crashes: dict[Key, int] = {}
+        #: How the last death ended, as the worker recorded it.
+        self.last_exit = ""
+
+    # -- start-up ------------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Read what the last run left (blocking) and open the file for this run."""
+        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+        try:
+            with open(self.path, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            raw = b""
+        if raw:
+            try:
+                self._restore(orjson.loads(raw))
+            except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+                log.warning("crash ledger %s is unreadable (%s); ignoring it", self.path, exc)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        self.crashes = {(k[0], k[1], k[2], k[3]): int(n) for k, n in data.get("crashes", [])}
+        self.last_exit = str(data.get("exit", ""))
+        current = data.get("current")
+        if current is not None:
+            key: Key = (current[0], current[1], current[2], current[3])
+            self.crashes[key] = self.crashes.get(key, 0) + 1
+            log.warning("%s: the process died while processing input %s (%s)", self.path, key, self.last_exit)
+        for topic, (low, high) in data.get("batch", {}).items():
+            self._suspect_ranges.setdefault(topic, []).append(((*low,), (*high,)))
+
+    # -- the loop ------------------------------------------------------------------------------------
+    @property
+    def has_suspects(self) -> bool:
+        """True while some input may have killed the process."""
+        return bool(self._suspect_ranges or self.crashes)
+
+    def is_suspect(self, msg: Any) -> bool:
+        """True if ``msg`` was in flight when the process died."""
+        key = _key(msg)
+        if key in self.crashes:
+            return True
+        ranges = self._suspect_ranges.get(key[0])
+        if not ranges:
+            return False
+        pos = (key[1], key[2], key[3])
+        return any(low <= pos <= high for low, high in ranges)
+
+    def crash_count(self, msg: Any) -> int:
+        """How many times the process died while running ``msg``."""
+        return self.crashes.get(_key(msg), 0)
+
+    def begin_batch(self, msgs: list[Any]) -> None:
+        """Record the positions of the batch about to run (one write)."""
+        ranges: dict[str, list[Any]] = {}
+        for msg in (msgs[0], msgs[-1]) if len(msgs) < 3 else msgs:
+            mid = msg.message_id()
+            pos = [mid.ledger_id(), mid.entry_id(), mid.batch_index()]
+            entry = ranges.get(msg.topic_name())
+            if entry is None:
+                ranges[msg.topic_name()] = [pos, pos]
+            else:
+                entry[0] = min(entry[0], pos)
+                entry[1] = max(entry[1], pos)
+        self._write({"batch": ranges, "crashes": list(self.crashes.items())})
+
+    def begin_one(self, msg: Any) -> None:
+        """Record that ``msg`` alone is about to run."""
+        self._write({"current": list(_key(msg)), "crashes": list(self.crashes.items())})
+
+    def settled(self, msg: Any) -> None:
+        """``msg`` ran (or was set aside) without killing the process."""
+        self.crashes.pop(_key(msg), None)
+
+    def isolated(self, msgs: list[Any]) -> None:
+        """A batch ran one input at a time without a death: its topics' suspect ranges are cleared.
+
+        An input of such a range that comes later runs in an ordinary batch again; if it
+        kills the process, the next start isolates it anew.
+        """
+        for topic in {m.topic_name() for m in msgs}:
+            self._suspect_ranges.pop(topic, None)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        fd = self._fd
+        if fd is None:
+            return
+        payload = orjson.dumps(data)
+        os.pwrite(fd, payload, 0)
+        os.ftruncate(fd, len(payload))
+
+    def close(self) -> None:
+        """A clean stop: nothing is in flight, so the ledger is removed."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if not self.crashes:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                log.debug("crash ledger %s was already gone", self.path)
