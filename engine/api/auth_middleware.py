@@ -1,0 +1,85 @@
+"""Authentication and authorization of every REST request.
+
+With ``authenticationEnabled`` every request needs ``Authorization: Bearer <token>``
+(401 otherwise), except the health paths ``/metrics`` and ``/initialized`` unless
+``authenticateMetricsEndpoint`` is set. With ``authorizationEnabled`` the role must also
+be allowed what the route does (403 otherwise):
+
+- a function route of ``tenant/namespace``: the tenant's admin, or a role granted
+  ``functions`` on the namespace;
+- a tenant's info and its namespaces' permissions: the tenant's admin;
+- everything else (the worker and cluster routes, packages by path, the leader's internal
+  route, creating and deleting tenants): a superuser, which the workers are to each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from engine.api.errors import http_error
+from engine.security.service import WorkerSecurity
+from engine.security.tokens import AuthenticationError
+
+__all__ = ["OPEN_PATHS", "ROLE", "authenticate"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Paths that answer without credentials unless ``authenticateMetricsEndpoint`` is set.
+OPEN_PATHS = frozenset({"/metrics", "/initialized"})
+#: The request key under which the authenticated role is kept (``None`` without authentication).
+ROLE = "magnetar.role"
+
+_FUNCTIONS = "/admin/v3/functions/"
+_FUNCTIONS_SUPERUSER = (
+    "/admin/v3/functions/leader/",
+    "/admin/v3/functions/upload",
+    "/admin/v3/functions/download",
+)
+
+
+def _check(security: WorkerSecurity, request: web.Request, role: str) -> None:
+    authz = security.authz
+    if not authz.enabled:
+        return
+    if not security.tenants.ready:
+        raise http_error(503, "the worker is still loading tenants and permissions; try again shortly")
+    path = request.path
+    info = request.match_info
+    tenant = info.get("tenant")
+    if path.startswith(_FUNCTIONS) and not path.startswith(_FUNCTIONS_SUPERUSER) and tenant:
+        namespace = info.get("namespace", "")
+        if authz.can_functions(role, tenant, namespace):
+            return
+        raise http_error(403, f"role {role!r} is not authorized to manage functions of {tenant}/{namespace}")
+    if tenant and path.startswith("/admin/v2/namespaces/"):
+        if authz.is_tenant_admin(role, tenant):
+            return
+        raise http_error(403, f"role {role!r} is not an admin of tenant {tenant!r}")
+    if tenant and path.startswith("/admin/v2/tenants/") and request.method == "GET":
+        if authz.is_tenant_admin(role, tenant):
+            return
+        raise http_error(403, f"role {role!r} is not an admin of tenant {tenant!r}")
+    if path in OPEN_PATHS or authz.is_superuser(role):
+        return
+    raise http_error(403, f"role {role!r} is not authorized: {request.method} {path} needs a superuser role")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The middleware: sets ``request[ROLE]`` and refuses what the role may not do."""
+    security: WorkerSecurity = request.app["security"]
+    request[ROLE] = None
+    provider = security.provider
+    if provider is None:
+        return await handler(request)
+    if request.path in OPEN_PATHS and not security.settings.authenticate_metrics_endpoint:
+        return await handler(request)
+    try:
+        role = provider.authenticate(request.headers)
+    except AuthenticationError as exc:
+        raise http_error(401, str(exc))
+    request[ROLE] = role
+    _check(security, request, role)
+    return await handler(request)
