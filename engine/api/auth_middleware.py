@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from engine.api.errors import http_error
+from engine.proto import Function_pb2 as pb
 from engine.security.service import WorkerSecurity
 from engine.security.tokens import AuthenticationError
 
-__all__ = ["OPEN_PATHS", "ROLE", "authenticate"]
+__all__ = ["OPEN_PATHS", "ROLE", "SUBMITTER_PROVIDER", "authenticate", "record_submitter"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,6 +31,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/metrics", "/initialized"})
 #: The request key under which the authenticated role is kept (``None`` without authentication).
 ROLE = "magnetar.role"
+#: ``functionAuthSpec.provider`` of a function's metadata whose ``data`` is the submitter's role.
+SUBMITTER_PROVIDER = "magnetar.submitter-role"
 
 _FUNCTIONS = "/admin/v3/functions/"
 _FUNCTIONS_SUPERUSER = (
@@ -83,3 +86,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     request[ROLE] = role
     _check(security, request, role)
     return await handler(request)
+
+
+def record_submitter(request: web.Request, md: pb.FunctionMetaData) -> None:
+    """Record in ``md.functionAuthSpec`` the role that submitted it (nothing without authentication)."""
+    role = request.get(ROLE)
+    if role:
+        md.functionAuthSpec.CopyFrom(
+            pb.FunctionAuthenticationSpec(provider=SUBMITTER_PROVIDER, data=role.encode())
+        )
