@@ -55,7 +55,11 @@ def add_auth_flags(p: argparse.ArgumentParser) -> None:
 def auth_settings(args: argparse.Namespace) -> AuthSettings:
     """The settings from ``--config`` with the flags applied; raises SettingError naming the field."""
     path = getattr(args, "worker_config_file", None)
-    base = AuthSettings.from_mapping(load_worker_file(path), f"--config {path}") if path else AuthSettings()
+    base = (
+        AuthSettings.from_mapping(load_worker_file(path), f"--config {path}", check=False)
+        if path
+        else AuthSettings()
+    )
     names = [n for n, _ in _BOOL] + [n for n, _, _ in _VALUE]
     flags = {name: getattr(args, f"auth_{name}", None) for name in names}
-    return base.merged(flags, "flags")
+    return base.merged(flags, f"--config {path} and flags" if path else "flags")

@@ -82,7 +82,9 @@ class AuthSettings:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any], source: str = "worker config") -> AuthSettings:
+    def from_mapping(
+        cls, data: dict[str, Any], source: str = "worker config", check: bool = True
+    ) -> AuthSettings:
         """Settings from Apache-named keys (a parsed ``functions_worker.yml``); unknown keys are kept
         in ``extra`` and otherwise ignored, as a full Apache file holds many that do not apply."""
         if not isinstance(data, dict):
@@ -106,7 +108,9 @@ class AuthSettings:
                 continue
             attr, kind = _FIELDS[key]
             values[attr] = _typed(key, raw, kind, source)
-        return cls(**_normalized(values), extra=extra).checked(source)
+        settings = cls(**_normalized(values), extra=extra)
+        # A file that flags complete (e.g. one file, a workerPortTls per worker) is checked once merged.
+        return settings.checked(source) if check else settings
 
     def merged(self, overrides: dict[str, Any], source: str = "flags") -> AuthSettings:
         """These settings with Apache-named ``overrides`` (``None`` values ignored) applied."""
@@ -114,7 +118,7 @@ class AuthSettings:
         props = {k: flat.pop(k) for k in list(flat) if k in _PROPERTIES}
         if props:
             flat["properties"] = props
-        given = AuthSettings.from_mapping(flat, source)
+        given = AuthSettings.from_mapping(flat, source, check=False)
         chosen = {
             f.name: getattr(given, f.name)
             for f in dataclasses.fields(self)
