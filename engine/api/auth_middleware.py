@@ -34,12 +34,11 @@ ROLE = "magnetar.role"
 #: ``functionAuthSpec.provider`` of a function's metadata whose ``data`` is the submitter's role.
 SUBMITTER_PROVIDER = "magnetar.submitter-role"
 
-_FUNCTIONS = "/admin/v3/functions/"
-_FUNCTIONS_SUPERUSER = (
-    "/admin/v3/functions/leader/",
-    "/admin/v3/functions/upload",
-    "/admin/v3/functions/download",
-)
+# Decided by the matched route's pattern, never by a path prefix, so a tenant named
+# "leader" or "upload" is a tenant like any other.
+_FUNCTION_ROUTES = "/admin/v3/functions/{tenant}/{namespace}"
+_NAMESPACE_ROUTES = "/admin/v2/namespaces/{tenant}/{namespace}"
+_TENANT_ROUTE = "/admin/v2/tenants/{tenant}"
 
 
 def _check(security: WorkerSecurity, request: web.Request, role: str) -> None:
@@ -48,25 +47,24 @@ def _check(security: WorkerSecurity, request: web.Request, role: str) -> None:
         return
     if not security.tenants.ready:
         raise http_error(503, "the worker is still loading tenants and permissions; try again shortly")
-    path = request.path
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else ""
     info = request.match_info
-    tenant = info.get("tenant")
-    if path.startswith(_FUNCTIONS) and not path.startswith(_FUNCTIONS_SUPERUSER) and tenant:
+    tenant = info.get("tenant", "")
+    if route.startswith(_FUNCTION_ROUTES):
         namespace = info.get("namespace", "")
         if authz.can_functions(role, tenant, namespace):
             return
         raise http_error(403, f"role {role!r} is not authorized to manage functions of {tenant}/{namespace}")
-    if tenant and path.startswith("/admin/v2/namespaces/"):
+    if route.startswith(_NAMESPACE_ROUTES) or (route == _TENANT_ROUTE and request.method == "GET"):
         if authz.is_tenant_admin(role, tenant):
             return
         raise http_error(403, f"role {role!r} is not an admin of tenant {tenant!r}")
-    if tenant and path.startswith("/admin/v2/tenants/") and request.method == "GET":
-        if authz.is_tenant_admin(role, tenant):
-            return
-        raise http_error(403, f"role {role!r} is not an admin of tenant {tenant!r}")
-    if path in OPEN_PATHS or authz.is_superuser(role):
+    if request.path in OPEN_PATHS or authz.is_superuser(role):
         return
-    raise http_error(403, f"role {role!r} is not authorized: {request.method} {path} needs a superuser role")
+    raise http_error(
+        403, f"role {role!r} is not authorized: {request.method} {request.path} needs a superuser role"
+    )
 
 
 @web.middleware

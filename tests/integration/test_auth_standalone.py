@@ -110,6 +110,11 @@ def test_tenant_admin_and_superuser_allowed_other_tenant_forbidden(standalone: S
         {"adminRoles": ["alice"], "allowedClusters": []},
     )
     assert standalone.call("GET", "/admin/v2/tenants/ta", "bob")[0] == 403
+    # Tenants named like internal routes are tenants like any other.
+    assert standalone.call("PUT", "/admin/v2/tenants/leader", "admin", {"adminRoles": ["alice"]})[0] == 204
+    assert standalone.call("GET", "/admin/v3/functions/leader/ns", "alice") == (200, [])
+    assert standalone.call("GET", "/admin/v3/functions/leader/ns/f", "alice")[0] == 404
+    assert standalone.call("GET", "/admin/v3/functions/leader/ns", "bob")[0] == 403
     # The internal leader route needs the worker's (superuser) role.
     assert standalone.call("PUT", "/admin/v3/functions/leader/ta/ns/f", "alice", {"metadata": None})[0] == 403
 
