@@ -80,7 +80,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         role = provider.authenticate(request.headers)
     except AuthenticationError as exc:
-        raise http_error(401, str(exc))
+        error = http_error(401, str(exc))
+        error.headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names its scheme
+        raise error
     request[ROLE] = role
     _check(security, request, role)
     return await handler(request)

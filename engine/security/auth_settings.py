@@ -7,6 +7,7 @@ the same names; a flag given on the command line wins over the file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,7 @@ class AuthSettings:
                 continue
             if key not in _FIELDS:
                 extra[str(key)] = raw
+                _warn_if_misspelt(str(key), source)
                 continue
             if raw is None:
                 continue
@@ -155,6 +157,14 @@ class AuthSettings:
         if self.worker_port_tls is not None and not 0 < self.worker_port_tls < 65536:
             raise SettingError(f"{source}: workerPortTls: got {self.worker_port_tls}; expected 1..65535")
         return self
+
+
+def _warn_if_misspelt(key: str, source: str) -> None:
+    # A full Apache file holds many settings Magnetar has no use for; only a near miss of
+    # one it does use is worth a word (a typo would silently leave security off).
+    close = difflib.get_close_matches(key, [*_FIELDS, "properties"], n=1, cutoff=0.85)
+    if close:
+        log.warning("%s: %s is not a setting Magnetar uses; did you mean %s?", source, key, close[0])
 
 
 def _was_given(attr: str, flat: dict[str, Any]) -> bool:

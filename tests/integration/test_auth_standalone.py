@@ -6,6 +6,8 @@ import os
 import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,10 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
 def test_no_token_expired_token_and_garbage_are_401(standalone: Standalone) -> None:
     status, body = standalone.call("GET", "/admin/v3/functions/ta/ns")
     assert status == 401 and "Bearer" in body["reason"]  # type: ignore[index]
+    req = urllib.request.Request(standalone.https + "/admin/v3/functions/ta/ns")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=30, context=standalone.context)
+    assert info.value.code == 401 and info.value.headers["WWW-Authenticate"] == "Bearer"
     status, body = standalone.call("GET", "/admin/v3/functions/ta/ns", "expired")
     assert (status, body) == (401, {"reason": "the token has expired"})
     status, _ = call(
@@ -172,6 +178,10 @@ def test_cli_with_auth_params_over_tls(standalone: Standalone) -> None:
     assert out.returncode == 1 and "401" in out.stderr
     out = magnetar("functions", "get", "--fqfn", "ta/ns/viaflags", "--admin-url", standalone.https)
     assert out.returncode == 1 and "--tls-trust-cert-path" in out.stderr
+    out = magnetar(
+        "--tls-allow-insecure", "--admin-url", standalone.https, "functions", "list", "--tenant", "ta"
+    )
+    assert out.returncode == 1 and "401" in out.stderr  # the certificate was not checked; the token is
 
 
 def test_cli_with_client_conf_over_tls(standalone: Standalone, tmp_path: Path) -> None:

@@ -205,6 +205,14 @@ def test_settings_errors_name_the_field(mapping: dict[str, object], message: str
         AuthSettings.from_mapping(mapping)
 
 
+def test_a_misspelt_setting_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    AuthSettings.from_mapping({"authenticationEnable": True, "zookeeperServers": "zk:2181"})
+    assert "authenticationEnable is not a setting Magnetar uses; did you mean authenticationEnabled?" in (
+        caplog.text
+    )
+    assert "zookeeperServers" not in caplog.text
+
+
 def test_worker_token_from_its_credentials_or_its_secret_key() -> None:
     given_token = create_token("worker", SECRET)
     s = AuthSettings(
