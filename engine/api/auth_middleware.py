@@ -20,8 +20,8 @@ from aiohttp import web
 
 from engine.api.errors import http_error
 from engine.proto import Function_pb2 as pb
+from engine.security.errors import AuthenticationError
 from engine.security.service import WorkerSecurity
-from engine.security.tokens import AuthenticationError
 
 __all__ = ["OPEN_PATHS", "ROLE", "SUBMITTER_PROVIDER", "authenticate", "record_submitter"]
 

@@ -22,7 +22,7 @@ import orjson
 
 from engine.security.credentials import token_from_auth_params
 from engine.security.errors import SettingError
-from engine.security.service import client_ssl_context
+from engine.security.tls import client_ssl_context
 
 __all__ = [
     "DEFAULT_ADMIN_URL",

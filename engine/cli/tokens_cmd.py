@@ -10,26 +10,14 @@ from typing import Any
 import orjson
 
 from engine.security.errors import SettingError
-from engine.security.keys import (
-    create_key_pair,
-    create_secret_key,
-    load_private_key,
-    load_public_key,
-    read_key_url,
-    write_private_file,
-)
-from engine.security.tokens import (
-    AuthenticationError,
-    TokenVerifier,
-    create_token,
-    decode_unverified,
-    parse_duration,
-)
 
+# The key and token modules (PyJWT, cryptography) load in the handlers, not with the CLI.
 __all__ = ["add_tokens_parser"]
 
 
 def _secret_key(args: argparse.Namespace) -> None:
+    from engine.security.keys import create_secret_key, write_private_file
+
     key = create_secret_key(args.algorithm)
     data = base64.b64encode(key) if args.base64 else key
     if args.output:
@@ -40,6 +28,8 @@ def _secret_key(args: argparse.Namespace) -> None:
 
 
 def _key_pair(args: argparse.Namespace) -> None:
+    from engine.security.keys import create_key_pair, write_private_file
+
     private, public = create_key_pair(args.algorithm)
     write_private_file(args.output_private_key, private)
     with open(args.output_public_key, "wb") as fh:
@@ -59,6 +49,9 @@ def _headers(values: list[str] | None) -> dict[str, Any] | None:
 
 
 def _create(args: argparse.Namespace) -> None:
+    from engine.security.keys import load_private_key, read_key_url
+    from engine.security.tokens import create_token, parse_duration
+
     if bool(args.secret_key) == bool(args.private_key):
         raise SettingError(
             "give exactly one of --secret-key and --private-key (file:///path or data:;base64,...)"
@@ -87,6 +80,8 @@ def _token_of(args: argparse.Namespace) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from engine.security.tokens import AuthenticationError, decode_unverified
+
     try:
         header, claims = decode_unverified(_token_of(args))
     except AuthenticationError as exc:
@@ -99,6 +94,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from engine.security.keys import load_public_key, read_key_url
+    from engine.security.tokens import AuthenticationError, TokenVerifier, decode_unverified
+
     if bool(args.secret_key) == bool(args.public_key):
         raise SettingError(
             "give exactly one of --secret-key and --public-key (file:///path or data:;base64,...)"

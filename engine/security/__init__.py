@@ -1,13 +1,13 @@
-"""Security of the worker: token authentication, authorization, tenants and TLS settings."""
+"""Security of the worker: token authentication, authorization, tenants and TLS settings.
 
-from engine.security.auth_settings import TOKEN_PROVIDER, AuthSettings
-from engine.security.authn import TokenAuthenticationProvider, worker_token
-from engine.security.authz import AuthorizationService
-from engine.security.credentials import TOKEN_PLUGIN, token_from_auth_params
-from engine.security.errors import SettingError
-from engine.security.service import WorkerSecurity
-from engine.security.tenants import AUTH_ACTIONS, TenantInfo, TenantStore
-from engine.security.tokens import AuthenticationError, TokenVerifier, create_token
+The names below load on first use (PEP 562), so a CLI verb that needs one small module
+(the admin client's credentials) does not pay for the JWT, crypto and broker imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "AUTH_ACTIONS",
@@ -26,3 +26,27 @@ __all__ = [
     "token_from_auth_params",
     "worker_token",
 ]
+
+_WHERE = {
+    "AUTH_ACTIONS": "tenants",
+    "TOKEN_PLUGIN": "credentials",
+    "TOKEN_PROVIDER": "auth_settings",
+    "AuthSettings": "auth_settings",
+    "AuthenticationError": "errors",
+    "AuthorizationService": "authz",
+    "SettingError": "errors",
+    "TenantInfo": "tenants",
+    "TenantStore": "tenants",
+    "TokenAuthenticationProvider": "authn",
+    "TokenVerifier": "tokens",
+    "WorkerSecurity": "service",
+    "create_token": "tokens",
+    "token_from_auth_params": "credentials",
+    "worker_token": "authn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

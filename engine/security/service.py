@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulsar
 
 from engine.security.auth_settings import AuthSettings
-from engine.security.authn import TokenAuthenticationProvider, worker_token
 from engine.security.authz import AuthorizationService
-from engine.security.errors import SettingError
 from engine.security.tenants import TenantStore
+from engine.security.tls import client_ssl_context
+from engine.security.tls import server_ssl_context as _server_context
+
+if TYPE_CHECKING:
+    from engine.security.authn import TokenAuthenticationProvider
 
 __all__ = ["WorkerSecurity", "client_ssl_context", "internal_http_options", "server_ssl_context"]
 
@@ -20,35 +23,17 @@ log = logging.getLogger(__name__)
 
 
 def server_ssl_context(settings: AuthSettings) -> ssl.SSLContext:
-    """The HTTPS context from ``tlsCertificateFilePath`` / ``tlsKeyFilePath``."""
+    """The HTTPS context of ``settings`` (``tlsCertificateFilePath`` / ``tlsKeyFilePath``)."""
     assert settings.tls_certificate_file_path and settings.tls_key_file_path
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        ctx.load_cert_chain(settings.tls_certificate_file_path, settings.tls_key_file_path)
-    except (OSError, ssl.SSLError) as exc:
-        raise SettingError(
-            f"tlsCertificateFilePath/tlsKeyFilePath: cannot load {settings.tls_certificate_file_path} "
-            f"with {settings.tls_key_file_path} ({exc}); expected a PEM certificate and its PEM key"
-        )
-    return ctx
-
-
-def client_ssl_context(trust_path: str | None, allow_insecure: bool = False) -> ssl.SSLContext:
-    """A client context trusting ``trust_path`` (PEM CA bundle) or the system CAs."""
-    try:
-        ctx = ssl.create_default_context(cafile=trust_path)
-    except (OSError, ssl.SSLError) as exc:
-        raise SettingError(f"tls trust certificate {trust_path!r}: cannot load it ({exc})")
-    if allow_insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    return _server_context(settings.tls_certificate_file_path, settings.tls_key_file_path)
 
 
 def internal_http_options(settings: AuthSettings) -> dict[str, Any]:
     """``aiohttp.ClientSession`` options for calls to other workers: the worker's token, and the
     CA of ``tlsTrustCertsFilePath`` for their HTTPS port."""
     import aiohttp
+
+    from engine.security.authn import worker_token  # PyJWT and cryptography load only when used
 
     out: dict[str, Any] = {}
     token = worker_token(settings)
@@ -70,7 +55,11 @@ class WorkerSecurity:
 
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
-        self.provider = TokenAuthenticationProvider(settings) if settings.authentication_enabled else None
+        self.provider: TokenAuthenticationProvider | None = None
+        if settings.authentication_enabled:
+            from engine.security.authn import TokenAuthenticationProvider
+
+            self.provider = TokenAuthenticationProvider(settings)
         self.tenants = TenantStore()
         self.authz = AuthorizationService(settings, self.tenants)
 

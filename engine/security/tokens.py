@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from engine.security.errors import SettingError
+from engine.security.errors import AuthenticationError, SettingError
 
 __all__ = [
     "AuthenticationError",
@@ -30,10 +30,6 @@ _RSA = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
 _EC = ["ES256", "ES384", "ES512"]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdwy]?)\s*$")
-
-
-class AuthenticationError(Exception):
-    """The credentials are missing, malformed, expired or not signed by a trusted key."""
 
 
 def parse_duration(text: str, field: str = "--expiry-time") -> int:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from engine.cli.http_client import read_client_conf
 from engine.security.auth_settings import AuthSettings
 from engine.security.authn import TokenAuthenticationProvider, worker_token
+from engine.security.authz import AuthorizationService
 from engine.security.credentials import token_from_auth_params
 from engine.security.errors import SettingError
 from engine.security.keys import (
@@ -28,6 +29,7 @@ from engine.security.keys import (
     read_key_url,
     write_private_file,
 )
+from engine.security.tenants import TenantStore
 from engine.security.tokens import (
     AuthenticationError,
     TokenVerifier,
@@ -245,3 +247,44 @@ def test_client_conf_properties(tmp_path: Path) -> None:
         "authParams": "token:a=b",
         "tlsTrustCertsFilePath": "/ca.pem",
     }
+
+
+class _Msg:
+    def __init__(self, key: str, value: bytes) -> None:
+        self._key, self._value = key, value
+
+    def partition_key(self) -> str:
+        return self._key
+
+    def data(self) -> bytes:
+        return self._value
+
+
+def test_tenant_records_apply_in_order_and_bad_records_are_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    store = TenantStore()
+    store._on_batch(
+        [
+            _Msg("tenant/acme", orjson.dumps({"adminRoles": ["alice"], "allowedClusters": []})),
+            _Msg("permission/acme/ns/carol", orjson.dumps(["functions"])),
+            _Msg("tenant/broken", b"{not json"),
+            _Msg("mystery/x", b"{}"),
+            _Msg("permission/acme/ns/dave", orjson.dumps(["consume"])),
+            _Msg("permission/acme/ns/dave", b""),
+        ]
+    )
+    assert store.tenants["acme"].admin_roles == ["alice"]
+    assert "broken" not in store.tenants
+    assert store.grants("acme/ns") == {"carol": ["functions"]}
+    assert "is not JSON; skipped" in caplog.text and "unknown kind; skipped" in caplog.text
+    authz = AuthorizationService(
+        AuthSettings(authentication_enabled=True, authorization_enabled=True, token_secret_key="data:,x",
+                     super_user_roles=frozenset({"root"})),
+        store,
+    )  # fmt: skip
+    assert authz.can_functions("root", "other", "ns")
+    assert authz.can_functions("alice", "acme", "any")
+    assert authz.can_functions("carol", "acme", "ns") and not authz.can_functions("carol", "acme", "ns2")
+    assert not authz.can_functions("dave", "acme", "ns")
+    assert not authz.is_tenant_admin("carol", "acme")
+    store._on_batch([_Msg("tenant/acme", b"")])
+    assert not authz.can_functions("alice", "acme", "any")
