@@ -164,6 +164,9 @@ def test_cli_with_auth_params_over_tls(standalone: Standalone) -> None:
     out = magnetar(*_create_args(standalone, "viaflags"), *auth)
     assert out.returncode == 0, out.stderr
     assert "ta/ns/viaflags" in out.stdout
+    # State of the tenant's functions is the tenant admin's to read, not another tenant's.
+    assert standalone.call("GET", "/admin/v3/functions/ta/ns/viaflags/state/k", "alice")[0] == 404
+    assert standalone.call("GET", "/admin/v3/functions/ta/ns/viaflags/state/k", "bob")[0] == 403
     # Global options before the verb work the same.
     out = magnetar(*auth, "functions", "list", "--tenant", "ta", "--namespace", "ns")
     assert out.returncode == 0 and "viaflags" in out.stdout, out.stderr

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.cli.http_client import read_client_conf
+from engine.cli.http_client import read_client_conf, target
+from engine.cli.main import build_parser
 from engine.security.auth_settings import AuthSettings
 from engine.security.authn import TokenAuthenticationProvider, worker_token
 from engine.security.authz import AuthorizationService
@@ -288,3 +289,23 @@ def test_tenant_records_apply_in_order_and_bad_records_are_skipped(caplog: pytes
     assert not authz.is_tenant_admin("carol", "acme")
     store._on_batch([_Msg("tenant/acme", b"")])
     assert not authz.can_functions("alice", "acme", "any")
+
+
+def test_admin_target_from_flags_env_and_client_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "client.conf"
+    conf.write_text(
+        "webServiceUrl=https://conf:1/\nauthParams=token:from-conf\ntlsAllowInsecureConnection=true\n"
+    )
+    monkeypatch.delenv("MAGNETAR_ADMIN_URL", raising=False)
+    monkeypatch.setenv("MAGNETAR_CLIENT_CONF", str(conf))
+    parser = build_parser()
+    where = target(parser.parse_args(["functions", "list"]))
+    assert (where.url, where.token) == ("https://conf:1", "from-conf")
+    assert where.ssl is not None and not where.ssl.check_hostname  # tlsAllowInsecureConnection
+    monkeypatch.setenv("MAGNETAR_ADMIN_URL", "http://env:2")
+    assert target(parser.parse_args(["functions", "list"])).url == "http://env:2"
+    # Before the verb or after it; after wins when both are given.
+    args = parser.parse_args(["--admin-url", "http://a:3", "--auth-params", "token:t1", "functions", "list"])
+    assert (target(args).url, target(args).token) == ("http://a:3", "t1")
+    args = parser.parse_args(["--admin-url", "http://a:3", "functions", "list", "--admin-url", "http://b:4"])
+    assert target(args).url == "http://b:4" and target(args).ssl is None
