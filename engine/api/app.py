@@ -7,14 +7,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from engine.api.auth_middleware import authenticate
 from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
+from engine.api.tenants_routes import add_tenant_routes
 from engine.api.worker_routes import add_worker_routes
 from engine.config import ConfigError
+from engine.security.service import WorkerSecurity, server_ssl_context
 from engine.state.store import StateStoreError
 from engine.worker.worker import Worker
 
-__all__ = ["build_app", "serve"]
+__all__ = ["build_app", "security_of", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +48,31 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def build_app(worker: Worker) -> web.Application:
     """The aiohttp application serving ``worker``."""
-    app = web.Application(middlewares=[_errors], client_max_size=256 * 1024 * 1024)
+    app = web.Application(middlewares=[_errors, authenticate], client_max_size=256 * 1024 * 1024)
     app["worker"] = worker
+    app["security"] = WorkerSecurity(worker.config.security)
     add_function_routes(app)
     add_worker_routes(app)
+    add_tenant_routes(app)
     return app
 
 
 async def serve(worker: Worker) -> web.AppRunner:
-    """Start serving on the worker's host and port; returns the runner (``cleanup()`` stops it)."""
+    """Start serving on the worker's host and port, and with ``tlsEnabled`` HTTPS on
+    ``workerPortTls``; returns the runner (``cleanup()`` stops it)."""
+    settings = worker.config.security
+    ssl_context = server_ssl_context(settings) if settings.tls_enabled else None
     runner = web.AppRunner(build_app(worker), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, worker.config.host, worker.config.port)
     await site.start()
+    if ssl_context is not None:
+        tls = web.TCPSite(runner, worker.config.host, settings.worker_port_tls, ssl_context=ssl_context)
+        await tls.start()
     return runner
+
+
+def security_of(runner: web.AppRunner) -> WorkerSecurity:
+    """The security services of a served app (started once the worker has its broker client)."""
+    security: WorkerSecurity = runner.app["security"]
+    return security

@@ -14,6 +14,8 @@ def http_error(status: int, reason: str) -> web.HTTPException:
     cls = web.HTTPException
     for candidate in (
         web.HTTPBadRequest,
+        web.HTTPUnauthorized,
+        web.HTTPForbidden,
         web.HTTPNotFound,
         web.HTTPConflict,
         web.HTTPServiceUnavailable,

@@ -14,6 +14,7 @@ import pulsar
 from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 
+from engine.api.auth_middleware import record_submitter
 from engine.api.errors import http_error
 from engine.cluster.registry import StaleVersion
 from engine.cluster.scheduler import instance_key, split_instance_key
@@ -161,6 +162,7 @@ async def register(request: web.Request) -> web.Response:
     md = pb.FunctionMetaData(
         functionDetails=to_details(spec), packageLocation=location, createTime=int(time.time() * 1000)
     )
+    record_submitter(request, md)
     version = await _submit(worker, fqfn, md, worker.metadata.registry.current_version(fqfn))
     return web.json_response({"version": version})
 
@@ -204,6 +206,7 @@ async def update(request: web.Request) -> web.Response:
     )
     for iid, state in old_md.instanceStates.items():
         md.instanceStates[iid] = state
+    record_submitter(request, md)
     version = await _submit(worker, fqfn, md, expected)
     return web.json_response({"version": version})
 

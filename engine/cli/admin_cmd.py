@@ -1,14 +1,13 @@
 """Admin verbs: ``magnetar functions <verb>`` and ``magnetar functions-worker <verb>``.
 
-They talk to a worker's REST API (``--admin-url``, default the local standalone) with
-``pulsar-admin``'s flag names, print readable tables (or ``--output json``), and exit
-non-zero with one clear line on error.
+They talk to a worker's REST API (``--admin-url``, default the local standalone; the token
+and TLS options are in :mod:`engine.cli.http_client`) with ``pulsar-admin``'s flag names,
+print readable tables (or ``--output json``), and exit non-zero with one clear line on error.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
@@ -18,40 +17,10 @@ import aiohttp
 import orjson
 
 from engine.cli.function_flags import add_function_flags, overrides_from_args
+from engine.cli.http_client import AdminError, add_global_flags, call
 from engine.config import load_config_file, merge_overrides
 
 __all__ = ["AdminError", "add_admin_parsers"]
-
-DEFAULT_ADMIN_URL = "http://127.0.0.1:6750"
-
-
-class AdminError(Exception):
-    """The worker rejected the request; the message is its reason."""
-
-
-async def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
-    url = args.admin_url.rstrip("/") + path
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as session:
-        try:
-            async with session.request(method, url, **kw) as resp:
-                body = await resp.read()
-                if resp.status >= 400:
-                    try:
-                        reason = orjson.loads(body).get("reason", body.decode())
-                    except (orjson.JSONDecodeError, AttributeError):
-                        reason = body.decode(errors="replace")
-                    raise AdminError(f"{resp.status}: {reason}")
-                if resp.content_type == "application/json":
-                    return orjson.loads(body) if body else None
-                return body
-        except aiohttp.ClientConnectionError as exc:
-            raise AdminError(f"cannot reach {args.admin_url}: {exc}")
-
-
-def call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
-    """Synchronous wrapper around one REST call."""
-    return asyncio.run(_call(args, method, path, **kw))
-
 
 def _fqfn(args: argparse.Namespace) -> str:
     if args.fqfn:
@@ -342,11 +311,7 @@ def cmd_function_stats(args: argparse.Namespace) -> None:
 
 
 def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True) -> None:
-    p.add_argument(
-        "--admin-url",
-        default=os.environ.get("MAGNETAR_ADMIN_URL", DEFAULT_ADMIN_URL),
-        help=f"a worker's REST URL (default {DEFAULT_ADMIN_URL})",
-    )
+    add_global_flags(p)
     # create/update use -o/--output for the output topic, as pulsar-admin does.
     flags = ["--output", "--output-format"] if output_flag else ["--output-format"]
     p.add_argument(

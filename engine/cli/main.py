@@ -10,10 +10,14 @@ import sys
 from engine import __version__
 from engine.cli.admin_cmd import add_admin_parsers
 from engine.cli.demo_cmd import add_demo_parser
+from engine.cli.http_client import add_global_flags
 from engine.cli.localrun_cmd import add_localrun_parser
+from engine.cli.tenants_cmd import add_tenant_parsers
+from engine.cli.tokens_cmd import add_tokens_parser
 from engine.cli.worker_cmd import add_worker_parsers
 from engine.config.errors import ConfigError
 from engine.function.errors import FunctionLoadError
+from engine.security.errors import SettingError
 
 __all__ = ["build_parser", "main"]
 
@@ -27,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MAGNETAR_LOG_LEVEL", "WARNING"),
         help="DEBUG, INFO, WARNING (default; or $MAGNETAR_LOG_LEVEL) or ERROR",
     )
+    # pulsar-admin's global options, accepted here (before the verb) and after it.
+    add_global_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     functions = sub.add_parser("functions", help="function commands (as pulsar-admin functions)")
     fsub = functions.add_subparsers(dest="verb", metavar="VERB")
@@ -34,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_parsers(fsub, sub)
     add_worker_parsers(sub)
     add_demo_parser(sub)
+    add_tokens_parser(sub)
+    add_tenant_parsers(sub)
     return parser
 
 
@@ -51,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(handler(args))
     except ConfigError as exc:
+        print(f"magnetar: {exc}", file=sys.stderr)
+        return 2
+    except SettingError as exc:
         print(f"magnetar: {exc}", file=sys.stderr)
         return 2
     except FunctionLoadError as exc:

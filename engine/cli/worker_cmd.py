@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 import uuid
 from typing import Any
 
-from engine.api import serve
+from engine.api import security_of, serve
+from engine.cli.auth_flags import add_auth_flags, auth_settings
 from engine.cli.localrun_cmd import add_broker_flags, broker_options
 from engine.worker import Worker, WorkerConfig
 
@@ -45,6 +47,7 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
         default="thread",
         help="run each instance on a thread of the worker (default) or in its own child process",
     )
+    add_auth_flags(p)
     p.add_argument("--heartbeat-interval", type=float, default=0.5, help="seconds between heartbeats")
     p.add_argument(
         "--election-timeout",
@@ -72,10 +75,19 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
             file=sys.stderr,
         )
         return 2
+    security = auth_settings(args)
+    broker = None if standalone else broker_options(args)
+    if broker is not None and broker.auth_plugin is None and security.broker_client_authentication_plugin:
+        # The worker's own credentials serve for the broker too, as in Apache's worker.
+        broker = dataclasses.replace(
+            broker,
+            auth_plugin=security.broker_client_authentication_plugin,
+            auth_params=security.broker_client_authentication_parameters,
+        )
     config = WorkerConfig(
         worker_id=args.worker_id or f"worker-{uuid.uuid4().hex[:8]}",
         data_dir=args.data_dir,
-        broker=None if standalone else broker_options(args),
+        broker=broker,
         host=args.host,
         port=args.port,
         namespace=args.functions_namespace,
@@ -86,6 +98,7 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
         election_timeout=args.election_timeout,
         consumer_id_spread=args.consumer_id_spread,
         runtime=args.runtime,
+        security=security,
     )
     runner: Any = asyncio.run
     try:
@@ -104,8 +117,11 @@ async def _serve(config: WorkerConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     http = await serve(worker)
+    security = security_of(http)
     try:
         await worker.start()
+        assert worker.client is not None
+        await security.start(worker.client, config.namespace)
         print(
             f"magnetar: worker {config.worker_id} ready on {config.url} "
             f"(started in {worker.startup_ms:.0f} ms)",
@@ -113,6 +129,7 @@ async def _serve(config: WorkerConfig) -> int:
         )
         await stop.wait()
     finally:
+        await security.stop()
         await worker.stop()
         await http.cleanup()
     return 0

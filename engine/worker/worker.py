@@ -35,6 +35,8 @@ from engine.instance.instance import InstanceOptions
 from engine.instance.secrets import make_secrets_provider
 from engine.proto import Function_pb2 as pb
 from engine.runtime.manager import ProcessSettings, RuntimeManager
+from engine.security.auth_settings import AuthSettings
+from engine.security.service import internal_http_options
 from engine.state import StateStore, open_state_store
 
 __all__ = ["NotLeader", "Worker", "WorkerConfig"]
@@ -66,9 +68,13 @@ class WorkerConfig:
     consumer_id_spread: int = 4096
     runtime: str = "thread"
     instance: InstanceOptions = field(default_factory=InstanceOptions)
+    security: AuthSettings = field(default_factory=AuthSettings)
 
     @property
     def url(self) -> str:
+        # With TLS on, workers reach each other over HTTPS (the URL is what they announce).
+        if self.security.tls_enabled:
+            return f"https://{self.host}:{self.security.worker_port_tls}"
         return f"http://{self.host}:{self.port}"
 
 
@@ -104,7 +110,10 @@ class Worker:
             broker = cfg.broker
         broker = dataclasses.replace(broker, consumer_id_spread=cfg.consumer_id_spread)
         self.client = await asyncio.to_thread(make_client, broker, 2)
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        # Calls to other workers carry this worker's own credentials (and trust its TLS CA).
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=30), **internal_http_options(cfg.security)
+        )
         url = cfg.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(cfg.data_dir, 'state.db'))}"
         self.state_store = open_state_store(url)
         self.packages = PackageStore(self.client, self.topics, os.path.join(cfg.data_dir, "package-cache"))
