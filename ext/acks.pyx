@@ -78,10 +78,6 @@ cdef class PendingAcks:
             total += len(m)
         return total
 
-    def tokens(self):
-        """Tokens of the batches still waiting."""
-        return list(self._batches)
-
 
 cdef class DuplicateFilter:
     """Drop messages at or before the last processed position of their partition."""
