@@ -70,6 +70,20 @@ class BuildExt(build_ext):
         super().run()
 
 
+def _drop_stale_c(pyx: pathlib.Path) -> None:
+    """Delete ``pyx``'s generated C file when its own dotted-name .pxd is newer.
+
+    Cython re-translates a module when a .pxd it cimports changes, but looks for the
+    module's own .pxd only under the source's basename (``ext/serde.pxd``); without
+    this, a changed ``ext/engine.hotpath.native.serde.pxd`` would rebuild dispatch.c
+    against the new declarations and leave serde.c stale.
+    """
+    pxd = pyx.with_name(f"engine.hotpath.native.{pyx.stem}.pxd")
+    c_file = pyx.with_suffix(".c")
+    if pxd.exists() and c_file.exists() and c_file.stat().st_mtime < pxd.stat().st_mtime:
+        c_file.unlink()
+
+
 def extensions() -> list:
     from Cython.Build import cythonize
 
@@ -90,6 +104,8 @@ def extensions() -> list:
         )
         for pyx in sorted((ROOT / "ext").glob("*.pyx"))
     ]
+    for pyx in (ROOT / "ext").glob("*.pyx"):
+        _drop_stale_c(pyx)
     directives = {"language_level": "3", "embedsignature": True}
     if linetrace:
         directives["linetrace"] = True
