@@ -72,6 +72,12 @@ def _proc_cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / _CLK_TCK
 
 
+def _exited(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie not yet reaped: wait4 still gets its rusage)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def _proc_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -271,7 +277,11 @@ def throughput_run(mode: str, n: int, work_dir: str, max_seconds: float) -> dict
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            finished = observer.wait(max_seconds)
+            deadline = t0 + max_seconds
+            finished = False
+            while not finished and time.perf_counter() < deadline and not _exited(proc.pid):
+                finished = observer.wait(0.5)
+            finished = finished or observer.wait(0)
             t1 = observer.done_at if finished and observer.done_at is not None else time.perf_counter()
             cpu = _proc_cpu_seconds(proc.pid)
             rss = _proc_rss_mb(proc.pid)
@@ -282,7 +292,8 @@ def throughput_run(mode: str, n: int, work_dir: str, max_seconds: float) -> dict
             with open(os.path.join(run_dir, "contender.log"), "rb") as log:
                 tail = log.read()[-2000:].decode("utf-8", "replace")
             raise RuntimeError(
-                f"{mode}: {observer.count}/{n} outputs after {max_seconds}s; its log ends:\n{tail}"
+                f"{mode}: {observer.count}/{n} outputs (exit code {stopped['exit_code']}, "
+                f"at most {max_seconds}s); its log ends:\n{tail}"
             )
         seconds = t1 - t0
         return {
