@@ -1,7 +1,13 @@
 """Build declarations: the Cython hot path from ext/, protobuf and gRPC code from proto/.
 
 Switches (environment): ``MAGNETAR_ANNOTATE=1`` writes Cython HTML annotations,
-``MAGNETAR_LINETRACE=1`` compiles with line tracing for coverage.
+``MAGNETAR_LINETRACE=1`` compiles with line tracing for coverage,
+``MAGNETAR_DEBUG_INFO=1`` keeps C debug information (for gdb or ``perf annotate``).
+
+The compiled modules share C-level types through ``.pxd`` files kept in ``ext/`` under
+the module's dotted name (``ext/engine.hotpath.native.serde.pxd``): Cython finds such a
+file beside the source both as that module's own declarations and for a ``cimport``
+from another module.
 """
 
 import os
@@ -64,20 +70,42 @@ class BuildExt(build_ext):
         super().run()
 
 
+def _drop_stale_c(pyx: pathlib.Path) -> None:
+    """Delete ``pyx``'s generated C file when its own dotted-name .pxd is newer.
+
+    Cython re-translates a module when a .pxd it cimports changes, but looks for the
+    module's own .pxd only under the source's basename (``ext/serde.pxd``); without
+    this, a changed ``ext/engine.hotpath.native.serde.pxd`` would rebuild dispatch.c
+    against the new declarations and leave serde.c stale.
+    """
+    pxd = pyx.with_name(f"engine.hotpath.native.{pyx.stem}.pxd")
+    c_file = pyx.with_suffix(".c")
+    if pxd.exists() and c_file.exists() and c_file.stat().st_mtime < pxd.stat().st_mtime:
+        c_file.unlink()
+
+
 def extensions() -> list:
     from Cython.Build import cythonize
 
     linetrace = os.environ.get("MAGNETAR_LINETRACE") == "1"
     macros = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if linetrace else []
+    cflags = ["-O2"]
+    if os.environ.get("MAGNETAR_DEBUG_INFO") != "1":
+        # Python's own CFLAGS carry -g; without it the modules are a third of the size and
+        # hold no C variable names (function symbols stay, so perf and py-spy still name
+        # every function).
+        cflags.append("-g0")
     mods = [
         Extension(
             f"engine.hotpath.native.{pyx.stem}",
             [str(pyx.relative_to(ROOT))],
             define_macros=macros,
-            extra_compile_args=["-O2"] if sys.platform != "win32" else [],
+            extra_compile_args=cflags if sys.platform != "win32" else [],
         )
         for pyx in sorted((ROOT / "ext").glob("*.pyx"))
     ]
+    for pyx in (ROOT / "ext").glob("*.pyx"):
+        _drop_stale_c(pyx)
     directives = {"language_level": "3", "embedsignature": True}
     if linetrace:
         directives["linetrace"] = True

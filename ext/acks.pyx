@@ -2,9 +2,11 @@
 # Acknowledgement bookkeeping (compiled twin of engine/hotpath/acks.py).
 #
 # Data: lists of the client's message objects (references only; the client owns the
-# messages), dicts of per-partition positions as (ledger, entry, batch) tuples. Acks
-# and nacks are calls into the client made from the instance thread with the GIL
-# held; the client releases the GIL inside them as it needs.
+# messages), dicts of per-partition positions as (ledger, entry, batch) tuples. A
+# PendingAcks keeps references to the parked message lists (the caller's lists, not
+# copies) until their batch completes; peek() returns a copy. Acks and nacks are calls
+# into the client made from the instance thread with the GIL held; the client releases
+# the GIL inside them as it needs.
 
 
 cpdef void ack_messages(object consumer, list messages, list indices=None) except *:
@@ -77,10 +79,6 @@ cdef class PendingAcks:
         for _, m in self._batches.values():
             total += len(m)
         return total
-
-    def tokens(self):
-        """Tokens of the batches still waiting."""
-        return list(self._batches)
 
 
 cdef class DuplicateFilter:

@@ -1,9 +1,11 @@
 # cython: language_level=3
 # Write-behind buffer for function state (compiled twin of engine/hotpath/counters.py).
 #
-# Data: Python dicts/sets owned by the buffer, keyed by state key (str). Counter
-# deltas are Python ints checked to fit 64 bits. The instance thread fills the buffer
-# while user code runs and drains it once per batch; all under the GIL.
+# Data: Python dicts/sets owned by the buffer, keyed by state key (str); values are
+# ``bytes`` references handed over by the caller. Counter deltas are Python ints checked
+# to fit 64 bits. The instance thread fills the buffer while user code runs and drains
+# it once per batch: drain() hands the three containers to the caller, who owns them
+# from then on, and starts new ones. Everything runs under the GIL.
 
 
 cdef class _Missing:

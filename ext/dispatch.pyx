@@ -2,14 +2,19 @@
 # Per-message dispatch to the user function (compiled twin of engine/hotpath/dispatch.py).
 #
 # Data: a Python list of the client's received messages (references; the client owns
-# them). For each, ``data()`` returns a fresh ``bytes`` copy that we decode with the
-# C codec core, the reused Context is pointed at the message, the user callable runs
-# (with the GIL held: user code is Python), and a non-None result is encoded to a new
-# ``bytes`` object handed to the output sender, which copies it into the client.
+# them). For each, ``data()`` returns a fresh ``bytes`` copy that the topic's Codec
+# decodes (a C vtable call into serde.pyx, cimported through its .pxd, when the codec is
+# the compiled one; a Python call otherwise), the reused Context is pointed at the
+# message, the user callable runs (with the GIL held: user code is Python), and a
+# non-None result is encoded by the output Codec to a new ``bytes`` object handed to
+# the output sender, which copies it into the client. The codecs are read from the
+# Dispatcher's attributes at each batch and called per message, never copied, so a
+# codec changed after construction is used as the pure twin uses it.
 # Timing uses CLOCK_MONOTONIC via clock_gettime; counters accumulate in C locals and
-# reach the stats object once per batch.
+# reach the stats object once per batch. Everything runs on the instance thread under
+# the GIL.
 
-include "codec_core.pxi"
+from engine.hotpath.native.serde cimport Codec
 
 import time
 import traceback
@@ -52,6 +57,18 @@ cdef class BatchOutcome:
         return f"BatchOutcome(sent={self.sent}, done={self.done}, failed={self.failed})"
 
 
+cdef inline object _decode(object codec, object data):
+    if type(codec) is Codec:
+        return (<Codec>codec).decode(data)
+    return codec.decode(data)
+
+
+cdef inline object _encode(object codec, object value):
+    if type(codec) is Codec:
+        return (<Codec>codec).encode(value)
+    return codec.encode(value)
+
+
 cdef class Dispatcher:
     """Run batches of messages through one user function (see the pure twin's docs)."""
 
@@ -64,15 +81,6 @@ cdef class Dispatcher:
     cdef public object send
     cdef public object stats
     cdef public long long timeout_ms
-    # C copies of the codecs: (kind, user) per topic, and for the single-topic case
-    cdef dict _kinds
-    cdef int _default_kind
-    cdef object _default_user
-    cdef bint _single
-    cdef int _single_kind
-    cdef object _single_user
-    cdef int _out_kind
-    cdef object _out_user
 
     def __init__(self, function, bint pass_context, context, dict codecs, default_codec,
                  output_codec, send, stats, long long timeout_ms=0):
@@ -85,17 +93,6 @@ cdef class Dispatcher:
         self.send = send
         self.stats = stats
         self.timeout_ms = timeout_ms
-        self._kinds = {topic: (c.kind, c.user) for topic, c in self.codecs.items()}
-        self._default_kind = default_codec.kind
-        self._default_user = default_codec.user
-        self._single = len(self.codecs) == 1
-        if self._single:
-            codec = next(iter(self.codecs.values()))
-            self._single_kind = codec.kind
-            self._single_user = codec.user
-        if output_codec is not None:
-            self._out_kind = output_codec.kind
-            self._out_user = output_codec.user
 
     def run(self, list messages):
         """Process ``messages`` in order; see engine.hotpath.dispatch."""
@@ -107,34 +104,30 @@ cdef class Dispatcher:
         cdef object context = self.context
         cdef object function = self.function
         cdef bint pass_context = self.pass_context
-        cdef bint has_output = self.output_codec is not None and self.send is not None
+        cdef object output_codec = self.output_codec
         cdef object send = self.send
+        cdef bint has_output = output_codec is not None and send is not None
+        cdef dict codecs = self.codecs
+        cdef object default_codec = self.default_codec
+        cdef object single = next(iter(codecs.values())) if len(codecs) == 1 else None
         cdef long long timeout_ns = self.timeout_ms * 1000000
         cdef long long start, elapsed
         cdef long long ok_count = 0
         cdef long long ok_latency_ns = 0
         cdef Py_ssize_t index, n = len(messages)
-        cdef int kind
-        cdef object user, msg, value, result, entry
+        cdef object codec, msg, value, result
 
         stats.add_received(n)
         if n:
             stats.set_last_invocation(int(time.time() * 1000))
         for index in range(n):
             msg = messages[index]
-            if self._single:
-                kind = self._single_kind
-                user = self._single_user
+            if single is not None:
+                codec = single
             else:
-                entry = self._kinds.get(msg.topic_name())
-                if entry is None:
-                    kind = self._default_kind
-                    user = self._default_user
-                else:
-                    kind = (<tuple>entry)[0]
-                    user = (<tuple>entry)[1]
+                codec = codecs.get(msg.topic_name(), default_codec)
             try:
-                value = _decode(kind, user, msg.data())
+                value = _decode(codec, msg.data())
             except Exception as exc:
                 text = "could not decode message: " + format_error(exc)
                 stats.add_system_exception(text)
@@ -164,7 +157,7 @@ cdef class Dispatcher:
                 done.append(index)
                 continue
             try:
-                send(_encode(self._out_kind, self._out_user, result), msg)
+                send(_encode(output_codec, result), msg)
             except Exception as exc:
                 text = "could not publish result: " + format_error(exc)
                 stats.add_system_exception(text)

@@ -1,10 +1,12 @@
 # cython: language_level=3
 # Instance statistics counters (compiled twin of engine/hotpath/stats.py).
 #
-# Data: C integer and double counters owned by the InstanceStats object, updated by
-# the instance thread under the GIL (once per batch for successes, once per failure
-# for exceptions) and read by the control plane through snapshot(), also under the
-# GIL, so a snapshot is always a consistent set of numbers.
+# Data: C integer and double counters owned by the InstanceStats object, plus Python
+# deques of the latest exception texts and dicts of user metrics that it also owns,
+# updated by the instance thread under the GIL (once per batch for successes, once per
+# failure for exceptions) and read by the control plane through snapshot(), also under
+# the GIL, so a snapshot is always a consistent set of numbers; snapshot() returns new
+# containers (copies) that the caller owns.
 
 import time
 from collections import deque

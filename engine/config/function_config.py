@@ -190,10 +190,6 @@ def _to_dict(obj: Any) -> dict[str, Any]:
     return out
 
 
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
 class _Parser:
     def __init__(self) -> None:
         self.problems: list[ConfigProblem] = []

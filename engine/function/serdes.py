@@ -16,6 +16,7 @@ from pulsar.functions.serde import IdentitySerDe, PickleSerDe, SerDe
 from engine.function.errors import FunctionLoadError
 from engine.function.loader import import_object
 from engine.hotpath import HotPath
+from engine.hotpath.protocols import Codec
 
 __all__ = [
     "DEFAULT_SERDE",
@@ -161,7 +162,7 @@ def builtin_kind(name: str) -> str | None:
     return None
 
 
-def codec_for(hot: HotPath, serde_class_name: str | None, schema_type: str | None = None) -> Any:
+def codec_for(hot: HotPath, serde_class_name: str | None, schema_type: str | None = None) -> Codec:
     """The codec of ``hot`` for a SerDe class name or schema type (default IdentitySerDe)."""
     serde = hot.serde
     if schema_type:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.hotpath import protocols
+
 __all__ = ["DuplicateFilter", "PendingAcks", "ack_messages", "nack_messages", "position_of"]
 
 
@@ -50,7 +52,7 @@ def position_of(msg: Any) -> tuple[int, int, int]:
     return (mid.ledger_id(), mid.entry_id(), mid.batch_index())
 
 
-class PendingAcks:
+class PendingAcks(protocols.PendingAcks):
     """Inputs waiting for their outputs to be persisted, keyed by a batch token."""
 
     __slots__ = ("_batches", "_next")
@@ -87,12 +89,8 @@ class PendingAcks:
         """How many messages are waiting."""
         return sum(len(m) for _, m in self._batches.values())
 
-    def tokens(self) -> list[int]:
-        """Tokens of the batches still waiting."""
-        return list(self._batches)
 
-
-class DuplicateFilter:
+class DuplicateFilter(protocols.DuplicateFilter):
     """Drop messages at or before the last processed position of their partition."""
 
     __slots__ = ("_last", "_retry")

@@ -23,12 +23,21 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from engine.hotpath import protocols
+
 __all__ = ["INPUT_MSG_ID_PROPERTY", "INPUT_TOPIC_PROPERTY", "OutputSender", "sequence_id_of"]
 
 #: Output property naming the topic the input came from.
 INPUT_TOPIC_PROPERTY = "__pfn_input_topic__"
 #: Output property holding the base64 of the serialised input message id.
 INPUT_MSG_ID_PROPERTY = "__pfn_input_msg_id__"
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    """A non-``bytes`` payload as ``bytes``: bytes-like ones are copied, others refused."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return bytes(payload)
+    raise TypeError(f"an output payload must be bytes, bytearray or memoryview, not {type(payload).__name__}")
 
 
 def sequence_id_of(source: Any) -> int:
@@ -42,7 +51,7 @@ def sequence_id_of(source: Any) -> int:
     return (((mid.ledger_id() << 28) | mid.entry_id()) << 10) | (mid.batch_index() + 1)
 
 
-class OutputSender:
+class OutputSender(protocols.OutputSender):
     """Queue outputs on one producer, deriving keys and properties from the input.
 
     Parameters
@@ -82,7 +91,13 @@ class OutputSender:
         self.count = 0
 
     def __call__(self, payload: bytes, source: Any) -> None:
-        """Queue ``payload`` as the output of input message ``source``."""
+        """Queue ``payload`` as the output of input message ``source``.
+
+        A ``bytearray`` or ``memoryview`` payload is copied to ``bytes``; any other
+        type raises ``TypeError``.
+        """
+        if type(payload) is not bytes:
+            payload = _payload_bytes(payload)
         mb = self.builder()
         mb.content(payload)
         if self.forward_key:

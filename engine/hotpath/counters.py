@@ -9,6 +9,8 @@ function always sees its own writes.
 
 from __future__ import annotations
 
+from engine.hotpath import protocols
+
 __all__ = ["MISSING", "StateBuffer"]
 
 
@@ -23,7 +25,7 @@ class _Missing:
 MISSING = _Missing()
 
 
-class StateBuffer:
+class StateBuffer(protocols.StateBuffer):
     """Pending state changes of one batch: counter deltas, counter resets, value writes."""
 
     __slots__ = ("deltas", "resets", "values")

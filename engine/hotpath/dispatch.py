@@ -17,8 +17,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from engine.hotpath.serde import Codec
-from engine.hotpath.stats import InstanceStats
+from engine.hotpath import protocols
+from engine.hotpath.protocols import Codec, InstanceStats, SendOutput
 
 __all__ = ["FAIL_SYSTEM", "FAIL_USER", "BatchOutcome", "Dispatcher", "format_error"]
 
@@ -38,7 +38,7 @@ def format_error(exc: BaseException) -> str:
     return text
 
 
-class BatchOutcome:
+class BatchOutcome(protocols.BatchOutcome):
     """What happened to each message of a batch, by index into the batch."""
 
     __slots__ = ("done", "failed", "sent")
@@ -52,7 +52,7 @@ class BatchOutcome:
         return f"BatchOutcome(sent={self.sent}, done={self.done}, failed={self.failed})"
 
 
-class Dispatcher:
+class Dispatcher(protocols.Dispatcher):
     """Run batches of messages through one user function.
 
     Parameters
@@ -78,6 +78,10 @@ class Dispatcher:
         Counters to update.
     timeout_ms
         A call that takes longer fails (its result is discarded); 0 disables.
+
+    Every attribute is read again at the start of each :meth:`run`, and each codec is
+    called per message, so a codec, sender or table changed between batches takes
+    effect from the next batch on.
     """
 
     def __init__(
@@ -88,7 +92,7 @@ class Dispatcher:
         codecs: dict[str, Codec],
         default_codec: Codec,
         output_codec: Codec | None,
-        send: Callable[[bytes, Any], None] | None,
+        send: SendOutput | None,
         stats: InstanceStats,
         timeout_ms: int = 0,
     ) -> None:
@@ -101,7 +105,6 @@ class Dispatcher:
         self.send = send
         self.stats = stats
         self.timeout_ms = timeout_ms
-        self._single = next(iter(self.codecs.values())) if len(self.codecs) == 1 else None
 
     def run(self, messages: list[Any]) -> BatchOutcome:
         """Process ``messages`` in order; see the module docstring."""
@@ -116,7 +119,7 @@ class Dispatcher:
         output_codec = self.output_codec
         send = self.send
         codecs = self.codecs
-        single = self._single
+        single = next(iter(codecs.values())) if len(codecs) == 1 else None
         default_codec = self.default_codec
         timeout_ns = self.timeout_ms * 1_000_000
         clock = time.perf_counter_ns

@@ -17,8 +17,17 @@ from __future__ import annotations
 
 import importlib
 import os
-from types import SimpleNamespace
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.hotpath.protocols import (
+    AcksModule,
+    BatchingModule,
+    CountersModule,
+    DispatchModule,
+    SerdeModule,
+    StatsModule,
+)
 
 __all__ = ["PUBLIC", "HotPath", "default_twin", "load", "native_available"]
 
@@ -49,13 +58,70 @@ _BUILD_HELP = (
 )
 
 
-class HotPath(SimpleNamespace):
+@dataclass(frozen=True, slots=True)
+class HotPath:
     """The hot-path modules of one twin, as attributes (``hp.serde.Codec`` …).
 
-    ``name`` is ``"native"`` or ``"pure"``.
+    Each attribute is typed by the protocol of its module
+    (:mod:`engine.hotpath.protocols`), so mypy checks every call made through it
+    whichever twin runs.
+
+    Attributes
+    ----------
+    name
+        ``"native"`` or ``"pure"``.
     """
 
     name: str
+    serde: SerdeModule
+    stats: StatsModule
+    counters: CountersModule
+    acks: AcksModule
+    dispatch: DispatchModule
+    batching: BatchingModule
+
+
+if TYPE_CHECKING:
+    # mypy proves here that each module of both twins (the pure modules, and the
+    # compiled ones through their .pyi stubs) conforms to its protocol, constructors
+    # included. Nothing of this runs.
+    from engine.hotpath import acks, batching, counters, dispatch, protocols, serde, stats
+    from engine.hotpath.native import acks as _nacks
+    from engine.hotpath.native import batching as _nbatching
+    from engine.hotpath.native import counters as _ncounters
+    from engine.hotpath.native import dispatch as _ndispatch
+    from engine.hotpath.native import serde as _nserde
+    from engine.hotpath.native import stats as _nstats
+
+    _p_serde: SerdeModule = serde
+    _n_serde: SerdeModule = _nserde
+    _p_stats: StatsModule = stats
+    _n_stats: StatsModule = _nstats
+    _p_counters: CountersModule = counters
+    _n_counters: CountersModule = _ncounters
+    _p_acks: AcksModule = acks
+    _n_acks: AcksModule = _nacks
+    _p_dispatch: DispatchModule = dispatch
+    _n_dispatch: DispatchModule = _ndispatch
+    _p_batching: BatchingModule = batching
+    _n_batching: BatchingModule = _nbatching
+
+    _p_codec: protocols.CodecType = serde.Codec
+    _n_codec: protocols.CodecType = _nserde.Codec
+    _p_stats_t: protocols.InstanceStatsType = stats.InstanceStats
+    _n_stats_t: protocols.InstanceStatsType = _nstats.InstanceStats
+    _p_buffer: protocols.StateBufferType = counters.StateBuffer
+    _n_buffer: protocols.StateBufferType = _ncounters.StateBuffer
+    _p_pending: protocols.PendingAcksType = acks.PendingAcks
+    _n_pending: protocols.PendingAcksType = _nacks.PendingAcks
+    _p_filter: protocols.DuplicateFilterType = acks.DuplicateFilter
+    _n_filter: protocols.DuplicateFilterType = _nacks.DuplicateFilter
+    _p_outcome: protocols.BatchOutcomeType = dispatch.BatchOutcome
+    _n_outcome: protocols.BatchOutcomeType = _ndispatch.BatchOutcome
+    _p_dispatcher: protocols.DispatcherType = dispatch.Dispatcher
+    _n_dispatcher: protocols.DispatcherType = _ndispatch.Dispatcher
+    _p_sender: protocols.OutputSenderType = batching.OutputSender
+    _n_sender: protocols.OutputSenderType = _nbatching.OutputSender
 
 
 def _import_twin(twin: str) -> HotPath:

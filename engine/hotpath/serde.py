@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from engine.hotpath import protocols
+
 __all__ = [
     "KIND_BYTES",
     "KIND_IDENTITY",
@@ -45,6 +47,28 @@ KIND_USER = 5
 
 _KIND_NAMES = ("bytes", "string", "json", "pickle", "identity", "user")
 _IDENTITY_TYPES = (int, float, complex, str)
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+_BYTES_LIKE_NAMES = "bytes, bytearray or memoryview"
+
+
+def _as_bytes(data: Any) -> bytes:
+    """``data`` as ``bytes``: a bytes-like payload is copied, anything else refused."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, _BYTES_LIKE):
+        return bytes(data)
+    raise TypeError(f"cannot decode a payload of type {type(data).__name__}: expected {_BYTES_LIKE_NAMES}")
+
+
+def _user_payload(user: Any, result: Any) -> bytes:
+    """What a user SerDe's ``serialize`` returned, as ``bytes`` (bytes-like only)."""
+    if type(result) is bytes:
+        return result
+    if isinstance(result, _BYTES_LIKE):
+        return bytes(result)
+    raise TypeError(
+        f"{type(user).__name__}.serialize returned {type(result).__name__}: expected {_BYTES_LIKE_NAMES}"
+    )
 
 
 # Characters int(), float() and complex() can accept in ASCII text: digits, signs, the
@@ -71,8 +95,9 @@ def _may_be_number(text: str) -> bool:
     return "inf" in lowered or "nan" in lowered
 
 
-def identity_decode(data: bytes) -> Any:
+def identity_decode(data: bytes | bytearray | memoryview) -> Any:
     """Decode as Apache's IdentitySerDe does: int, float, complex, str, else bytes."""
+    data = _as_bytes(data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -97,7 +122,7 @@ def identity_encode(value: Any) -> bytes:
     raise TypeError(f"IdentitySerDe cannot serialize object of type {typ.__name__}")
 
 
-class Codec:
+class Codec(protocols.Codec):
     """Decode and encode message payloads of one kind.
 
     Parameters
@@ -124,8 +149,14 @@ class Codec:
             return f"Codec(user={type(self.user).__name__})"
         return f"Codec({_KIND_NAMES[self.kind]})"
 
-    def decode(self, data: bytes) -> Any:
-        """Turn a payload into the value handed to the function."""
+    def decode(self, data: bytes | bytearray | memoryview) -> Any:
+        """Turn a payload into the value handed to the function.
+
+        ``bytearray`` and ``memoryview`` payloads are copied to ``bytes`` first; any
+        other type raises ``TypeError``.
+        """
+        if type(data) is not bytes:
+            data = _as_bytes(data)
         kind = self.kind
         if kind == KIND_IDENTITY:
             return identity_decode(data)
@@ -164,4 +195,4 @@ class Codec:
             return orjson.dumps(value)
         if kind == KIND_PICKLE:
             return pickle.dumps(value)
-        return bytes(self.user.serialize(value))
+        return _user_payload(self.user, self.user.serialize(value))

@@ -14,13 +14,15 @@ import time
 from collections import deque
 from typing import Any
 
+from engine.hotpath import protocols
+
 __all__ = ["LATEST_EXCEPTIONS", "InstanceStats"]
 
 #: How many recent exceptions of each kind are kept for status.
 LATEST_EXCEPTIONS = 10
 
 
-class InstanceStats:
+class InstanceStats(protocols.InstanceStats):
     """Counters for one function instance, total and for the current minute."""
 
     __slots__ = (

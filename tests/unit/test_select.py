@@ -57,3 +57,52 @@ def test_contradictory_switches_are_rejected() -> None:
 def test_unknown_twin() -> None:
     with pytest.raises(ValueError, match="unknown hot-path twin"):
         load("fast")
+
+
+def _protocol_members(proto: type) -> set[str]:
+    """Public attributes and methods a protocol class declares (its own, not Protocol's)."""
+    names = set(getattr(proto, "__annotations__", {}))
+    names |= {n for n, v in vars(proto).items() if callable(v) and not n.startswith("_")}
+    if callable(vars(proto).get("__call__")):
+        names.add("__call__")
+    return names
+
+
+def test_both_twins_have_every_protocol_member() -> None:
+    """The .pyi stubs are what mypy trusts; this holds the built modules to them too."""
+    from engine.hotpath import protocols
+    from tests.fakes import FakeBuilder, FakeProducer
+
+    for twin in ("native", "pure"):
+        hot = load(twin)
+        codec = hot.serde.Codec(hot.serde.KIND_BYTES)
+        stats = hot.stats.InstanceStats()
+        instances = {
+            protocols.Codec: codec,
+            protocols.InstanceStats: stats,
+            protocols.StateBuffer: hot.counters.StateBuffer(),
+            protocols.PendingAcks: hot.acks.PendingAcks(),
+            protocols.DuplicateFilter: hot.acks.DuplicateFilter(),
+            protocols.BatchOutcome: hot.dispatch.BatchOutcome(),
+            protocols.Dispatcher: hot.dispatch.Dispatcher(
+                print, False, None, {}, codec, None, None, stats, 0
+            ),
+            protocols.OutputSender: hot.batching.OutputSender(FakeProducer(), FakeBuilder),
+        }
+        for proto, obj in instances.items():
+            members = _protocol_members(proto)
+            assert members, proto
+            missing = sorted(n for n in members if not hasattr(obj, n))
+            assert not missing, (twin, proto.__name__, missing)
+        modules = {
+            protocols.SerdeModule: hot.serde,
+            protocols.StatsModule: hot.stats,
+            protocols.CountersModule: hot.counters,
+            protocols.AcksModule: hot.acks,
+            protocols.DispatchModule: hot.dispatch,
+            protocols.BatchingModule: hot.batching,
+        }
+        for proto, module in modules.items():
+            members = set(proto.__annotations__) | {n for n in vars(proto) if not n.startswith("_")}
+            missing = sorted(n for n in members if not hasattr(module, n))
+            assert not missing, (twin, proto.__name__, missing)

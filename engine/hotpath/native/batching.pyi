@@ -1,11 +1,13 @@
 from typing import Any
 
+from engine.hotpath import protocols
+
 INPUT_TOPIC_PROPERTY: str
 INPUT_MSG_ID_PROPERTY: str
 
 def sequence_id_of(source: Any) -> int: ...
 
-class OutputSender:
+class OutputSender(protocols.OutputSender):
     producer: Any
     builder: Any
     input_properties: bool

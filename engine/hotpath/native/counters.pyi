@@ -1,6 +1,8 @@
+from engine.hotpath import protocols
+
 MISSING: object
 
-class StateBuffer:
+class StateBuffer(protocols.StateBuffer):
     deltas: dict[str, int]
     resets: set[str]
     values: dict[str, bytes | None]

@@ -1,5 +1,7 @@
 from typing import Any
 
+from engine.hotpath import protocols
+
 KIND_BYTES: int
 KIND_STRING: int
 KIND_JSON: int
@@ -7,12 +9,12 @@ KIND_PICKLE: int
 KIND_IDENTITY: int
 KIND_USER: int
 
-def identity_decode(data: bytes) -> Any: ...
+def identity_decode(data: bytes | bytearray | memoryview) -> Any: ...
 def identity_encode(value: Any) -> bytes: ...
 
-class Codec:
+class Codec(protocols.Codec):
     kind: int
     user: Any
     def __init__(self, kind: int, user: Any = ...) -> None: ...
-    def decode(self, data: bytes) -> Any: ...
+    def decode(self, data: bytes | bytearray | memoryview) -> Any: ...
     def encode(self, value: Any) -> bytes: ...

@@ -1,9 +1,11 @@
 from collections import deque
 from typing import Any
 
+from engine.hotpath import protocols
+
 LATEST_EXCEPTIONS: int
 
-class InstanceStats:
+class InstanceStats(protocols.InstanceStats):
     received: int
     processed_ok: int
     user_exceptions: int
