@@ -6,7 +6,8 @@ the machine). When the process dies (``os._exit``, a signal, a C extension's SIG
 the kernel's OOM kill), the next start of the instance finds that range: those inputs
 are *suspects*. A batch holding suspects is then run one input at a time, each one's
 position written before the user's code runs, so a second death names the input
-exactly and counts one failed attempt for it. Once its attempts pass
+exactly and counts one failed attempt for it. Suspect ranges are kept until a clean
+stop: their inputs may come back in any grouping, and new inputs lie past them. Once its attempts pass
 ``maxMessageRetries`` the input is dead-lettered with ``__pfn_error__`` naming the crash
 instead of being run again; without retries configured it is retried on every restart
 (the runtime restarts with backoff) and status names the crash.
@@ -22,7 +23,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["CrashLedger", "ledger_path", "record_exit"]
+__all__ = ["CrashLedger", "ledger_path", "read_positions", "record_exit"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ class CrashLedger:
             key: Key = (current[0], current[1], current[2], current[3])
             self.crashes[key] = self.crashes.get(key, 0) + 1
             log.warning("%s: the process died while processing input %s (%s)", self.path, key, self.last_exit)
+        for topic, ranges in data.get("suspects", {}).items():
+            for low, high in ranges:
+                self._suspect_ranges.setdefault(topic, []).append(((*low,), (*high,)))
         for topic, (low, high) in data.get("batch", {}).items():
             self._suspect_ranges.setdefault(topic, []).append(((*low,), (*high,)))
 
@@ -113,6 +117,14 @@ class CrashLedger:
         pos = (key[1], key[2], key[3])
         return any(low <= pos <= high for low, high in ranges)
 
+    def suspect_ranges(self) -> dict[str, list[tuple[Pos, Pos]]]:
+        """Per topic, the position ranges that were in flight when the process died."""
+        ranges = {t: list(r) for t, r in self._suspect_ranges.items()}
+        for key in self.crashes:
+            pos = (key[1], key[2], key[3])
+            ranges.setdefault(key[0], []).append((pos, pos))
+        return ranges
+
     def crash_count(self, msg: Any) -> int:
         """How many times the process died while running ``msg``."""
         return self.crashes.get(_key(msg), 0)
@@ -129,24 +141,21 @@ class CrashLedger:
             else:
                 entry[0] = min(entry[0], pos)
                 entry[1] = max(entry[1], pos)
-        self._write({"batch": ranges, "crashes": list(self.crashes.items())})
+        self._write({"batch": ranges, **self._known()})
 
     def begin_one(self, msg: Any) -> None:
         """Record that ``msg`` alone is about to run."""
-        self._write({"current": list(_key(msg)), "crashes": list(self.crashes.items())})
+        self._write({"current": list(_key(msg)), **self._known()})
+
+    def _known(self) -> dict[str, Any]:
+        # What earlier deaths taught stays until a clean stop: inputs of a suspect range may
+        # come back in any grouping, and new inputs lie past every range anyway.
+        suspects = {t: [[list(lo), list(hi)] for lo, hi in r] for t, r in self._suspect_ranges.items()}
+        return {"suspects": suspects, "crashes": list(self.crashes.items())}
 
     def settled(self, msg: Any) -> None:
-        """``msg`` ran (or was set aside) without killing the process."""
+        """``msg`` ran without killing the process."""
         self.crashes.pop(_key(msg), None)
-
-    def isolated(self, msgs: list[Any]) -> None:
-        """A batch ran one input at a time without a death: its topics' suspect ranges are cleared.
-
-        An input of such a range that comes later runs in an ordinary batch again; if it
-        kills the process, the next start isolates it anew.
-        """
-        for topic in {m.topic_name() for m in msgs}:
-            self._suspect_ranges.pop(topic, None)
 
     def _write(self, data: dict[str, Any]) -> None:
         fd = self._fd
@@ -166,3 +175,31 @@ class CrashLedger:
                 os.unlink(self.path)
             except FileNotFoundError:
                 log.debug("crash ledger %s was already gone", self.path)
+
+
+def read_positions(client: Any, topic: str, low: Pos, high: Pos, stop: Any) -> list[Any]:
+    """The messages of ``topic`` from position ``low`` to ``high``, read with a reader."""
+    import pulsar
+
+    from engine.broker.adapter import raw_reader
+
+    ledger, entry, _batch = low
+    start = pulsar.MessageId(-1, ledger, entry - 1, -1) if entry > 0 else pulsar.MessageId.earliest
+    reader = client.create_reader(topic, start, receiver_queue_size=1000)
+    found: list[Any] = []
+    try:
+        raw = raw_reader(reader)
+        while not stop.is_set():
+            try:
+                msg = raw.read_next(1000)
+            except pulsar.Timeout:  # the end of what is there
+                break
+            mid = msg.message_id()
+            pos = (mid.ledger_id(), mid.entry_id(), mid.batch_index())
+            if pos > high:
+                break
+            if pos >= low:
+                found.append(msg)
+    finally:
+        reader.close()
+    return found

@@ -33,7 +33,7 @@ from engine.function.serdes import codec_for
 from engine.hotpath import HotPath
 from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher
 from engine.instance.context import InstanceContext
-from engine.instance.crashes import CrashLedger
+from engine.instance.crashes import CrashLedger, read_positions
 from engine.instance.inputs import InputConsumer
 from engine.instance.log_topic import function_logger
 from engine.instance.options import InstanceOptions
@@ -310,6 +310,8 @@ class FunctionInstance:
         self._set_state(InstanceState.RUNNING)
         self._started.set()
         try:
+            if self.crash_ledger is not None and self.crash_ledger.has_suspects:
+                self._read_back_suspects(settlement, self.crash_ledger)
             if self.options.output_log:
                 with attribute_output(self.logger):
                     self._loop(settlement)
@@ -360,6 +362,33 @@ class FunctionInstance:
                 stats.roll_minute()
                 next_minute += 60.0
 
+    def _read_back_suspects(self, settlement: Settlement, ledger: CrashLedger) -> None:
+        """Read the inputs that were in flight at the last death from their topics (pulsar-lite).
+
+        A broker that may never redeliver what a killed consumer held (pulsar-lite) could
+        otherwise lose them; they are settled one at a time like any suspects (at least
+        once: a copy the broker does deliver later runs again).
+        """
+        caps = self.capabilities
+        if not caps.killed_consumer_may_lose_unacked:
+            return
+        caps.workaround(
+            "read-back-inputs-of-a-dead-process",
+            "inputs held by a killed consumer may never be delivered again; they are read from the topic",
+        )
+        for topic, ranges in ledger.suspect_ranges().items():
+            low = min(r[0] for r in ranges)
+            high = max(r[1] for r in ranges)
+            msgs = read_positions(self.client, topic, low, high, self._stop)
+            if msgs:
+                log.warning(
+                    "%s:%s: read back %d inputs in flight at the last death",
+                    self.spec.fqfn,
+                    self.instance_id,
+                    len(msgs),
+                )
+                self._isolate(settlement, ledger, msgs)
+
     def _settle_recorded(self, settlement: Settlement, ledger: CrashLedger, msgs: list[Any]) -> None:
         """Settle a batch with its positions recorded first, one by one if it holds suspects."""
         if ledger.has_suspects and any(map(ledger.is_suspect, msgs)):
@@ -378,13 +407,11 @@ class FunctionInstance:
                 text = f"instance {how} while processing this message ({crashes} times)"
                 self.stats.add_system_exception(text)
                 if retries is not None and crashes >= retries:
-                    settlement.reject(msg, text)
-                    ledger.settled(msg)
+                    settlement.reject(msg, text)  # its count stays: a late copy is set aside too
                     continue
             ledger.begin_one(msg)
             settlement.settle([msg])
             ledger.settled(msg)
-        ledger.isolated(msgs)
 
     def _close(self) -> None:
         for close in self._closers:
