@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 import pulsar
+from google.protobuf.message import DecodeError
 
 from engine.broker.client import BrokerOptions, make_client
 from engine.broker.embedded import EmbeddedBroker
@@ -35,6 +37,8 @@ from engine.instance.instance import InstanceOptions
 from engine.instance.secrets import make_secrets_provider
 from engine.proto import Function_pb2 as pb
 from engine.runtime.manager import ProcessSettings, RuntimeManager
+from engine.security.reserved import reserve_namespace
+from engine.security.settings import SecuritySettings
 from engine.state import StateStore, open_state_store
 
 __all__ = ["NotLeader", "Worker", "WorkerConfig"]
@@ -66,6 +70,7 @@ class WorkerConfig:
     consumer_id_spread: int = 4096
     runtime: str = "thread"
     instance: InstanceOptions = field(default_factory=InstanceOptions)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @property
     def url(self) -> str:
@@ -91,12 +96,15 @@ class Worker:
         self._assign_last: Any = pulsar.MessageId.earliest
         self._tasks: list[asyncio.Task[None]] = []
         self._known_members: set[str] = set()
+        #: Assignment records skipped because they could not be decoded (worker metrics).
+        self.undecodable_assignments = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         t0 = time.perf_counter()
         cfg = self.config
-        os.makedirs(cfg.data_dir, exist_ok=True)
+        reserve_namespace(cfg.namespace)
+        os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
         if cfg.broker is None:
             self.broker = await asyncio.to_thread(EmbeddedBroker(os.path.join(cfg.data_dir, "broker")).start)
             broker = self.broker.options()
@@ -198,15 +206,29 @@ class Worker:
         end = topic_end(self.client, self.topics.assignments)
         msgs, last = read_range(self.client, self.topics.assignments, pulsar.MessageId.earliest, end)
         for msg in msgs:
-            self.table.apply(_assignment_record(msg))
+            self._apply_assignment(msg)
         self._assign_last = last
 
     def _on_assignments(self, msgs: list[Any]) -> None:
         changed = False
         for msg in msgs:
-            changed |= self.table.apply(_assignment_record(msg))
+            changed |= self._apply_assignment(msg)
         if changed:
             self.runtime.sync(self.table.for_worker(self.config.worker_id))
+
+    def _apply_assignment(self, msg: Any) -> bool:
+        """Apply one assignments-topic record; an undecodable one is logged, counted and skipped."""
+        try:
+            return self.table.apply(_assignment_record(msg))
+        except (DecodeError, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            self.undecodable_assignments += 1
+            log.error(
+                "skipping undecodable assignment record %r at %s: %s",
+                msg.partition_key(),
+                msg.message_id(),
+                exc,
+            )
+            return False
 
     async def _caught_up(self, timeout: float = 5.0) -> None:
         """Wait until the tailers have applied everything written before now."""
