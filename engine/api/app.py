@@ -41,7 +41,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.content_type != "application/json" and exc.status >= 400:
-            raise http_error(exc.status, exc.reason) from None
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            raise http_error(exc.status, exc.reason, kept or None) from None
         raise
     except ConfigError as exc:
         raise http_error(400, str(exc)) from None

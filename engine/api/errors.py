@@ -17,8 +17,8 @@ def _error_class(status: int) -> type[web.HTTPException]:
     return type(f"HTTPError{status}", (base,), {"status_code": status})
 
 
-def http_error(status: int, reason: str) -> web.HTTPException:
-    """An aiohttp exception carrying ``{"reason": reason}`` with status ``status``."""
+def http_error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.HTTPException:
+    """An aiohttp exception carrying ``{"reason": reason}`` with status ``status`` (and ``headers``)."""
     return _error_class(status)(
-        text=orjson.dumps({"reason": reason}).decode(), content_type="application/json"
+        text=orjson.dumps({"reason": reason}).decode(), content_type="application/json", headers=headers
     )

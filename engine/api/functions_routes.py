@@ -11,11 +11,11 @@ import time
 from typing import Any
 
 import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from aiohttp.web_request import FileField
 from google.protobuf.message import DecodeError
 
-from engine.api.bodies import read_json
+from engine.api.bodies import read_form, read_json, read_parts
 from engine.api.common import existing as _existing
 from engine.api.common import fqfn_of as _fqfn
 from engine.api.common import worker_of as _worker
@@ -28,7 +28,7 @@ from engine.config import ConfigError, parse_function_config, resolve
 from engine.config.details import config_from_details, to_details
 from engine.config.validation import FunctionSpec
 from engine.proto import Function_pb2 as pb
-from engine.security import check_submission
+from engine.security import NAME_RULE, check_submission, is_valid_name
 from engine.security.packages import STORED_PACKAGE_RULE, is_stored_package_path
 from engine.worker.worker import NotLeader, Worker
 
@@ -49,18 +49,6 @@ INTERNAL = "X-Magnetar-Internal"
 log = logging.getLogger(__name__)
 
 
-async def _parts(request: web.Request) -> list[tuple[str, str | None, bytes]]:
-    """``(name, filename, content)`` of every part of a multipart body."""
-    out: list[tuple[str, str | None, bytes]] = []
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            return out
-        if isinstance(part, BodyPartReader):
-            out.append((part.name or "", part.filename, bytes(await part.read())))
-
-
 async def _read_submission(
     request: web.Request,
 ) -> tuple[dict[str, Any], bytes | None, str | None, str | None]:
@@ -68,7 +56,7 @@ async def _read_submission(
     config: dict[str, Any] = {}
     data = filename = url = None
     if request.content_type.startswith("multipart/"):
-        for name, part_filename, content in await _parts(request):
+        for name, part_filename, content in await read_parts(request):
             if name == "functionConfig":
                 try:
                     config = orjson.loads(content) if content.strip() else {}
@@ -247,6 +235,9 @@ async def get_function(request: web.Request) -> web.Response:
 
 async def list_functions(request: web.Request) -> web.Response:
     m = request.match_info
+    for field in ("tenant", "namespace"):
+        if not is_valid_name(m[field]):
+            raise http_error(400, f"{field}: got {m[field]!r} in the path; {NAME_RULE}")
     return web.json_response(_worker(request).metadata.registry.list(m["tenant"], m["namespace"]))
 
 
@@ -425,7 +416,7 @@ async def restart(request: web.Request) -> web.Response:
 
 async def upload(request: web.Request) -> web.Response:
     worker = _worker(request)
-    form = await request.post()
+    form = await read_form(request)
     data = form.get("data")
     path = form.get("path")
     if not isinstance(data, FileField):

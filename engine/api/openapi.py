@@ -39,6 +39,8 @@ def _params(*names: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name in names:
         schema: dict[str, Any] = {"type": "string"}
+        if name in ("tenant", "namespace", "name"):
+            schema = {"type": "string", "pattern": r"^[-=:.\w]+$", "minLength": 1}
         if name == "instanceId":
             schema = {"type": "integer", "minimum": 0}
         out.append({"name": name, "in": "path", "required": True, "schema": schema})

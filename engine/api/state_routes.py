@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-from engine.api.bodies import JSON_BODY_LIMIT, read_json, read_limited
+from engine.api.bodies import JSON_BODY_LIMIT, read_form, read_json, read_limited
 from engine.api.common import existing, fqfn_of, worker_of
 from engine.api.errors import http_error
 from engine.state.store import StateStore
@@ -80,7 +80,7 @@ async def _state_body(request: web.Request) -> Any:
         return await read_json(request, "state")
     if request.content_length is not None and request.content_length > JSON_BODY_LIMIT:
         await read_limited(request, JSON_BODY_LIMIT)  # answers 413
-    form = await request.post()
+    form = await read_form(request)
     raw = form.get("state")
     data = raw.file.read() if isinstance(raw, FileField) else (raw or "{}")
     try:

@@ -12,7 +12,7 @@ import pulsar
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-from engine.api.bodies import read_json
+from engine.api.bodies import read_form, read_json
 from engine.api.common import existing, fqfn_of, worker_of
 from engine.api.errors import http_error
 from engine.config import normalize_topic, resolve
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 async def _trigger_fields(request: web.Request) -> dict[str, Any]:
     if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.post()
+        form = await read_form(request)
         return {
             name: item.file.read() if isinstance(item, FileField) else str(item).encode()
             for name, item in form.items()
