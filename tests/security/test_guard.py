@@ -42,13 +42,22 @@ def test_foreign_host_is_refused(worker1: Cluster) -> None:
         assert call(port, "GET", "/admin/v3/functions/public/default", headers={"Host": host}).status == 200
 
 
-def test_configured_host_is_served(broker: EmbeddedBroker, tmp_path: Path) -> None:
-    c = new_cluster(broker, str(tmp_path), 1, extra_args=["--allowed-hosts", "magnetar.internal,other.lan"])
+def test_configured_hosts_and_limits(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    extra = ["--allowed-hosts", "magnetar.internal,other.lan", "--max-parallelism", "3",
+             "--max-instances-per-tenant", "4"]  # fmt: skip
+    c = new_cluster(broker, str(tmp_path), 1, extra_args=extra)
     try:
         port = c.workers[0].port
         path = "/admin/v3/functions/public/default"
         assert call(port, "GET", path, headers={"Host": f"magnetar.internal:{port}"}).status == 200
         assert call(port, "GET", path, headers={"Host": "OTHER.lan"}).status == 200
         assert call(port, "GET", path, headers={"Host": "evil.example"}).status == 403
+        ans = create_function(port, unique("big"), parallelism=4)
+        assert ans.status == 400 and "maxParallelism is 3" in ans.reason
+        assert create_function(port, unique("a"), parallelism=3).status == 200
+        ans = create_function(port, unique("b"), parallelism=2)
+        assert ans.status == 400 and "maxInstancesPerTenant is 4" in ans.reason and "has 3" in ans.reason
+        assert create_function(port, unique("c"), parallelism=1).status == 200
+        assert create_function(port, unique("d"), tenant="other", parallelism=3).status == 200
     finally:
         c.stop_all()
