@@ -194,6 +194,9 @@ def test_over_long_url_is_414_json(worker1: Cluster) -> None:
     ans = call(port(worker1), "GET", "/admin/v3/functions/public/default/" + "x" * 20000)
     assert ans.status == 414, (ans.status, ans.body[:200])
     assert ans.reason
+    ans = call(port(worker1), "GET", "/admin/v3/functions/public/default", headers={"X-Big": "y" * 20000})
+    assert ans.status == 431, (ans.status, ans.body[:200])
+    assert ans.reason
 
 
 @pytest.mark.parametrize(
