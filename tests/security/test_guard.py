@@ -61,3 +61,19 @@ def test_configured_hosts_and_limits(broker: EmbeddedBroker, tmp_path: Path) -> 
         assert create_function(port, unique("d"), tenant="other", parallelism=3).status == 200
     finally:
         c.stop_all()
+
+
+def test_remote_listening_when_told(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    c = new_cluster(
+        broker, str(tmp_path), 1, extra_args=["--host", "0.0.0.0", "--allow-unauthenticated-remote"]
+    )
+    try:
+        port = c.workers[0].port
+        path = "/admin/v3/functions/public/default"
+        # Listening on every address by choice: direct connections by IP are served, but a
+        # foreign name (DNS rebinding) and a foreign Origin are still refused.
+        assert call(port, "GET", path, headers={"Host": f"10.1.2.3:{port}"}).status == 200
+        assert call(port, "GET", path, headers={"Host": "evil.example"}).status == 403
+        assert create_function(port, unique("o"), headers={"Origin": "http://evil.example"}).status == 403
+    finally:
+        c.stop_all()
