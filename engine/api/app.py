@@ -1,33 +1,42 @@
-"""The worker's REST application: routes, JSON errors, and the initializing guard."""
+"""The worker's REST application: routes, JSON errors, the Host/Origin guard and the initializing guard."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 
 from engine.api.auth_middleware import authenticate
 from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
+from engine.api.guard import guard_middleware, listen_refusal
+from engine.api.openapi import add_openapi_route
 from engine.api.tenants_routes import add_tenant_routes
+from engine.api.wire_errors import JsonErrorRunner
 from engine.api.worker_routes import add_worker_routes
+from engine.cluster.packages import PackageError
 from engine.config import ConfigError
 from engine.security.service import WorkerSecurity, server_ssl_context
 from engine.state.store import StateStoreError
 from engine.worker.worker import Worker
 
-__all__ = ["build_app", "security_of", "serve"]
+__all__ = ["MAX_BODY_BYTES", "build_app", "security_of", "serve"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: The largest request body (a function package upload); larger bodies get 413.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+
 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     worker: Worker = request.app["worker"]
-    if not worker.initialized and request.path != "/initialized":
+    if not worker.initialized and request.path not in ("/initialized", "/admin/v3/openapi.json"):
         raise http_error(
             503, "Function worker service is not done initializing. Please try again in a little while."
         )
@@ -35,34 +44,52 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.content_type != "application/json" and exc.status >= 400:
-            raise http_error(exc.status, exc.reason) from None
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            raise http_error(exc.status, exc.reason, kept or None) from None
         raise
     except ConfigError as exc:
         raise http_error(400, str(exc)) from None
-    except StateStoreError as exc:
-        raise http_error(503, f"state store unavailable: {exc}") from None
-    except Exception as exc:
+    except (orjson.JSONDecodeError, json.JSONDecodeError, UnicodeDecodeError):
+        raise http_error(400, "the request body is not valid UTF-8 JSON") from None
+    except PackageError as exc:
+        raise http_error(404, str(exc)) from None
+    except StateStoreError:
+        log.exception("%s %s: state store failed", request.method, request.path)
+        raise http_error(503, "state store unavailable; see the worker's log") from None
+    except Exception:
+        # The text of an unexpected exception stays in the log: it can reveal internals.
         log.exception("%s %s failed", request.method, request.path)
-        raise http_error(500, f"{type(exc).__name__}: {exc}") from None
+        raise http_error(500, "internal error; see the worker's log") from None
 
 
 def build_app(worker: Worker) -> web.Application:
     """The aiohttp application serving ``worker``."""
-    app = web.Application(middlewares=[_errors, authenticate], client_max_size=256 * 1024 * 1024)
+    guard = guard_middleware(worker.config.security, worker.config.host)
+    app = web.Application(middlewares=[_errors, guard, authenticate], client_max_size=MAX_BODY_BYTES)
     app["worker"] = worker
-    app["security"] = WorkerSecurity(worker.config.security)
+    app["security"] = WorkerSecurity(worker.config.auth)
     add_function_routes(app)
     add_worker_routes(app)
     add_tenant_routes(app)
+    add_openapi_route(app)
     return app
 
 
 async def serve(worker: Worker) -> web.AppRunner:
     """Start serving on the worker's host and port, and with ``tlsEnabled`` HTTPS on
-    ``workerPortTls``; returns the runner (``cleanup()`` stops it)."""
-    settings = worker.config.security
+    ``workerPortTls``; returns the runner (``cleanup()`` stops it).
+
+    Raises
+    ------
+    ValueError
+        When the worker may not listen on its host (see :func:`engine.api.guard.listen_refusal`).
+    """
+    refusal = listen_refusal(worker.config.host, worker.config.security)
+    if refusal is not None:
+        raise ValueError(refusal)
+    settings = worker.config.auth
     ssl_context = server_ssl_context(settings) if settings.tls_enabled else None
-    runner = web.AppRunner(build_app(worker), access_log=None)
+    runner = JsonErrorRunner(build_app(worker), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, worker.config.host, worker.config.port)
     await site.start()

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+import orjson
 from aiohttp import web
 
 __all__ = ["http_error"]
 
 
-def http_error(status: int, reason: str) -> web.HTTPException:
-    """An aiohttp exception carrying ``{"reason": reason}``."""
-    import orjson
+@cache
+def _error_class(status: int) -> type[web.HTTPException]:
+    # aiohttp's base HTTPException has status -1; a class per status gives a real status line.
+    base: type[web.HTTPException] = web.HTTPClientError if status < 500 else web.HTTPServerError
+    return type(f"HTTPError{status}", (base,), {"status_code": status})
 
-    cls = web.HTTPException
-    for candidate in (
-        web.HTTPBadRequest,
-        web.HTTPUnauthorized,
-        web.HTTPForbidden,
-        web.HTTPNotFound,
-        web.HTTPConflict,
-        web.HTTPServiceUnavailable,
-        web.HTTPRequestTimeout,
-        web.HTTPInternalServerError,
-    ):
-        if candidate.status_code == status:
-            cls = candidate
-            break
-    exc = cls(text=orjson.dumps({"reason": reason}).decode(), content_type="application/json")
-    return exc
+
+def http_error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.HTTPException:
+    """An aiohttp exception carrying ``{"reason": reason}`` with status ``status`` (and ``headers``)."""
+    return _error_class(status)(
+        text=orjson.dumps({"reason": reason}).decode(), content_type="application/json", headers=headers
+    )

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
+import logging
 import os
 import time
-import uuid
 from typing import Any
 
 import orjson
-import pulsar
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from aiohttp.web_request import FileField
+from google.protobuf.message import DecodeError
 
 from engine.api.auth_middleware import record_submitter
+from engine.api.bodies import read_form, read_json, read_parts
+from engine.api.common import existing as _existing
+from engine.api.common import fqfn_of as _fqfn
+from engine.api.common import worker_of as _worker
 from engine.api.errors import http_error
+from engine.api.state_routes import add_state_routes
+from engine.api.trigger_route import trigger
 from engine.cluster.registry import StaleVersion
 from engine.cluster.scheduler import instance_key, split_instance_key
 from engine.config import ConfigError, parse_function_config, resolve
 from engine.config.details import config_from_details, to_details
 from engine.config.validation import FunctionSpec
 from engine.proto import Function_pb2 as pb
+from engine.security import NAME_RULE, check_submission, is_valid_name
+from engine.security.packages import STORED_PACKAGE_RULE, is_stored_package_path
 from engine.worker.worker import NotLeader, Worker
 
 __all__ = ["IMMUTABLE_FIELDS", "add_function_routes"]
@@ -38,33 +47,7 @@ IMMUTABLE_FIELDS = {
 }
 INTERNAL = "X-Magnetar-Internal"
 
-
-async def _parts(request: web.Request) -> list[tuple[str, str | None, bytes]]:
-    """``(name, filename, content)`` of every part of a multipart body."""
-    out: list[tuple[str, str | None, bytes]] = []
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            return out
-        if isinstance(part, BodyPartReader):
-            out.append((part.name or "", part.filename, bytes(await part.read())))
-
-
-def _worker(request: web.Request) -> Worker:
-    return request.app["worker"]
-
-
-def _fqfn(request: web.Request) -> str:
-    m = request.match_info
-    return f"{m['tenant']}/{m['namespace']}/{m['name']}"
-
-
-def _existing(worker: Worker, fqfn: str) -> pb.FunctionMetaData:
-    md = worker.metadata.registry.get(fqfn)
-    if md is None:
-        raise http_error(404, f"Function {fqfn} doesn't exist")
-    return md
+log = logging.getLogger(__name__)
 
 
 async def _read_submission(
@@ -74,7 +57,7 @@ async def _read_submission(
     config: dict[str, Any] = {}
     data = filename = url = None
     if request.content_type.startswith("multipart/"):
-        for name, part_filename, content in await _parts(request):
+        for name, part_filename, content in await read_parts(request):
             if name == "functionConfig":
                 try:
                     config = orjson.loads(content) if content.strip() else {}
@@ -86,16 +69,17 @@ async def _read_submission(
             elif name == "url":
                 url = content.decode().strip() or None
     else:
-        try:
-            body = await request.json(loads=orjson.loads)
-        except Exception:
+        body = await read_json(request, "functionConfig")
+        if not isinstance(body, dict):
             raise http_error(
-                400, "expected multipart/form-data with functionConfig, or a JSON functionConfig"
+                400, "expected multipart/form-data with functionConfig, or a JSON functionConfig object"
             )
-        config = body.get("functionConfig", body) if isinstance(body, dict) else {}
-        url = body.get("url") if isinstance(body, dict) else None
+        config = body.get("functionConfig", body)
+        url = body.get("url")
     if not isinstance(config, dict):
         raise http_error(400, "functionConfig: expected a JSON object")
+    if url is not None and not isinstance(url, str):
+        raise http_error(400, f"url: got {url!r}; expected a file:// URL string")
     return config, data, filename, url
 
 
@@ -144,8 +128,22 @@ async def _submit(worker: Worker, fqfn: str, md: pb.FunctionMetaData | None, exp
         raise http_error(503, str(exc))
 
 
+def _checked(worker: Worker, spec: FunctionSpec) -> FunctionSpec:
+    """``spec`` if it passes this worker's names, reserved-topic and limit rules (else a 400)."""
+    try:
+        check_submission(spec, worker.config.security, worker.metadata.registry.items())
+    except ConfigError as exc:
+        raise _config_error(exc)
+    return spec
+
+
 async def register(request: web.Request) -> web.Response:
     worker, fqfn = _worker(request), _fqfn(request)
+    # The version this create is based on is taken before anything awaits: of concurrent
+    # creates of one name the leader accepts the first and answers the rest 409.
+    expected = worker.metadata.registry.current_version(fqfn)
+    if worker.metadata.registry.get(fqfn) is not None:
+        raise http_error(409, f"Function {fqfn} already exists")
     config_dict, data, filename, url = await _read_submission(request)
     config_dict = _with_identity(config_dict, fqfn)
     if filename:
@@ -154,8 +152,9 @@ async def register(request: web.Request) -> web.Response:
         spec = resolve(parse_function_config(config_dict))
     except ConfigError as exc:
         raise _config_error(exc)
-    if worker.metadata.registry.get(fqfn) is not None:
-        raise http_error(400, f"Function {fqfn} already exists")
+    _checked(worker, spec)
+    if worker.metadata.registry.current_version(fqfn) != expected:
+        raise http_error(409, f"Function {fqfn} was created or changed by a concurrent request")
     location = await _store_package(worker, data, filename, url)
     if location is None:
         raise http_error(400, "data: a package (.py, .zip or .whl) or a file:// url is required")
@@ -163,7 +162,7 @@ async def register(request: web.Request) -> web.Response:
         functionDetails=to_details(spec), packageLocation=location, createTime=int(time.time() * 1000)
     )
     record_submitter(request, md)
-    version = await _submit(worker, fqfn, md, worker.metadata.registry.current_version(fqfn))
+    version = await _submit(worker, fqfn, md, expected)
     return web.json_response({"version": version})
 
 
@@ -200,6 +199,7 @@ async def update(request: web.Request) -> web.Response:
         _check_update(resolve(old_config), spec)
     except ConfigError as exc:
         raise _config_error(exc)
+    _checked(worker, spec)
     location = await _store_package(worker, data, filename, url) or old_md.packageLocation
     md = pb.FunctionMetaData(
         functionDetails=to_details(spec), packageLocation=location, createTime=old_md.createTime
@@ -215,7 +215,18 @@ async def deregister(request: web.Request) -> web.Response:
     worker, fqfn = _worker(request), _fqfn(request)
     md = _existing(worker, fqfn)
     await _submit(worker, fqfn, None, int(md.version))
+    await _delete_state(worker, fqfn)
     return web.json_response({"deleted": fqfn})
+
+
+async def _delete_state(worker: Worker, fqfn: str) -> None:
+    """Remove a deleted function's state (as Pulsar does), once its instances here have stopped."""
+    prefix = f"{fqfn}:"
+    deadline = time.monotonic() + 10
+    while any(k.startswith(prefix) for k in worker.runtime.slots) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # the instances settle their last batch before stopping
+    if worker.state_store is not None:
+        await asyncio.to_thread(worker.state_store.delete_namespace, fqfn)
 
 
 async def get_function(request: web.Request) -> web.Response:
@@ -227,6 +238,9 @@ async def get_function(request: web.Request) -> web.Response:
 
 async def list_functions(request: web.Request) -> web.Response:
     m = request.match_info
+    for field in ("tenant", "namespace"):
+        if not is_valid_name(m[field]):
+            raise http_error(400, f"{field}: got {m[field]!r} in the path; {NAME_RULE}")
     return web.json_response(_worker(request).metadata.registry.list(m["tenant"], m["namespace"]))
 
 
@@ -400,111 +414,12 @@ async def restart(request: web.Request) -> web.Response:
     return web.json_response({"restarted": [split_instance_key(k)[1] for k in keys]})
 
 
-# -- state ------------------------------------------------------------------------------------------------
-
-
-async def get_state(request: web.Request) -> web.Response:
-    worker, fqfn = _worker(request), _fqfn(request)
-    _existing(worker, fqfn)
-    key = request.match_info["key"]
-    store = worker.state_store
-    assert store is not None
-    counter = await asyncio.to_thread(store.get_counter, fqfn, key)
-    if counter is not None:
-        return web.json_response({"key": key, "numberValue": counter, "version": 0})
-    value = await asyncio.to_thread(store.get_value, fqfn, key)
-    if value is None:
-        raise http_error(404, f"key {key!r} of {fqfn} does not exist")
-    try:
-        return web.json_response({"key": key, "stringValue": value.decode("utf-8"), "version": 0})
-    except UnicodeDecodeError:
-        return web.json_response({"key": key, "byteValue": base64.b64encode(value).decode(), "version": 0})
-
-
-async def put_state(request: web.Request) -> web.Response:
-    worker, fqfn = _worker(request), _fqfn(request)
-    _existing(worker, fqfn)
-    key = request.match_info["key"]
-    if request.content_type.startswith("multipart/"):
-        form = await request.post()
-        raw = form.get("state")
-        body = orjson.loads(raw.file.read() if isinstance(raw, FileField) else (raw or "{}"))
-    else:
-        body = await request.json(loads=orjson.loads)
-    if not isinstance(body, dict):
-        raise http_error(400, "state: expected a FunctionState JSON object")
-    if body.get("key") not in (None, key):
-        raise http_error(400, f"key: got {body.get('key')!r} in the body but {key!r} in the path")
-    store = worker.state_store
-    assert store is not None
-    if body.get("numberValue") is not None:
-        value = int(body["numberValue"])
-        await asyncio.to_thread(store.commit, fqfn, {key: value}, {key}, {})
-    elif body.get("stringValue") is not None:
-        await asyncio.to_thread(store.commit, fqfn, {}, set(), {key: str(body["stringValue"]).encode()})
-    elif body.get("byteValue") is not None:
-        await asyncio.to_thread(store.commit, fqfn, {}, set(), {key: base64.b64decode(body["byteValue"])})
-    else:
-        raise http_error(400, "state: give numberValue, stringValue or byteValue")
-    return web.json_response({"key": key})
-
-
-# -- trigger ------------------------------------------------------------------------------------------------
-
-
-async def trigger(request: web.Request) -> web.Response:
-    """Send a value to an input and return the output it produced (matched by a unique key)."""
-    worker, fqfn = _worker(request), _fqfn(request)
-    md = _existing(worker, fqfn)
-    spec = resolve(config_from_details(md.functionDetails))
-    fields: dict[str, Any] = {}
-    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.post()
-        for name, item in form.items():
-            fields[name] = item.file.read() if hasattr(item, "file") else str(item).encode()
-    else:
-        body = await request.json(loads=orjson.loads)
-        fields = {k: (v.encode() if isinstance(v, str) else v) for k, v in body.items()}
-    value = fields.get("data") or fields.get("dataStream") or fields.get("triggerValue")
-    if value is None:
-        raise http_error(400, "data: a trigger value is required")
-    topic = fields.get("topic", b"").decode() or spec.inputs[0].topic
-    if spec.output is None:
-        raise http_error(400, f"{fqfn} has no output topic to read the result from")
-    token = f"trigger-{uuid.uuid4().hex}"
-    client = worker.client
-    assert client is not None
-
-    def run() -> bytes | None:
-        reader = client.create_reader(spec.output, pulsar.MessageId.latest)
-        try:
-            producer = client.create_producer(topic)
-            producer.send(value, partition_key=token)
-            producer.close()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    msg = reader.read_next(500)
-                except pulsar.Timeout:
-                    continue
-                if msg.partition_key() == token:
-                    return bytes(msg.data())
-            return None
-        finally:
-            reader.close()
-
-    out = await asyncio.to_thread(run)
-    if out is None:
-        raise http_error(408, f"{fqfn} produced no output for the trigger value within 10 s")
-    return web.Response(body=out, content_type="application/octet-stream")
-
-
 # -- packages -----------------------------------------------------------------------------------------------
 
 
 async def upload(request: web.Request) -> web.Response:
     worker = _worker(request)
-    form = await request.post()
+    form = await read_form(request)
     data = form.get("data")
     path = form.get("path")
     if not isinstance(data, FileField):
@@ -519,6 +434,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     path = request.query.get("path")
     if not path:
         raise http_error(400, "path: the package path is required")
+    if not is_stored_package_path(path):
+        raise http_error(400, f"path: got {path!r}; {STORED_PACKAGE_RULE}")
     local = await asyncio.to_thread(worker.packages.fetch, path, "package")
     return web.FileResponse(local)
 
@@ -531,15 +448,53 @@ async def download_function(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(local)
 
 
+def _leader_metadata(fqfn: str, body: Any) -> tuple[pb.FunctionMetaData | None, int | None]:
+    """Decode and validate a forwarded change exactly as a submission is validated (else a 400)."""
+    if not isinstance(body, dict):
+        raise http_error(400, "expected a JSON object with metadata and expectedVersion")
+    expected = body.get("expectedVersion")
+    if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
+        raise http_error(400, f"expectedVersion: got {expected!r}; expected an integer or null")
+    raw = body.get("metadata")
+    if raw is None:
+        return None, expected
+    if not isinstance(raw, str):
+        raise http_error(400, f"metadata: got {raw!r}; expected base64 of a FunctionMetaData")
+    try:
+        md = pb.FunctionMetaData.FromString(base64.b64decode(raw, validate=True))
+    except (binascii.Error, ValueError, DecodeError):
+        raise http_error(400, "metadata: expected base64 of a FunctionMetaData")
+    d = md.functionDetails
+    if f"{d.tenant}/{d.namespace}/{d.name}" != fqfn:
+        raise http_error(
+            400, f"metadata: names {d.tenant}/{d.namespace}/{d.name!s} but the path names {fqfn}"
+        )
+    if not is_stored_package_path(md.packageLocation.packagePath):
+        raise http_error(
+            400, f"packageLocation: got {md.packageLocation.packagePath!r}; {STORED_PACKAGE_RULE}"
+        )
+    return md, expected
+
+
 async def leader_write(request: web.Request) -> web.Response:
     """Internal: a metadata change forwarded by another worker to the leader."""
     worker, fqfn = _worker(request), _fqfn(request)
     if not worker.election.is_leader:
         raise http_error(503, f"{worker.config.worker_id} is not the leader")
-    body = await request.json(loads=orjson.loads)
-    md = pb.FunctionMetaData.FromString(base64.b64decode(body["metadata"])) if body.get("metadata") else None
+    md, expected = _leader_metadata(fqfn, await read_json(request, "leader"))
+    if md is not None:
+        try:
+            spec = resolve(config_from_details(md.functionDetails))
+        except ConfigError as exc:
+            raise _config_error(exc)
+        _checked(worker, spec)
+        md.functionDetails.CopyFrom(to_details(spec))  # stored exactly as a submission stores it
+        parallelism = max(1, spec.parallelism)
+        bad = [iid for iid in md.instanceStates if not 0 <= iid < parallelism]
+        if bad:
+            raise http_error(400, f"instanceStates: instances {bad} do not exist (0..{parallelism - 1})")
     try:
-        version = await worker.metadata.propose(fqfn, md, body.get("expectedVersion"), worker.duties.epoch)
+        version = await worker.metadata.propose(fqfn, md, expected, worker.duties.epoch)
     except StaleVersion as exc:
         raise http_error(409, str(exc))
     return web.json_response({"version": version})
@@ -565,8 +520,7 @@ def add_function_routes(app: web.Application) -> None:
     app.router.add_post(fn + "/restart", restart)
     app.router.add_post(fn + "/trigger", trigger)
     app.router.add_get(fn + "/download", download_function)
-    app.router.add_get(fn + "/state/{key}", get_state)
-    app.router.add_post(fn + "/state/{key}", put_state)
+    add_state_routes(app, fn)
     app.router.add_get(inst + "/status", instance_status)
     app.router.add_get(inst + "/stats", instance_stats)
     app.router.add_post(inst + "/stop", stop)

@@ -151,6 +151,9 @@ def _worker_metrics(worker: Worker) -> list[dict[str, Any]]:
         "pulsar_function_worker_total_function_count": len(registry),
         "pulsar_function_worker_total_expected_instance_count": len(worker.table.assignments),
         "pulsar_function_worker_schedule_execution_time_total_ms": worker.duties.last_schedule_ms,
+        # Records skipped because they could not be decoded (never a crash).
+        "magnetar_worker_undecodable_metadata_records": worker.metadata.undecodable_records,
+        "magnetar_worker_undecodable_assignment_records": worker.undecodable_assignments,
     }
     return [{"metrics": metrics, "dimensions": {"cluster": "magnetar", "workerId": worker.config.worker_id}}]
 

@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (also used by ``python -m engine``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Everything Magnetar writes (state, packages, secrets, keys, launch files) is its owner's alone.
+    os.umask(0o077)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -11,8 +11,14 @@ import uuid
 from typing import Any
 
 from engine.api import security_of, serve
+from engine.api.guard import listen_refusal
 from engine.cli.auth_flags import add_auth_flags, auth_settings
 from engine.cli.localrun_cmd import add_broker_flags, broker_options
+from engine.security.settings import (
+    DEFAULT_MAX_INSTANCES_PER_TENANT,
+    DEFAULT_MAX_PARALLELISM,
+    SecuritySettings,
+)
 from engine.worker import Worker, WorkerConfig
 
 __all__ = ["add_worker_parsers"]
@@ -48,12 +54,56 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
         help="run each instance on a thread of the worker (default) or in its own child process",
     )
     add_auth_flags(p)
+    p.add_argument(
+        "--allow-unauthenticated-remote",
+        action="store_true",
+        help="listen on a non-loopback --host without authentication (anyone reaching it can run code)",
+    )
+    p.add_argument(
+        "--allowed-hosts",
+        default="",
+        help="comma-separated names a request's Host may carry besides loopback ones "
+        "(without authentication)",
+    )
+    p.add_argument(
+        "--max-parallelism",
+        type=_positive,
+        default=DEFAULT_MAX_PARALLELISM,
+        help=f"the largest parallelism of one function (default {DEFAULT_MAX_PARALLELISM})",
+    )
+    p.add_argument(
+        "--max-instances-per-tenant",
+        type=_positive,
+        default=DEFAULT_MAX_INSTANCES_PER_TENANT,
+        help="the most instances of all functions of one tenant "
+        f"(default {DEFAULT_MAX_INSTANCES_PER_TENANT})",
+    )
     p.add_argument("--heartbeat-interval", type=float, default=0.5, help="seconds between heartbeats")
     p.add_argument(
         "--election-timeout",
         type=float,
         default=2.0,
         help="seconds without fresh heartbeats before a leader steps down or a worker is dead",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a positive integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {value}; expected a positive integer")
+    return value
+
+
+def security_settings(args: argparse.Namespace) -> SecuritySettings:
+    """The worker's security settings from its flags."""
+    return SecuritySettings(
+        allow_unauthenticated_remote=args.allow_unauthenticated_remote,
+        allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
+        max_parallelism=args.max_parallelism,
+        max_instances_per_tenant=args.max_instances_per_tenant,
     )
 
 
@@ -98,8 +148,15 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
         election_timeout=args.election_timeout,
         consumer_id_spread=args.consumer_id_spread,
         runtime=args.runtime,
-        security=security,
+        auth=security,
+        security=dataclasses.replace(
+            security_settings(args), authentication_enabled=security.authentication_enabled
+        ),
     )
+    refusal = listen_refusal(config.host, config.security)
+    if refusal is not None:
+        print(f"magnetar: {refusal}", file=sys.stderr)
+        return 2
     runner: Any = asyncio.run
     try:
         import uvloop

@@ -44,15 +44,20 @@ class AssignmentTable:
         """Apply ``record`` unless it comes from an older epoch; returns whether it was applied."""
         if record.epoch < self.max_epoch:
             return False
+        # Decode before changing anything: a record that cannot be decoded changes nothing.
+        if record.key in (LEADER_KEY, MEMBERS_KEY):
+            value: Any = orjson.loads(record.value)
+        elif record.value:
+            value = pb.Assignment.FromString(record.value)
         self.max_epoch = record.epoch
         if record.key == LEADER_KEY:
-            self.leader = orjson.loads(record.value)
+            self.leader = value
         elif record.key == MEMBERS_KEY:
-            self.members = orjson.loads(record.value)
+            self.members = value
         elif not record.value:
             self.assignments.pop(record.key, None)
         else:
-            self.assignments[record.key] = pb.Assignment.FromString(record.value)
+            self.assignments[record.key] = value
         return True
 
     def placement(self) -> dict[str, str]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pulsar
+from google.protobuf.message import DecodeError
 
 from engine.cluster.registry import (
     FunctionRegistry,
@@ -35,16 +37,30 @@ log = logging.getLogger(__name__)
 _PART_BYTES = 1 << 20
 
 
-def record_from_message(msg: Any) -> MetadataRecord:
-    """Decode one metadata-topic message."""
+def record_from_message(msg: Any) -> MetadataRecord | None:
+    """Decode one metadata-topic message; ``None`` (with an error logged) when it cannot be decoded.
+
+    A record nobody can decode must not stop the worker from starting (that would brick
+    its data directory): it is skipped, and the caller counts it.
+    """
     props = msg.properties()
     data = msg.data()
-    return MetadataRecord(
-        fqfn=msg.partition_key(),
-        metadata=pb.FunctionMetaData.FromString(data) if data else None,
-        version=int(props.get("version", "0")),
-        epoch=int(props.get("epoch", "0")),
-    )
+    try:
+        return MetadataRecord(
+            fqfn=msg.partition_key(),
+            metadata=pb.FunctionMetaData.FromString(data) if data else None,
+            version=int(props.get("version", "0")),
+            epoch=int(props.get("epoch", "0")),
+        )
+    except (DecodeError, ValueError) as exc:
+        log.error(
+            "skipping undecodable metadata record %r at %s (%d bytes): %s",
+            msg.partition_key(),
+            msg.message_id(),
+            len(data),
+            exc,
+        )
+        return None
 
 
 class MetadataService:
@@ -71,6 +87,8 @@ class MetadataService:
         self._since_snapshot = 0
         self.startup_seconds = 0.0
         self.startup_records = 0
+        #: Records skipped because they could not be decoded (exposed in the worker metrics).
+        self.undecodable_records = 0
 
     def add_listener(self, listener: Callable[[list[str]], None]) -> None:
         """Call ``listener(changed fqfns)`` on the loop after records apply."""
@@ -100,7 +118,12 @@ class MetadataService:
                 props["parts"],
             )
             return None
-        functions, tombstones = decode_snapshot(b"".join(chunks[i] for i in sorted(chunks)))
+        try:
+            functions, tombstones = decode_snapshot(b"".join(chunks[i] for i in sorted(chunks)))
+        except (DecodeError, ValueError, struct.error) as exc:
+            log.error("snapshot %s cannot be decoded (%s); reading the full log", snapshot_id, exc)
+            self.undecodable_records += 1
+            return None
         self.registry.load_snapshot(functions, tombstones, int(props.get("epoch", "0")))
         return pulsar.MessageId.deserialize(base64.b64decode(props["position"]))
 
@@ -111,7 +134,9 @@ class MetadataService:
         end = topic_end(self.client, self.topics.metadata)
         msgs, last = read_range(self.client, self.topics.metadata, start, end)
         for msg in msgs:
-            self.registry.apply(record_from_message(msg))
+            record = self._decode(msg)
+            if record is not None:
+                self.registry.apply(record)
         self._last_id = last
         self.startup_records = len(msgs)
         self.startup_seconds = time.perf_counter() - t0
@@ -131,11 +156,17 @@ class MetadataService:
             if writer is not None:
                 writer.close()
 
+    def _decode(self, msg: Any) -> MetadataRecord | None:
+        record = record_from_message(msg)
+        if record is None:
+            self.undecodable_records += 1
+        return record
+
     def _on_batch(self, msgs: list[Any]) -> None:
         changed = []
         for msg in msgs:
-            record = record_from_message(msg)
-            if self.registry.apply(record):
+            record = self._decode(msg)
+            if record is not None and self.registry.apply(record):
                 changed.append(record.fqfn)
             self._last_id = msg.message_id()
         if changed:

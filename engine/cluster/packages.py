@@ -63,11 +63,11 @@ class PackageStore:
 
     def _cache_file(self, digest: str, filename: str, data: bytes) -> str:
         directory = os.path.join(self._cache, digest)
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         path = os.path.join(directory, filename or "package")
         if not os.path.exists(path):
             tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
-            with open(tmp, "wb") as fh:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
         return path

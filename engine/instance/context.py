@@ -22,6 +22,7 @@ from engine.config.topics import normalize_topic
 from engine.function.serdes import DEFAULT_SERDE, codec_for
 from engine.hotpath import HotPath
 from engine.instance.producers import ProducerPool
+from engine.security.reserved import ReservedTopic, is_reserved_topic
 from engine.state.scoped import ScopedState, scoped_state
 from engine.state.store import StateStore
 
@@ -205,6 +206,8 @@ class InstanceContext(pulsar.Context):
         ``callback(result, message_id)`` runs on the instance thread.
         """
         topic = normalize_topic(topic_name)
+        if is_reserved_topic(topic):
+            raise ReservedTopic(f"publish: {topic!r} is in the worker's internal namespace")
         codec = self._codecs.get(serde_class_name)
         if codec is None:
             codec = codec_for(self._hot, serde_class_name)

@@ -127,6 +127,16 @@ class PostgresStateStore:
                         "SET value = magnetar_counters.value + EXCLUDED.value",
                         [(namespace, k, deltas[k]) for k in sorted(deltas)],
                     )
+                if deltas or resets:  # one key space: a counter replaces a value
+                    cur.executemany(
+                        "DELETE FROM magnetar_kv WHERE ns = %s AND key = %s",
+                        [(namespace, k) for k in sorted({*deltas, *resets})],
+                    )
+                if values:
+                    cur.executemany(
+                        "DELETE FROM magnetar_counters WHERE ns = %s AND key = %s",
+                        [(namespace, k) for k in sorted(values)],
+                    )
                 puts = [(namespace, k, v) for k, v in sorted(values.items()) if v is not None]
                 dels = [(namespace, k) for k, v in sorted(values.items()) if v is None]
                 if puts:
@@ -159,6 +169,16 @@ class PostgresStateStore:
                 )
             if cur.rowcount != 1:
                 raise StateConflict(f"input position of {part} for {namespace} was moved by another instance")
+
+    def delete_namespace(self, namespace: str) -> None:
+        """Remove every counter, value and input position of ``namespace``."""
+        conn = self._conn()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                for table in ("magnetar_counters", "magnetar_kv", "magnetar_positions"):
+                    cur.execute(f"DELETE FROM {table} WHERE ns = %s", (namespace,))
+        except psycopg.Error as exc:
+            raise StateStoreError(f"deleting the state of {namespace}: {exc}")
 
     def close(self) -> None:
         """Close every connection opened by any thread."""

@@ -35,7 +35,10 @@ class SqliteStateStore:
     def __init__(self, path: str) -> None:
         self.path = path
         if os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        # Private to its owner: SQLite gives the -wal and -shm files the database's mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
         self._conns = PerThreadConnections()
         conn = self._conn()
         conn.executescript(_SCHEMA)
@@ -131,7 +134,15 @@ class SqliteStateStore:
                         "ON CONFLICT (ns, key) DO UPDATE SET value = value + excluded.value",
                         [(namespace, k, v) for k, v in deltas.items()],
                     )
+                if deltas or resets:  # one key space: a counter replaces a value
+                    conn.executemany(
+                        "DELETE FROM kv WHERE ns = ? AND key = ?",
+                        [(namespace, k) for k in {*deltas, *resets}],
+                    )
                 if values:
+                    conn.executemany(
+                        "DELETE FROM counters WHERE ns = ? AND key = ?", [(namespace, k) for k in values]
+                    )
                     puts = [(namespace, k, v) for k, v in values.items() if v is not None]
                     dels = [(namespace, k) for k, v in values.items() if v is None]
                     if puts:
@@ -148,6 +159,21 @@ class SqliteStateStore:
                 raise
         except sqlite3.Error as exc:
             raise StateStoreError(f"committing state of {namespace}: {exc}")
+
+    def delete_namespace(self, namespace: str) -> None:
+        """Remove every counter, value and input position of ``namespace``."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("counters", "kv", "positions"):
+                    conn.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"deleting the state of {namespace}: {exc}")
 
     def close(self) -> None:
         """Close every connection opened by any thread."""

@@ -22,6 +22,8 @@ class StateConflict(StateStoreError):
 class StateStore(Protocol):
     """Counters (64-bit), byte values and input positions per function (``tenant/namespace/name``).
 
+    Counters and values share one key space: writing a value to a key drops its counter
+    and changing a counter drops the key's value, so a read always answers the last write.
     Implementations must be safe to call from several instance threads at once.
     """
 
@@ -49,6 +51,9 @@ class StateStore(Protocol):
         progress is not the expected one, nothing is applied and :class:`StateConflict`
         is raised.
         """
+
+    def delete_namespace(self, namespace: str) -> None:
+        """Remove every counter, value and input position of ``namespace`` (its function was deleted)."""
 
     def close(self) -> None:
         """Release connections."""

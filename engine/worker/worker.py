@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 import pulsar
+from google.protobuf.message import DecodeError
 
 from engine.broker.client import BrokerOptions, make_client
 from engine.broker.embedded import EmbeddedBroker
@@ -36,7 +38,9 @@ from engine.instance.secrets import make_secrets_provider
 from engine.proto import Function_pb2 as pb
 from engine.runtime.manager import ProcessSettings, RuntimeManager
 from engine.security.auth_settings import AuthSettings
+from engine.security.reserved import reserve_namespace
 from engine.security.service import internal_http_options
+from engine.security.settings import SecuritySettings
 from engine.state import StateStore, open_state_store
 
 __all__ = ["NotLeader", "Worker", "WorkerConfig"]
@@ -68,13 +72,16 @@ class WorkerConfig:
     consumer_id_spread: int = 4096
     runtime: str = "thread"
     instance: InstanceOptions = field(default_factory=InstanceOptions)
-    security: AuthSettings = field(default_factory=AuthSettings)
+    #: Authentication, authorization and TLS (``functions_worker.yml`` names).
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    #: Safe defaults: Host/Origin guard, listen address, limits.
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @property
     def url(self) -> str:
         # With TLS on, workers reach each other over HTTPS (the URL is what they announce).
-        if self.security.tls_enabled:
-            return f"https://{self.host}:{self.security.worker_port_tls}"
+        if self.auth.tls_enabled:
+            return f"https://{self.host}:{self.auth.worker_port_tls}"
         return f"http://{self.host}:{self.port}"
 
 
@@ -97,12 +104,15 @@ class Worker:
         self._assign_last: Any = pulsar.MessageId.earliest
         self._tasks: list[asyncio.Task[None]] = []
         self._known_members: set[str] = set()
+        #: Assignment records skipped because they could not be decoded (worker metrics).
+        self.undecodable_assignments = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         t0 = time.perf_counter()
         cfg = self.config
-        os.makedirs(cfg.data_dir, exist_ok=True)
+        reserve_namespace(cfg.namespace)
+        os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
         if cfg.broker is None:
             self.broker = await asyncio.to_thread(EmbeddedBroker(os.path.join(cfg.data_dir, "broker")).start)
             broker = self.broker.options()
@@ -112,7 +122,7 @@ class Worker:
         self.client = await asyncio.to_thread(make_client, broker, 2)
         # Calls to other workers carry this worker's own credentials (and trust its TLS CA).
         self.http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=30), **internal_http_options(cfg.security)
+            timeout=aiohttp.ClientTimeout(total=30), **internal_http_options(cfg.auth)
         )
         url = cfg.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(cfg.data_dir, 'state.db'))}"
         self.state_store = open_state_store(url)
@@ -207,15 +217,29 @@ class Worker:
         end = topic_end(self.client, self.topics.assignments)
         msgs, last = read_range(self.client, self.topics.assignments, pulsar.MessageId.earliest, end)
         for msg in msgs:
-            self.table.apply(_assignment_record(msg))
+            self._apply_assignment(msg)
         self._assign_last = last
 
     def _on_assignments(self, msgs: list[Any]) -> None:
         changed = False
         for msg in msgs:
-            changed |= self.table.apply(_assignment_record(msg))
+            changed |= self._apply_assignment(msg)
         if changed:
             self.runtime.sync(self.table.for_worker(self.config.worker_id))
+
+    def _apply_assignment(self, msg: Any) -> bool:
+        """Apply one assignments-topic record; an undecodable one is logged, counted and skipped."""
+        try:
+            return self.table.apply(_assignment_record(msg))
+        except (DecodeError, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            self.undecodable_assignments += 1
+            log.error(
+                "skipping undecodable assignment record %r at %s: %s",
+                msg.partition_key(),
+                msg.message_id(),
+                exc,
+            )
+            return False
 
     async def _caught_up(self, timeout: float = 5.0) -> None:
         """Wait until the tailers have applied everything written before now."""
