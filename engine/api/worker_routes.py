@@ -118,8 +118,7 @@ async def drain_self(request: web.Request) -> web.Response:
 async def functions_metrics(request: web.Request) -> web.Response:
     worker = _worker(request)
     out = []
-    for inst in worker.runtime.instances():
-        snap = inst.stats.snapshot()
+    for inst, snap in await worker.runtime.snapshots():
         out.append(
             {
                 "name": inst.spec.fqfn,
@@ -151,6 +150,8 @@ def _worker_metrics(worker: Worker) -> list[dict[str, Any]]:
         "pulsar_function_worker_total_function_count": len(registry),
         "pulsar_function_worker_total_expected_instance_count": len(worker.table.assignments),
         "pulsar_function_worker_schedule_execution_time_total_ms": worker.duties.last_schedule_ms,
+        "magnetar_worker_event_loop_lag_ms": worker.loop_lag.recent_max_ms,
+        "magnetar_worker_event_loop_lag_max_ms": worker.loop_lag.max_ms,
     }
     return [{"metrics": metrics, "dimensions": {"cluster": "magnetar", "workerId": worker.config.worker_id}}]
 
@@ -162,7 +163,7 @@ async def worker_metrics(request: web.Request) -> web.Response:
 async def prometheus(request: web.Request) -> web.Response:
     worker = _worker(request)
     registry = CollectorRegistry()
-    registry.register(InstanceCollector(worker.runtime.instances, cluster="magnetar"))
+    registry.register(InstanceCollector.of_snapshots(await worker.runtime.snapshots(), cluster="magnetar"))
     lines = [generate_latest(registry).decode()]
     labels = f'cluster="magnetar",workerId="{worker.config.worker_id}"'
     for name, value in _worker_metrics(worker)[0]["metrics"].items():

@@ -5,7 +5,9 @@ change: missing instances start, removed ones stop, an instance whose function
 version changed is restarted with the new code and config, and instances marked
 STOPPED in the metadata are stopped (and started again when marked RUNNING). A
 monitor restarts instances that died, with exponential backoff, and counts restarts.
-Blocking work (fetching packages, subscribing, joining threads) runs off the loop.
+Blocking work (fetching packages, subscribing, joining threads) runs off the loop,
+and so do status and metrics calls to child processes (:meth:`RuntimeManager.status_async`,
+:meth:`RuntimeManager.snapshots` gather them concurrently).
 
 Two runtimes: ``thread`` runs each instance on a thread of the worker, ``process``
 runs each in a child process controlled over gRPC (:mod:`engine.runtime.process`),
@@ -23,6 +25,8 @@ from typing import Any, Protocol
 
 import pulsar
 
+from engine.aio import TaskSupervisor
+from engine.broker.capabilities import BrokerCapabilities
 from engine.broker.client import BrokerOptions
 from engine.cluster.packages import PackageStore
 from engine.cluster.scheduler import split_instance_key
@@ -53,6 +57,20 @@ class InstanceHandle(Protocol):
     def failure_text(self) -> str: ...
 
     def status(self) -> dict[str, Any]: ...
+
+
+async def _status_of(inst: InstanceHandle) -> dict[str, Any]:
+    """The instance's status without blocking the loop (a child answers over gRPC)."""
+    if isinstance(inst, ProcessInstance):
+        return await inst.status_async()
+    return inst.status()  # a thread-runtime instance answers from memory
+
+
+async def _snapshot_of(inst: InstanceHandle) -> dict[str, Any]:
+    if isinstance(inst, ProcessInstance):
+        return await inst.snapshot_async()
+    snap: dict[str, Any] = inst.stats.snapshot()
+    return snap
 
 
 @dataclass
@@ -110,6 +128,7 @@ class RuntimeManager:
         data_dir: str,
         options: InstanceOptions | None = None,
         process: ProcessSettings | None = None,
+        capabilities: BrokerCapabilities | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.client = client
@@ -120,24 +139,27 @@ class RuntimeManager:
         self.data_dir = data_dir
         self.options = options or InstanceOptions()
         self.process = process
+        #: What the broker does; the instances' workarounds depend on it.
+        self.capabilities = capabilities or BrokerCapabilities.apache()
         self.slots: dict[str, InstanceSlot] = {}
-        self._monitor: asyncio.Task[None] | None = None
         self._closing = False
-        self._background: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSupervisor(f"{worker_id} runtime")
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _spawn(self, coro: Any, what: str) -> None:
+        self._tasks.spawn(coro, what)
 
     def start(self) -> None:
-        self._monitor = asyncio.create_task(self._watch())
+        self._tasks.keep(self._watch, "instance monitor")
 
     async def stop(self) -> None:
         self._closing = True
-        if self._monitor is not None:
-            self._monitor.cancel()
-        await asyncio.gather(*(self._stop_slot(s) for s in list(self.slots.values())), return_exceptions=True)
+        await self._tasks.close()
+        results = await asyncio.gather(
+            *(self._stop_slot(s) for s in list(self.slots.values())), return_exceptions=True
+        )
+        for slot, result in zip(list(self.slots.values()), results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("stopping %s failed: %s: %s", slot.key, type(result).__name__, result)
         self.slots.clear()
 
     # -- reconciling ---------------------------------------------------------------------------
@@ -147,14 +169,14 @@ class RuntimeManager:
             return
         for key in list(self.slots):
             if key not in assigned:
-                self._spawn(self._stop_slot(self.slots.pop(key)))
+                self._spawn(self._stop_slot(self.slots.pop(key)), f"stopping {key}")
         for key, assignment in assigned.items():
             md = assignment.instance.functionMetaData
             slot = self.slots.get(key)
             if slot is None:
                 slot = InstanceSlot(key, md)
                 self.slots[key] = slot
-                self._spawn(self._converge(slot))
+                self._spawn(self._converge(slot), f"starting {key}")
             elif slot.metadata.version != md.version:
                 # A new version of the code or config restarts the instance; a change of
                 # stop/start states alone only stops or starts it.
@@ -164,7 +186,7 @@ class RuntimeManager:
                 )
                 slot.metadata = md
                 slot.backoff = 1.0
-                self._spawn(self._converge(slot, restart=not same_code))
+                self._spawn(self._converge(slot, restart=not same_code), f"updating {key}")
 
     async def restart(self, key: str) -> bool:
         """Restart one instance now (the ``restart`` admin verb)."""
@@ -177,7 +199,7 @@ class RuntimeManager:
     async def _converge(self, slot: InstanceSlot, restart: bool = False) -> None:
         if slot.busy:
             await asyncio.sleep(0.05)
-            self._spawn(self._converge(slot, restart))
+            self._spawn(self._converge(slot, restart), f"converging {slot.key}")
             return
         slot.busy = True
         try:
@@ -275,26 +297,41 @@ class RuntimeManager:
                 inst = slot.instance
                 if inst is not None and not inst.is_alive():
                     slot.failure = inst.failure_text
-                    slot.last_status = inst.status()
-                    self._spawn(asyncio.to_thread(inst.stop))  # reap the process / join the thread
+                    slot.last_status = await _status_of(inst)
+                    # reap the process / join the thread
+                    self._spawn(asyncio.to_thread(inst.stop), f"reaping {slot.key}")
                     slot.instance = None
                     slot.restarts += 1
                     slot.next_start = now + slot.backoff
                     slot.backoff = min(slot.backoff * 2, self.MAX_BACKOFF)
                     log.warning("%s died (%s); restarting in %.0fs", slot.key, slot.failure, slot.backoff / 2)
                 elif inst is None and now >= slot.next_start:
-                    self._spawn(self._converge(slot))
+                    self._spawn(self._converge(slot), f"restarting {slot.key}")
                 elif inst is not None and now - slot.started_at > 60:
                     slot.backoff = 1.0  # healthy for a minute: forget past failures
 
     # -- status --------------------------------------------------------------------------------
-    def status(self, key: str) -> dict[str, Any] | None:
-        """Apache's per-instance status fields, or ``None`` if not assigned here."""
+    async def status_async(self, key: str) -> dict[str, Any] | None:
+        """Apache's per-instance status fields, or ``None`` if not assigned here.
+
+        A child process that does not answer costs at most its call deadline, off the loop.
+        """
         slot = self.slots.get(key)
         if slot is None:
             return None
-        if slot.instance is not None:
-            st = slot.instance.status()
+        live = await _status_of(slot.instance) if slot.instance is not None else None
+        return self._status_fields(slot, live)
+
+    def status(self, key: str) -> dict[str, Any] | None:
+        """Blocking form of :meth:`status_async` (for callers on a thread)."""
+        slot = self.slots.get(key)
+        if slot is None:
+            return None
+        return self._status_fields(slot, slot.instance.status() if slot.instance is not None else None)
+
+    def _status_fields(self, slot: InstanceSlot, live: dict[str, Any] | None) -> dict[str, Any]:
+        if live is not None:
+            st = live
         elif slot.last_status is not None:
             st = dict(slot.last_status, running=False)
         else:
@@ -320,3 +357,9 @@ class RuntimeManager:
     def instances(self) -> list[InstanceHandle]:
         """Running instances (for metrics)."""
         return [s.instance for s in self.slots.values() if s.instance is not None]
+
+    async def snapshots(self) -> list[tuple[InstanceHandle, dict[str, Any]]]:
+        """``(instance, stats snapshot)`` of every running instance, gathered concurrently."""
+        running = self.instances()
+        snaps = await asyncio.gather(*(_snapshot_of(inst) for inst in running))
+        return list(zip(running, snaps, strict=True))

@@ -9,10 +9,16 @@ use of a thread-runtime instance (``start``, ``stop``, ``is_alive``, ``failure_t
 A dead child is noticed without a network call (the process has exited), so the
 status of a dead instance answers at once; a child that does not answer within
 :attr:`ProcessInstance.CALL_TIMEOUT` is reported as not answering.
+
+The worker's event loop uses the ``async`` calls (:meth:`ProcessInstance.status_async`,
+:meth:`ProcessInstance.snapshot_async`): they start the gRPC call as a future and
+await its completion, so a hung child costs the loop nothing while its deadline runs.
+The blocking forms remain for threads and for tools that have no loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -50,6 +56,20 @@ class _RemoteStats:
 
     def snapshot(self) -> dict[str, Any]:
         return snapshot_from(self._owner.metrics_proto(), self._owner.last_status)
+
+
+def _settle(waiter: asyncio.Future[Any], call: grpc.Future) -> None:
+    """Pass the outcome of a finished gRPC ``call`` to ``waiter`` (on the loop's thread)."""
+    if waiter.done():
+        return
+    if call.cancelled():
+        waiter.cancel()
+        return
+    exc = call.exception()
+    if exc is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(call.result())
 
 
 class ProcessInstance:
@@ -195,10 +215,38 @@ class ProcessInstance:
             log.debug("%s on %s:%s failed: %s", method, self.spec.fqfn, self.instance_id, exc)
             return None
 
+    async def _call_async(self, method: str) -> tuple[Any, grpc.StatusCode | None]:
+        """Call ``method`` without blocking the loop; ``(answer or None, failure code)``."""
+        if self._stub is None or not self.is_alive():
+            return None, None
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        call = getattr(self._stub, method).future(empty_pb2.Empty(), timeout=self.CALL_TIMEOUT)
+
+        def done(finished: grpc.Future) -> None:  # gRPC's thread: hand over only
+            try:
+                loop.call_soon_threadsafe(_settle, waiter, finished)
+            except RuntimeError:  # the loop closed while the call ran
+                log.debug(
+                    "%s on %s:%s finished after the loop closed", method, self.spec.fqfn, self.instance_id
+                )
+
+        call.add_done_callback(done)
+        try:
+            return await waiter, None
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            log.debug("%s on %s:%s failed: %s", method, self.spec.fqfn, self.instance_id, exc)
+            return None, code
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+
     def status_proto(self) -> ic.FunctionStatus:
         """``FunctionStatus`` from the child, or the last one known (not running) if it is gone.
 
-        The child fills ``workerId`` with the worker id of its launch.
+        The child fills ``workerId`` with the worker id of its launch. Blocking: on the
+        event loop use :meth:`status_async`.
         """
         status = self._call("GetFunctionStatus")
         if status is not None:
@@ -210,7 +258,26 @@ class ProcessInstance:
             try:
                 self.proc.wait(0.2)
             except subprocess.TimeoutExpired:
-                pass
+                log.debug("%s:%s still runs after a failed status call", self.spec.fqfn, self.instance_id)
+        return self._stale_status()
+
+    async def status_proto_async(self) -> ic.FunctionStatus:
+        """:meth:`status_proto` without blocking the event loop."""
+        status, code = await self._call_async("GetFunctionStatus")
+        if status is not None:
+            self.last_status = status
+            return status
+        if code == grpc.StatusCode.UNAVAILABLE:
+            # As in status_proto: the child may just have crashed; poll for its exit
+            # briefly instead of waiting on it. A child that is merely slow (deadline
+            # exceeded) is reported as not answering at once.
+            for _ in range(10):
+                if self.proc is None or self.proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.02)
+        return self._stale_status()
+
+    def _stale_status(self) -> ic.FunctionStatus:
         status = ic.FunctionStatus()
         if self.last_status is not None:
             status.CopyFrom(self.last_status)
@@ -222,8 +289,19 @@ class ProcessInstance:
         return status
 
     def status(self) -> dict[str, Any]:
-        """The REST API's status fields for this instance."""
+        """The REST API's status fields for this instance (blocking)."""
         return status_dict(self.status_proto())
+
+    async def status_async(self) -> dict[str, Any]:
+        """The REST API's status fields for this instance, answered within about a second."""
+        return status_dict(await self.status_proto_async())
+
+    async def snapshot_async(self) -> dict[str, Any]:
+        """``stats.snapshot()`` without blocking the event loop."""
+        metrics, _code = await self._call_async("GetMetrics")
+        if metrics is not None:
+            self._last_metrics = metrics
+        return snapshot_from(self._last_metrics, self.last_status)
 
     def metrics_proto(self) -> ic.MetricsData:
         """``MetricsData`` from the child, or the last known if it is gone."""
