@@ -66,9 +66,9 @@ def spread_consumer_ids(client: pulsar.Client, upper: int, timeout: float = 30.0
     (:func:`make_client` decides). Subscriptions that have not answered within
     ``timeout`` seconds are left to the client: the ids were taken when they were sent.
     """
-    count = random.randrange(upper) if upper > 0 else 0
-    if count == 0:
+    if upper < 2:
         return 0
+    count = random.randrange(1, upper)  # an offset of 0 would protect nothing
     done = threading.Semaphore(0)
     opened: list[Any] = []
     ok = pulsar.Result.Ok

@@ -66,6 +66,13 @@ async def _status_of(inst: InstanceHandle) -> dict[str, Any]:
     return inst.status()  # a thread-runtime instance answers from memory
 
 
+async def _stop(inst: InstanceHandle) -> None:
+    """Stop ``inst`` on a thread (it joins threads or waits for a process), then close its channel."""
+    await asyncio.to_thread(inst.stop)
+    if isinstance(inst, ProcessInstance):
+        await inst.close_async()
+
+
 async def _snapshot_of(inst: InstanceHandle) -> dict[str, Any]:
     if isinstance(inst, ProcessInstance):
         return await inst.snapshot_async()
@@ -276,7 +283,7 @@ class RuntimeManager:
     async def _stop_instance(self, slot: InstanceSlot) -> None:
         inst, slot.instance = slot.instance, None
         if inst is not None:
-            await asyncio.to_thread(inst.stop)
+            await _stop(inst)
 
     async def _stop_slot(self, slot: InstanceSlot) -> None:
         while slot.busy:
@@ -299,7 +306,7 @@ class RuntimeManager:
                     slot.failure = inst.failure_text
                     slot.last_status = await _status_of(inst)
                     # reap the process / join the thread
-                    self._spawn(asyncio.to_thread(inst.stop), f"reaping {slot.key}")
+                    self._spawn(_stop(inst), f"reaping {slot.key}")
                     slot.instance = None
                     slot.restarts += 1
                     slot.next_start = now + slot.backoff

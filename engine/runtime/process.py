@@ -11,8 +11,8 @@ status of a dead instance answers at once; a child that does not answer within
 :attr:`ProcessInstance.CALL_TIMEOUT` is reported as not answering.
 
 The worker's event loop uses the ``async`` calls (:meth:`ProcessInstance.status_async`,
-:meth:`ProcessInstance.snapshot_async`): they start the gRPC call as a future and
-await its completion, so a hung child costs the loop nothing while its deadline runs.
+:meth:`ProcessInstance.snapshot_async`) on a ``grpc.aio`` channel, so a hung child
+costs the loop nothing while the call's deadline runs.
 The blocking forms remain for threads and for tools that have no loop.
 """
 
@@ -30,6 +30,7 @@ import threading
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.protobuf import empty_pb2
 
 import engine
@@ -56,20 +57,6 @@ class _RemoteStats:
 
     def snapshot(self) -> dict[str, Any]:
         return snapshot_from(self._owner.metrics_proto(), self._owner.last_status)
-
-
-def _settle(waiter: asyncio.Future[Any], call: grpc.Future) -> None:
-    """Pass the outcome of a finished gRPC ``call`` to ``waiter`` (on the loop's thread)."""
-    if waiter.done():
-        return
-    if call.cancelled():
-        waiter.cancel()
-        return
-    exc = call.exception()
-    if exc is not None:
-        waiter.set_exception(exc)
-    else:
-        waiter.set_result(call.result())
 
 
 class ProcessInstance:
@@ -107,6 +94,8 @@ class ProcessInstance:
         self._failure = ""
         self._channel: grpc.Channel | None = None
         self._stub: ic_grpc.InstanceControlStub | None = None
+        self._aio_channel: grpc.aio.Channel | None = None
+        self._aio_stub: ic_grpc.InstanceControlStub | None = None
 
     @property
     def pid(self) -> int | None:
@@ -216,31 +205,29 @@ class ProcessInstance:
             return None
 
     async def _call_async(self, method: str) -> tuple[Any, grpc.StatusCode | None]:
-        """Call ``method`` without blocking the loop; ``(answer or None, failure code)``."""
-        if self._stub is None or not self.is_alive():
+        """Call ``method`` on the loop's own gRPC channel; ``(answer or None, failure code)``.
+
+        A ``grpc.aio`` channel, made on first use by the loop that calls: the blocking
+        channel would start a polling thread per idle-to-busy call, and starting a thread
+        waits on the loop until the thread runs.
+        """
+        if self._stub is None or self.port is None or not self.is_alive():
             return None, None
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Any] = loop.create_future()
-        call = getattr(self._stub, method).future(empty_pb2.Empty(), timeout=self.CALL_TIMEOUT)
-
-        def done(finished: grpc.Future) -> None:  # gRPC's thread: hand over only
-            try:
-                loop.call_soon_threadsafe(_settle, waiter, finished)
-            except RuntimeError:  # the loop closed while the call ran
-                log.debug(
-                    "%s on %s:%s finished after the loop closed", method, self.spec.fqfn, self.instance_id
-                )
-
-        call.add_done_callback(done)
+        if self._aio_stub is None:
+            self._aio_channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+            self._aio_stub = ic_grpc.InstanceControlStub(self._aio_channel)
         try:
-            return await waiter, None
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            log.debug("%s on %s:%s failed: %s", method, self.spec.fqfn, self.instance_id, exc)
-            return None, code
-        except asyncio.CancelledError:
-            call.cancel()
-            raise
+            answer = await getattr(self._aio_stub, method)(empty_pb2.Empty(), timeout=self.CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            log.debug("%s on %s:%s failed: %s", method, self.spec.fqfn, self.instance_id, exc.code())
+            return None, exc.code()
+        return answer, None
+
+    async def close_async(self) -> None:
+        """Close the loop's channel to the child (after :meth:`stop`)."""
+        channel, self._aio_channel, self._aio_stub = self._aio_channel, None, None
+        if channel is not None:
+            await channel.close()
 
     def status_proto(self) -> ic.FunctionStatus:
         """``FunctionStatus`` from the child, or the last one known (not running) if it is gone.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import gc
 import logging
 import os
 import time
@@ -163,6 +164,9 @@ class Worker:
         await self.election.start()
         self._tasks.keep(self._failure_checks, "periodic failure checks")
         self.startup_ms = (time.perf_counter() - t0) * 1000
+        # What start-up allocated lives as long as the worker: keep it out of the
+        # collector's full passes, which would otherwise pause the loop for each of them.
+        gc.freeze()
         self.initialized = True
 
     def _process_settings(self, broker: BrokerOptions, state_url: str) -> ProcessSettings | None:
