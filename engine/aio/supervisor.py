@@ -31,6 +31,8 @@ class TaskSupervisor:
         owner should stop. Without it such a failure is only logged.
     max_backoff
         Upper bound of the delay before a failed duty is restarted, in seconds.
+    min_backoff
+        The delay before the first restart; it doubles with each further failure.
     """
 
     def __init__(
@@ -38,10 +40,12 @@ class TaskSupervisor:
         owner: str,
         on_fatal: Callable[[str], None] | None = None,
         max_backoff: float = 30.0,
+        min_backoff: float = 0.5,
     ) -> None:
         self.owner = owner
         self.on_fatal = on_fatal
         self.max_backoff = max_backoff
+        self.min_backoff = min_backoff
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Failures seen so far (one-shot tasks and duties alike).
         self.failures = 0
@@ -64,7 +68,7 @@ class TaskSupervisor:
         return self.spawn(self._run_duty(duty, what, restart), what)
 
     async def _run_duty(self, duty: Callable[[], Awaitable[None]], what: str, restart: bool) -> None:
-        delay = 0.5
+        delay = self.min_backoff
         while True:
             try:
                 await duty()

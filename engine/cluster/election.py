@@ -213,15 +213,21 @@ class LeaderElection:
     def _heartbeat_loop(self) -> None:
         # A thread of its own: heartbeats must never queue behind other blocking work.
         payload = self.me.to_json()
+        failing = False
         while not self._stop.is_set():
             beat = orjson.dumps({**payload, "ts": time.time()})
             try:
                 self._heartbeat_producer.send(beat)
                 log.debug("heartbeat sent")
-            except Exception as exc:
+                if failing:
+                    log.info("%s: heartbeats go out again", self.me.worker_id)
+                    failing = False
+            except Exception as exc:  # the broker is away or the client closing: keep beating
                 if self._stop.is_set():
                     return
-                log.warning("heartbeat failed: %s", exc)
+                if not failing:  # once per streak, not per beat
+                    log.warning("%s: sending a heartbeat failed: %s", self.me.worker_id, exc)
+                failing = True
             self._stop.wait(self.interval)
 
     def _observe_loop(self) -> None:
