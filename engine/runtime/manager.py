@@ -151,16 +151,20 @@ class RuntimeManager:
         self.slots: dict[str, InstanceSlot] = {}
         self._closing = False
         self._tasks = TaskSupervisor(f"{worker_id} runtime")
+        self._monitor: asyncio.Task[Any] | None = None
 
     def _spawn(self, coro: Any, what: str) -> None:
         self._tasks.spawn(coro, what)
 
     def start(self) -> None:
-        self._tasks.keep(self._watch, "instance monitor")
+        self._monitor = self._tasks.keep(self._watch, "instance monitor")
 
     async def stop(self) -> None:
         self._closing = True
-        await self._tasks.close()
+        if self._monitor is not None:
+            self._monitor.cancel()
+        # Starts under way are not cancelled (their thread would go on and leave an
+        # instance no one stops): stopping a slot waits until it is no longer busy.
         results = await asyncio.gather(
             *(self._stop_slot(s) for s in list(self.slots.values())), return_exceptions=True
         )
@@ -168,6 +172,7 @@ class RuntimeManager:
             if isinstance(result, BaseException):
                 log.warning("stopping %s failed: %s: %s", slot.key, type(result).__name__, result)
         self.slots.clear()
+        await self._tasks.close()
 
     # -- reconciling ---------------------------------------------------------------------------
     def sync(self, assigned: dict[str, pb.Assignment]) -> None:
@@ -212,7 +217,12 @@ class RuntimeManager:
         try:
             if restart or not slot.wanted:
                 await self._stop_instance(slot)
-            if slot.wanted and slot.instance is None and self.slots.get(slot.key) is slot:
+            if (
+                slot.wanted
+                and slot.instance is None
+                and self.slots.get(slot.key) is slot
+                and not self._closing
+            ):
                 await self._start_instance(slot)
         finally:
             slot.busy = False
