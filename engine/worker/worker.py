@@ -126,13 +126,16 @@ class Worker:
         self.metadata = MetadataService(self.client, self.topics, cfg.worker_id, cfg.snapshot_every)
         self.metadata.add_listener(self._on_functions_changed)
         self.duties = LeaderDuties(self.client, self.topics, cfg.worker_id, self.table)
+        # Both import modules (the hot path's twin, a secrets provider's class): off the loop.
+        hot = await asyncio.to_thread(load, cfg.hotpath)
+        secrets = await asyncio.to_thread(make_secrets_provider, cfg.secrets_provider)
         self.runtime = RuntimeManager(
             cfg.worker_id,
             self.client,
-            load(cfg.hotpath),
+            hot,
             self.packages,
             self.state_store,
-            make_secrets_provider(cfg.secrets_provider),
+            secrets,
             cfg.data_dir,
             cfg.instance,
             self._process_settings(broker, url),
