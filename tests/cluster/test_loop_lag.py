@@ -35,6 +35,14 @@ def _prometheus_value(text: str, name: str) -> float:
     raise AssertionError(f"{name} missing from /metrics")
 
 
+def _scrape(url: str, fqfn: str) -> None:
+    rest(url, "GET", "/metrics")
+    rest(url, "GET", f"/admin/v3/functions/{fqfn}/status")
+    rest(url, "GET", f"/admin/v3/functions/{fqfn}/3/status")
+    rest(url, "GET", "/admin/v2/worker-stats/functionsmetrics")
+    rest(url, "GET", "/admin/v2/worker-stats/metrics")
+
+
 def test_scrapes_do_not_block_the_loop_while_an_instance_hangs(lone_worker: Cluster) -> None:
     worker = lone_worker.workers[0]
     name = f"lag{uuid.uuid4().hex[:6]}"
@@ -55,6 +63,9 @@ def test_scrapes_do_not_block_the_loop_while_an_instance_hangs(lone_worker: Clus
     # get a higher priority than the rest (the test runs as root, as CI does).
     for tid in os.listdir(f"/proc/{worker.proc.pid}/task"):
         os.setpriority(os.PRIO_PROCESS, int(tid), -10)
+    # One round of every scrape first, so one-time work (first calls on each channel,
+    # first renderings) is not what the rounds below measure.
+    _scrape(worker.url, fqfn)
     # Starting eight children on a busy machine delays the loop now and then; what is
     # measured is the scraping below, so first let the start-up leave the lag window.
     assert wait_until(lambda: lag_now() < LIMIT_MS / 2, timeout=60, interval=0.5), lag_now()
