@@ -297,6 +297,11 @@ class Worker:
         while True:
             await asyncio.sleep(self.config.failure_check_interval)
             if self.election.is_leader:
+                members = self.election.live_members()
+                if {m.worker_id for m in members} != self._known_members:
+                    # A change while this worker was still taking office was not yet
+                    # its to publish: catch up now.
+                    self._on_membership(members)
                 try:
                     await self.schedule()
                 except (pulsar.PulsarException, TimeoutError) as exc:
