@@ -291,8 +291,8 @@ def _instance_keys(worker: Worker, fqfn: str, md: pb.FunctionMetaData) -> list[s
     return [instance_key(fqfn, i) for i in range(max(1, md.functionDetails.parallelism))]
 
 
-def _local_status(worker: Worker, key: str) -> dict[str, Any]:
-    st = worker.runtime.status(key)
+async def _local_status(worker: Worker, key: str) -> dict[str, Any]:
+    st = await worker.runtime.status_async(key)
     if st is None:
         return {
             "running": False,
@@ -305,7 +305,7 @@ def _local_status(worker: Worker, key: str) -> dict[str, Any]:
 
 async def _instance_status(worker: Worker, request: web.Request, key: str) -> dict[str, Any]:
     remote = await _on_owner(worker, request, key, "GET", "status")
-    return remote if remote is not None else _local_status(worker, key)
+    return remote if remote is not None else await _local_status(worker, key)
 
 
 async def instance_status(request: web.Request) -> web.Response:

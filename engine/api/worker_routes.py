@@ -118,8 +118,7 @@ async def drain_self(request: web.Request) -> web.Response:
 async def functions_metrics(request: web.Request) -> web.Response:
     worker = _worker(request)
     out = []
-    for inst in worker.runtime.instances():
-        snap = inst.stats.snapshot()
+    for inst, snap in await worker.runtime.snapshots():
         out.append(
             {
                 "name": inst.spec.fqfn,
@@ -154,6 +153,8 @@ def _worker_metrics(worker: Worker) -> list[dict[str, Any]]:
         # Records skipped because they could not be decoded (never a crash).
         "magnetar_worker_undecodable_metadata_records": worker.metadata.undecodable_records,
         "magnetar_worker_undecodable_assignment_records": worker.undecodable_assignments,
+        "magnetar_worker_event_loop_lag_ms": worker.loop_lag.recent_max_ms,
+        "magnetar_worker_event_loop_lag_max_ms": worker.loop_lag.max_ms,
     }
     return [{"metrics": metrics, "dimensions": {"cluster": "magnetar", "workerId": worker.config.worker_id}}]
 
@@ -165,7 +166,7 @@ async def worker_metrics(request: web.Request) -> web.Response:
 async def prometheus(request: web.Request) -> web.Response:
     worker = _worker(request)
     registry = CollectorRegistry()
-    registry.register(InstanceCollector(worker.runtime.instances, cluster="magnetar"))
+    registry.register(InstanceCollector.of_snapshots(await worker.runtime.snapshots(), cluster="magnetar"))
     lines = [generate_latest(registry).decode()]
     labels = f'cluster="magnetar",workerId="{worker.config.worker_id}"'
     for name, value in _worker_metrics(worker)[0]["metrics"].items():

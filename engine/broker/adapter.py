@@ -18,6 +18,7 @@ import pulsar
 
 __all__ = [
     "MessageBuilder",
+    "consumer_configuration",
     "flush_async",
     "last_message_id",
     "raw_client",
@@ -48,6 +49,11 @@ def raw_reader(reader: pulsar.Reader) -> Any:
 def raw_client(client: pulsar.Client) -> Any:
     """The underlying ``_pulsar.Client`` (asynchronous subscribe)."""
     return client._client
+
+
+def consumer_configuration() -> Any:
+    """A default ``_pulsar.ConsumerConfiguration`` (for ``raw_client(c).subscribe_async``)."""
+    return _pulsar.ConsumerConfiguration()
 
 
 def flush_async(producer: pulsar.Producer, done: Callable[[bool], None]) -> None:

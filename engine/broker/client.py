@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import pulsar
 
+from engine.broker.adapter import consumer_configuration, raw_client
 from engine.broker.capabilities import BrokerCapabilities
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BrokerOptions", "client_logger", "make_client", "spread_consumer_ids"]
 
@@ -44,7 +51,7 @@ class BrokerOptions:
         return BrokerCapabilities.for_kind(self.kind)
 
 
-def spread_consumer_ids(client: pulsar.Client, upper: int) -> int:
+def spread_consumer_ids(client: pulsar.Client, upper: int, timeout: float = 30.0) -> int:
     """Advance the client's consumer-id counter by a random amount below ``upper``.
 
     pulsar-lite keys a subscription's consumers by the consumer id alone, although ids
@@ -54,31 +61,40 @@ def spread_consumer_ids(client: pulsar.Client, upper: int) -> int:
     on their first shared subscription. Starting each process at a random offset makes
     that unlikely (about 1 in ``upper`` per pair); the ids are taken by short-lived
     subscriptions on a non-persistent topic, opened concurrently. Returns the offset.
+
+    Only for a broker whose capabilities say ``consumer_ids_collide``
+    (:func:`make_client` decides). Subscriptions that have not answered within
+    ``timeout`` seconds are left to the client: the ids were taken when they were sent.
     """
-    import random
-    import threading
-    import uuid
-
-    import _pulsar
-
-    count = random.randrange(upper) if upper > 0 else 0
-    if count == 0:
+    if upper < 2:
         return 0
+    count = random.randrange(1, upper)  # an offset of 0 would protect nothing
     done = threading.Semaphore(0)
     opened: list[Any] = []
+    ok = pulsar.Result.Ok
 
     def on_subscribe(result: Any, consumer: Any) -> None:  # client thread: hand over only
-        opened.append(consumer if result == _pulsar.Result.Ok else None)
+        opened.append(consumer if result == ok else None)
         done.release()
 
-    conf = _pulsar.ConsumerConfiguration()
+    native = raw_client(client)
+    conf = consumer_configuration()
     topic = "non-persistent://public/default/__magnetar_consumer_id_spread__"
     tag = uuid.uuid4().hex
     for i in range(count):
-        client._client.subscribe_async(topic, f"spread-{tag}-{i}", conf, on_subscribe)
+        native.subscribe_async(topic, f"spread-{tag}-{i}", conf, on_subscribe)
+    answered = 0
     for _ in range(count):
-        done.acquire()
-    for consumer in opened:
+        if not done.acquire(timeout=timeout):
+            log.warning(
+                "consumer-id spread: %d of %d subscriptions unanswered after %.0f s; going on",
+                count - answered,
+                count,
+                timeout,
+            )
+            break
+        answered += 1
+    for consumer in list(opened):
         if consumer is not None:
             consumer.close_async(lambda _result: None)
     return count
@@ -114,6 +130,12 @@ def make_client(opts: BrokerOptions, io_threads: int = 1) -> pulsar.Client:
         tls_validate_hostname=opts.tls_hostname_verification,
         logger=client_logger(),
     )
-    if opts.consumer_id_spread:
+    caps = opts.capabilities
+    if opts.consumer_id_spread and caps.consumer_ids_collide:
+        caps.workaround(
+            "consumer-id-spread",
+            f"consumer ids collide across connections; offsetting this client's ids by up to "
+            f"{opts.consumer_id_spread}",
+        )
         spread_consumer_ids(client, opts.consumer_id_spread)
     return client

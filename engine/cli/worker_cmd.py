@@ -184,9 +184,16 @@ async def _serve(config: WorkerConfig) -> int:
             f"(started in {worker.startup_ms:.0f} ms)",
             flush=True,
         )
-        await stop.wait()
+        stopped = asyncio.create_task(stop.wait())
+        failed = asyncio.create_task(worker.fatal.wait())
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (stopped, failed):
+            task.cancel()
     finally:
         await security.stop()
         await worker.stop()
         await http.cleanup()
+    if worker.fatal.is_set():
+        print(f"magnetar: worker {config.worker_id} stopped: {worker.fatal_reason}", file=sys.stderr)
+        return 1
     return 0

@@ -60,10 +60,6 @@ class AssignmentTable:
             self.assignments[record.key] = value
         return True
 
-    def placement(self) -> dict[str, str]:
-        """Instance key -> worker id."""
-        return {key: a.workerId for key, a in self.assignments.items()}
-
     def for_worker(self, worker_id: str) -> dict[str, pb.Assignment]:
         """The assignments of one worker."""
         return {key: a for key, a in self.assignments.items() if a.workerId == worker_id}

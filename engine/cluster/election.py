@@ -9,11 +9,19 @@ worker that stops receiving fresh heartbeats for ``timeout`` seconds steps down.
 
 Heartbeats are consumed on a dedicated thread and handed to the event loop in
 batches; no election logic runs on the client's threads.
+
+The election is a state machine (:class:`ElectionState`) moved by one method,
+:meth:`LeaderElection._move`: FOLLOWER → TAKING_OFFICE on a fresh heartbeat, →
+LEADER once ``on_leadership(True)`` succeeded (back to FOLLOWER if it failed; the
+next fresh heartbeat tries again), LEADER → STEPPING_DOWN when heartbeats stop, →
+FOLLOWER after ``on_leadership(False)``. :attr:`LeaderElection.is_leader` is true in
+LEADER only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import threading
 import time
@@ -24,11 +32,31 @@ from typing import Any
 import orjson
 import pulsar
 
+from engine.aio import TaskSupervisor
+from engine.broker.capabilities import BrokerCapabilities
 from engine.cluster.topics import ClusterTopics
 
-__all__ = ["LeaderElection", "WorkerInfo"]
+__all__ = ["ElectionState", "LeaderElection", "WorkerInfo"]
 
 log = logging.getLogger(__name__)
+
+
+class ElectionState(enum.Enum):
+    """Where this worker stands in the election."""
+
+    FOLLOWER = "follower"
+    TAKING_OFFICE = "taking office"
+    LEADER = "leader"
+    STEPPING_DOWN = "stepping down"
+
+
+#: The moves the election makes; anything else is a bug.
+_MOVES = {
+    ElectionState.FOLLOWER: {ElectionState.TAKING_OFFICE},
+    ElectionState.TAKING_OFFICE: {ElectionState.LEADER, ElectionState.FOLLOWER},
+    ElectionState.LEADER: {ElectionState.STEPPING_DOWN},
+    ElectionState.STEPPING_DOWN: {ElectionState.FOLLOWER},
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +83,7 @@ class LeaderElection:
         interval: float = 0.5,
         timeout: float = 2.0,
         announced: Callable[[], dict[str, Any]] | None = None,
+        capabilities: BrokerCapabilities | None = None,
     ) -> None:
         self.client = client
         self.topics = topics
@@ -63,15 +92,17 @@ class LeaderElection:
         self._on_membership = on_membership
         self.interval = interval
         self.timeout = timeout
-        self.is_leader = False
+        self.capabilities = capabilities or BrokerCapabilities.apache()
+        self.state = ElectionState.FOLLOWER
         self.members: dict[str, tuple[WorkerInfo, float]] = {}
         self._last_fresh = 0.0
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._consumer: Any = None
-        self._producer: Any = None
-        self._thread: threading.Thread | None = None
+        self._tasks = TaskSupervisor(f"{me.worker_id} election")
+        self._election_consumer: Any = None
+        self._heartbeat_producer: Any = None
+        self._heartbeat_reader: Any = None
+        self._threads: list[threading.Thread] = []
         self._transition = asyncio.Lock()
         #: Last time each worker's heartbeat was seen by this worker's reader (monotonic).
         self.seen: dict[str, float] = {}
@@ -80,26 +111,42 @@ class LeaderElection:
         #: Which subscription of the coordination topic elects: 0 is ``participants``.
         self.generation = int(self._announced().get("generation", 0))
 
+    @property
+    def is_leader(self) -> bool:
+        """True once taking office has succeeded, until stepping down begins."""
+        return self.state is ElectionState.LEADER
+
+    def _move(self, to: ElectionState, why: str) -> None:
+        """The one place the state changes; each move is logged at debug level."""
+        if to not in _MOVES[self.state]:
+            raise RuntimeError(
+                f"election of {self.me.worker_id}: no move from {self.state.name} to {to.name}"
+            )
+        log.debug("%s election: %s -> %s (%s)", self.me.worker_id, self.state.name, to.name, why)
+        self.state = to
+
     async def start(self) -> None:
         """Join the subscription and start heartbeating."""
         self._loop = asyncio.get_running_loop()
-        self._producer = await asyncio.to_thread(
+        self._heartbeat_producer = await asyncio.to_thread(
             self.client.create_producer,
             self.topics.coordinate,
             batching_enabled=False,
             block_if_queue_full=True,
         )
-        self._consumer = await self._subscribe()
-        self._thread = threading.Thread(target=self._receive_loop, name="election", daemon=True)
-        self._thread.start()
-        self._beat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
-        self._beat_thread.start()
-        self._reader = await asyncio.to_thread(
+        self._election_consumer = await self._subscribe()
+        self._heartbeat_reader = await asyncio.to_thread(
             self.client.create_reader, self.topics.coordinate, pulsar.MessageId.latest
         )
-        self._watch_thread = threading.Thread(target=self._observe_loop, name="heartbeat-reader", daemon=True)
-        self._watch_thread.start()
-        self._tasks = [asyncio.create_task(self._watch())]
+        for target, name in (
+            (self._receive_loop, "election"),
+            (self._heartbeat_loop, "heartbeat"),
+            (self._observe_loop, "heartbeat-reader"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._tasks.keep(self._watch, "election watch")
 
     async def _subscribe(self) -> Any:
         for attempt in range(3):
@@ -126,69 +173,84 @@ class LeaderElection:
 
     async def _rejoin(self, generation: int | None = None) -> None:
         """Join again (a new generation's subscription when given), leaving the old one."""
-        old = self._consumer
+        old = self._election_consumer
         moving = generation is not None and generation != self.generation
         if moving:
             assert generation is not None
             self.generation = generation
-        self._consumer = await self._subscribe()
+        self._election_consumer = await self._subscribe()
         try:
             await asyncio.to_thread(old.unsubscribe if moving else old.close)
-        except Exception:
+        except pulsar.PulsarException as exc:
+            log.info(
+                "%s: leaving the old election subscription failed (%s); closing it", self.me.worker_id, exc
+            )
             try:
                 await asyncio.to_thread(old.close)
-            except Exception:
-                pass
+            except pulsar.PulsarException as again:
+                log.warning("%s: closing the old election consumer failed: %s", self.me.worker_id, again)
 
     async def stop(self) -> None:
         """Leave: stop heartbeating and close the consumer (the broker picks another leader)."""
         self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        threads = (self._thread, getattr(self, "_beat_thread", None), getattr(self, "_watch_thread", None))
-        for thread in threads:
-            if thread is not None:
-                thread.join(2)
-        for handle in (self._consumer, self._producer, getattr(self, "_reader", None)):
+        await self._tasks.close()
+        # The threads wake within their 200 ms receive timeouts; joining them blocks.
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 2)
+            if thread.is_alive():
+                log.warning("%s: election thread %s did not end within 2 s", self.me.worker_id, thread.name)
+        for name, handle in (
+            ("election consumer", self._election_consumer),
+            ("heartbeat producer", self._heartbeat_producer),
+            ("heartbeat reader", self._heartbeat_reader),
+        ):
             if handle is not None:
                 try:
                     await asyncio.to_thread(handle.close)
-                except Exception:
-                    pass
+                except pulsar.PulsarException as exc:  # already closed, or the broker is gone
+                    log.debug("%s: closing the %s: %s", self.me.worker_id, name, exc)
 
     def _heartbeat_loop(self) -> None:
         # A thread of its own: heartbeats must never queue behind other blocking work.
         payload = self.me.to_json()
+        failing = False
         while not self._stop.is_set():
             beat = orjson.dumps({**payload, "ts": time.time()})
             try:
-                self._producer.send(beat)
+                self._heartbeat_producer.send(beat)
                 log.debug("heartbeat sent")
-            except Exception as exc:
+                if failing:
+                    log.info("%s: heartbeats go out again", self.me.worker_id)
+                    failing = False
+            except Exception as exc:  # the broker is away or the client closing: keep beating
                 if self._stop.is_set():
                     return
-                log.warning("heartbeat failed: %s", exc)
+                if not failing:  # once per streak, not per beat
+                    log.warning("%s: sending a heartbeat failed: %s", self.me.worker_id, exc)
+                failing = True
             self._stop.wait(self.interval)
 
     def _observe_loop(self) -> None:
         # Every worker reads all heartbeats (a reader, not the election subscription): the
         # membership view is the same everywhere, and each worker knows whether the
         # announced leader is alive.
+        failing = False
         while not self._stop.is_set():
             try:
-                msg = self._reader.read_next(200)
+                msg = self._heartbeat_reader.read_next(200)
             except pulsar.Timeout:
                 continue
-            except Exception:
+            except Exception as exc:  # the broker is away or the client closing: retry
                 if self._stop.is_set():
                     return
-                time.sleep(0.2)
+                if not failing:  # once per streak, not per retry
+                    log.warning("%s: reading heartbeats failed: %s; retrying", self.me.worker_id, exc)
+                failing = True
+                self._stop.wait(0.2)
                 continue
+            if failing:
+                log.info("%s: reading heartbeats again", self.me.worker_id)
+                failing = False
             assert self._loop is not None
             try:
                 self._loop.call_soon_threadsafe(self._on_observed, msg.data())
@@ -211,23 +273,33 @@ class LeaderElection:
             self._on_membership(self.live_members())
 
     def _receive_loop(self) -> None:
+        failing = False
         while not self._stop.is_set():
-            consumer = self._consumer
+            consumer = self._election_consumer
             try:
                 msg = consumer.receive(200)
             except pulsar.Timeout:
                 continue
-            except Exception:
+            except Exception as exc:  # a consumer being replaced by _rejoin, or the broker away
                 if self._stop.is_set():
                     return
-                time.sleep(0.2)
+                if not failing:  # once per streak, not per retry
+                    log.warning(
+                        "%s: receiving on the election subscription failed: %s", self.me.worker_id, exc
+                    )
+                failing = True
+                self._stop.wait(0.2)
                 continue
+            if failing:
+                log.info("%s: receiving on the election subscription again", self.me.worker_id)
+                failing = False
             log.debug("heartbeat received from %s", msg.data()[:40])
             beats = [msg]
             try:
                 consumer.acknowledge(msg)
-            except Exception:
-                pass
+            except pulsar.PulsarException as exc:
+                # Heartbeats are only read for freshness: an unacked one is harmless.
+                log.debug("%s: acknowledging a heartbeat failed: %s", self.me.worker_id, exc)
             assert self._loop is not None
             try:
                 self._loop.call_soon_threadsafe(self._on_beats, [b.data() for b in beats])
@@ -237,14 +309,17 @@ class LeaderElection:
     def _on_beats(self, payloads: list[bytes]) -> None:
         # Fresh heartbeats on the election subscription mean the broker made us active.
         now = time.time()
+        fresh = False
         for raw in payloads:
             try:
                 beat = orjson.loads(raw)
             except orjson.JSONDecodeError:
+                log.debug("%s: ignoring a heartbeat that is not JSON: %r", self.me.worker_id, raw[:80])
                 continue
             if now - float(beat.get("ts", 0)) <= self.timeout:
                 self._last_fresh = time.monotonic()
-        if not self.is_leader and self._last_fresh:
+                fresh = True
+        if fresh and self.state is ElectionState.FOLLOWER:
             self._schedule_transition(True)
 
     def live_members(self) -> list[WorkerInfo]:
@@ -254,16 +329,19 @@ class LeaderElection:
     async def _watch(self) -> None:
         while not self._stop.is_set():
             await asyncio.sleep(self.interval / 2)
-            now = time.monotonic()
-            gone = [w for w, (_, seen) in self.members.items() if now - seen > self.timeout]
-            for w in gone:
-                del self.members[w]
-            if gone:
-                self._on_membership(self.live_members())
-            if self.is_leader and now - self._last_fresh > self.timeout:
-                self._schedule_transition(False)
-            if not self.is_leader:
-                await self._check_leader(now)
+            await self._tick(time.monotonic())
+
+    async def _tick(self, now: float) -> None:
+        """One round of the watch: expire members, step down when stale, mend a stuck election."""
+        gone = [w for w, (_, seen) in self.members.items() if now - seen > self.timeout]
+        for w in gone:
+            del self.members[w]
+        if gone:
+            self._on_membership(self.live_members())
+        if self.is_leader and now - self._last_fresh > self.timeout:
+            self._schedule_transition(False)
+        if self.state is ElectionState.FOLLOWER:
+            await self._check_leader(now)
 
     async def _check_leader(self, now: float) -> None:
         # The broker should hand the subscription to another consumer when the active one
@@ -276,11 +354,19 @@ class LeaderElection:
         if announced_generation > self.generation:
             await self._rejoin(announced_generation)
             return
+        # Following the announced generation is the protocol (every worker elects on the
+        # same subscription); moving on silence is the workaround for a stalling broker.
+        if not self.capabilities.failover_may_stall:
+            return
         leader = announced.get("workerId")
         if not leader or leader == self.me.worker_id or now - self._started < 2 * self.timeout:
             return
         last = self.seen.get(leader, self._started)
         if now - last > self.timeout and now - self._last_fresh > self.timeout:
+            self.capabilities.workaround(
+                "election-generation-rejoin",
+                "a Failover subscription may deliver to no one after its active consumer died",
+            )
             target = max(self.generation + 1, int(announced.get("epoch", 0)))
             log.warning(
                 "%s: no heartbeat from leader %s for %.1f s; electing on generation %d",
@@ -293,13 +379,46 @@ class LeaderElection:
             await self._rejoin(target)
 
     def _schedule_transition(self, leader: bool) -> None:
-        async def run() -> None:
-            async with self._transition:
-                if self.is_leader == leader:
-                    return
-                self.is_leader = leader
-                log.info("%s %s leadership", self.me.worker_id, "took" if leader else "lost")
-                await self._on_leadership(leader)
+        self._tasks.spawn(self._take_office() if leader else self._step_down(), "leadership change")
 
-        self._tasks = [t for t in self._tasks if not t.done()]
-        self._tasks.append(asyncio.create_task(run()))
+    async def _take_office(self) -> None:
+        async with self._transition:
+            if self.state is not ElectionState.FOLLOWER:
+                return
+            self._move(ElectionState.TAKING_OFFICE, "fresh heartbeats on the election subscription")
+            try:
+                await self._on_leadership(True)
+            except asyncio.CancelledError:
+                self._move(ElectionState.FOLLOWER, "cancelled while taking office")
+                raise
+            except Exception as exc:
+                log.error(
+                    "%s: taking office failed (%s: %s); following, and trying again on the next heartbeat",
+                    self.me.worker_id,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
+                self._move(ElectionState.FOLLOWER, "taking office failed")
+                return
+            self._move(ElectionState.LEADER, "took office")
+            log.info("%s took leadership", self.me.worker_id)
+
+    async def _step_down(self) -> None:
+        async with self._transition:
+            if self.state is not ElectionState.LEADER:
+                return
+            self._move(ElectionState.STEPPING_DOWN, f"no fresh heartbeat for {self.timeout:.1f} s")
+            log.info("%s lost leadership", self.me.worker_id)
+            try:
+                await self._on_leadership(False)
+            except Exception as exc:
+                log.error(
+                    "%s: stepping down failed (%s: %s); following anyway",
+                    self.me.worker_id,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
+            finally:
+                self._move(ElectionState.FOLLOWER, "stepped down")

@@ -150,6 +150,7 @@ class MetadataService:
         self._tailer.start()
 
     def stop(self) -> None:
+        """Stop following the topic and close the writers (blocking: run it in a thread)."""
         if self._tailer is not None:
             self._tailer.stop()
         for writer in (self._writer, self._snap_writer):
@@ -181,7 +182,10 @@ class MetadataService:
         async with self._lock:
             version = self.registry.next_version(fqfn, expected_version)
             if self._writer is None:
-                self._writer = TopicWriter(self.client, self.topics.metadata, f"{self.worker_id}-leader")
+                # Creating a writer creates a producer: a blocking client call.
+                self._writer = await asyncio.to_thread(
+                    TopicWriter, self.client, self.topics.metadata, f"{self.worker_id}-leader"
+                )
             value = b""
             if metadata is not None:
                 metadata.version = version
@@ -211,8 +215,8 @@ class MetadataService:
         functions, tombstones = self.registry.snapshot_items()
         blob = encode_snapshot(functions, tombstones)
         if self._snap_writer is None:
-            self._snap_writer = TopicWriter(
-                self.client, self.topics.metadata_snapshots, f"{self.worker_id}-snap"
+            self._snap_writer = await asyncio.to_thread(
+                TopicWriter, self.client, self.topics.metadata_snapshots, f"{self.worker_id}-snap"
             )
         snapshot_id = f"{self.worker_id}-{time.time_ns()}"
         parts = [blob[i : i + _PART_BYTES] for i in range(0, len(blob), _PART_BYTES)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import threading
 
@@ -18,6 +19,8 @@ import pulsar
 from engine.cluster.topics import ClusterTopics
 
 __all__ = ["SCHEME", "PackageError", "PackageStore"]
+
+log = logging.getLogger(__name__)
 
 SCHEME = "magnetar-package://"
 _PART = 1 << 20
@@ -34,15 +37,15 @@ class PackageStore:
         self._client = client
         self._topic = topics.packages
         self._cache = cache_dir
-        self._producer: pulsar.Producer | None = None
+        self._parts_producer: pulsar.Producer | None = None
         self._lock = threading.Lock()
 
     def put(self, data: bytes, filename: str) -> str:
         """Store ``data``; returns its package path."""
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
-            if self._producer is None:
-                self._producer = self._client.create_producer(
+            if self._parts_producer is None:
+                self._parts_producer = self._client.create_producer(
                     self._topic, batching_enabled=False, block_if_queue_full=True
                 )
             parts = [data[i : i + _PART] for i in range(0, len(data), _PART)] or [b""]
@@ -54,7 +57,7 @@ class PackageStore:
                     "parts": str(len(parts)),
                     "filename": os.path.basename(filename),
                 }
-                msg_id = self._producer.send(part, properties=props, partition_key=digest)
+                msg_id = self._parts_producer.send(part, properties=props, partition_key=digest)
                 if first is None:
                     first = msg_id
         assert first is not None
@@ -105,8 +108,9 @@ class PackageStore:
         return self._cache_file(digest, os.path.basename(filename), data)
 
     def close(self) -> None:
-        if self._producer is not None:
+        """Close the producer (blocking: on the event loop, run it in a thread)."""
+        if self._parts_producer is not None:
             try:
-                self._producer.close()
-            except Exception:
-                pass
+                self._parts_producer.close()
+            except pulsar.PulsarException as exc:  # already closed with the client
+                log.debug("closing the packages producer: %s", exc)

@@ -16,6 +16,8 @@ from typing import Any
 
 import pulsar
 
+from engine.broker.adapter import last_message_id
+
 __all__ = ["TopicTailer", "TopicWriter", "position_key", "read_range", "topic_end"]
 
 log = logging.getLogger(__name__)
@@ -32,13 +34,14 @@ def topic_end(client: pulsar.Client, topic: str) -> Any | None:
         topic, f"probe-{uuid.uuid4().hex}", initial_position=pulsar.InitialPosition.Latest
     )
     try:
-        last = probe._consumer.get_last_message_id()
+        last = last_message_id(probe)
     except pulsar.PulsarException:
         last = None  # the broker has no last message id for a topic never written to
     finally:
         try:
             probe.unsubscribe()
-        except Exception:  # pragma: no cover - best effort cleanup of the probe
+        except pulsar.PulsarException as exc:  # pragma: no cover - the probe is closed instead
+            log.debug("unsubscribing the probe of %s failed (%s); closing it", topic, exc)
             probe.close()
     if last is None or last.entry_id() < 0 or last.ledger_id() < 0:
         return None
@@ -105,6 +108,7 @@ class TopicTailer:
 
     def _run(self) -> None:
         reader = self._client.create_reader(self._topic, self._start)
+        failing = False
         try:
             while not self._stop.is_set():
                 batch: list[Any] = []
@@ -117,9 +121,14 @@ class TopicTailer:
                 except Exception as exc:  # a closed client during shutdown, or a broker hiccup
                     if self._stop.is_set():
                         return
-                    log.warning("tailing %s: %s", self._topic, exc)
+                    if not failing:  # once per streak of failures, not per retry
+                        log.warning("tailing %s: %s: %s; retrying", self._topic, type(exc).__name__, exc)
+                    failing = True
                     self._stop.wait(0.5)
                     continue
+                if failing:
+                    log.info("tailing %s: reading again", self._topic)
+                    failing = False
                 fresh = []
                 for msg in batch:
                     pos = position_key(msg.message_id())
@@ -132,15 +141,20 @@ class TopicTailer:
         finally:
             try:
                 reader.close()
-            except Exception:
-                pass
+            except pulsar.PulsarException as exc:  # already closed with the client
+                log.debug("closing the reader of %s: %s", self._topic, exc)
 
 
 class TopicWriter:
-    """Writes keyed records with properties; ``await write(...)`` returns once persisted."""
+    """Writes keyed records with properties; ``await write(...)`` returns once persisted.
+
+    Construction creates a producer and :meth:`close` closes it: both block, so on the
+    event loop run them with ``asyncio.to_thread``.
+    """
 
     def __init__(self, client: pulsar.Client, topic: str, name: str | None = None) -> None:
-        self._producer = client.create_producer(
+        self._topic = topic
+        self._records = client.create_producer(
             topic,
             producer_name=name,
             batching_enabled=False,
@@ -150,10 +164,11 @@ class TopicWriter:
 
     async def write(self, key: str, value: bytes, properties: dict[str, str]) -> Any:
         """Send one record and wait until the broker has it; returns its message id."""
-        return await asyncio.to_thread(self._producer.send, value, properties=properties, partition_key=key)
+        return await asyncio.to_thread(self._records.send, value, properties=properties, partition_key=key)
 
     def close(self) -> None:
+        """Close the producer (blocking)."""
         try:
-            self._producer.close()
-        except Exception:
-            pass
+            self._records.close()
+        except pulsar.PulsarException as exc:  # already closed with the client
+            log.debug("closing the writer of %s: %s", self._topic, exc)

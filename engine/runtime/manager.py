@@ -5,7 +5,9 @@ change: missing instances start, removed ones stop, an instance whose function
 version changed is restarted with the new code and config, and instances marked
 STOPPED in the metadata are stopped (and started again when marked RUNNING). A
 monitor restarts instances that died, with exponential backoff, and counts restarts.
-Blocking work (fetching packages, subscribing, joining threads) runs off the loop.
+Blocking work (fetching packages, subscribing, joining threads) runs off the loop,
+and so do status and metrics calls to child processes (:meth:`RuntimeManager.status_async`,
+:meth:`RuntimeManager.snapshots` gather them concurrently).
 
 Two runtimes: ``thread`` runs each instance on a thread of the worker, ``process``
 runs each in a child process controlled over gRPC (:mod:`engine.runtime.process`),
@@ -15,6 +17,7 @@ which isolates the user's code, its imports and its crashes from the worker.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -23,15 +26,17 @@ from typing import Any, Protocol
 
 import pulsar
 
+from engine.aio import TaskSupervisor
 from engine.broker.capabilities import BrokerCapabilities
 from engine.broker.client import BrokerOptions
 from engine.cluster.packages import PackageStore
 from engine.cluster.scheduler import split_instance_key
 from engine.config.validation import FunctionSpec
 from engine.hotpath import HotPath
+from engine.instance.crashes import record_exit
 from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
-from engine.runtime.builder import build_instance, spec_of
+from engine.runtime.builder import build_instance, default_ledger, spec_of
 from engine.runtime.child import Launch
 from engine.runtime.process import ProcessInstance
 from engine.state.store import StateStore
@@ -54,6 +59,27 @@ class InstanceHandle(Protocol):
     def failure_text(self) -> str: ...
 
     def status(self) -> dict[str, Any]: ...
+
+
+async def _status_of(inst: InstanceHandle) -> dict[str, Any]:
+    """The instance's status without blocking the loop (a child answers over gRPC)."""
+    if isinstance(inst, ProcessInstance):
+        return await inst.status_async()
+    return inst.status()  # a thread-runtime instance answers from memory
+
+
+async def _stop(inst: InstanceHandle) -> None:
+    """Stop ``inst`` on a thread (it joins threads or waits for a process), then close its channel."""
+    await asyncio.to_thread(inst.stop)
+    if isinstance(inst, ProcessInstance):
+        await inst.close_async()
+
+
+async def _snapshot_of(inst: InstanceHandle) -> dict[str, Any]:
+    if isinstance(inst, ProcessInstance):
+        return await inst.snapshot_async()
+    snap: dict[str, Any] = inst.stats.snapshot()
+    return snap
 
 
 @dataclass
@@ -122,26 +148,33 @@ class RuntimeManager:
         self.data_dir = data_dir
         self.options = options or InstanceOptions()
         self.process = process
+        #: What the broker does; the instances' workarounds depend on it.
         self.capabilities = capabilities or BrokerCapabilities.apache()
         self.slots: dict[str, InstanceSlot] = {}
-        self._monitor: asyncio.Task[None] | None = None
         self._closing = False
-        self._background: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSupervisor(f"{worker_id} runtime")
+        self._monitor: asyncio.Task[Any] | None = None
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _spawn(self, coro: Any, what: str) -> None:
+        self._tasks.spawn(coro, what)
 
     def start(self) -> None:
-        self._monitor = asyncio.create_task(self._watch())
+        self._monitor = self._tasks.keep(self._watch, "instance monitor")
 
     async def stop(self) -> None:
         self._closing = True
         if self._monitor is not None:
             self._monitor.cancel()
-        await asyncio.gather(*(self._stop_slot(s) for s in list(self.slots.values())), return_exceptions=True)
+        # Starts under way are not cancelled (their thread would go on and leave an
+        # instance no one stops): stopping a slot waits until it is no longer busy.
+        results = await asyncio.gather(
+            *(self._stop_slot(s) for s in list(self.slots.values())), return_exceptions=True
+        )
+        for slot, result in zip(list(self.slots.values()), results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("stopping %s failed: %s: %s", slot.key, type(result).__name__, result)
         self.slots.clear()
+        await self._tasks.close()
 
     # -- reconciling ---------------------------------------------------------------------------
     def sync(self, assigned: dict[str, pb.Assignment]) -> None:
@@ -150,14 +183,14 @@ class RuntimeManager:
             return
         for key in list(self.slots):
             if key not in assigned:
-                self._spawn(self._stop_slot(self.slots.pop(key)))
+                self._spawn(self._stop_slot(self.slots.pop(key)), f"stopping {key}")
         for key, assignment in assigned.items():
             md = assignment.instance.functionMetaData
             slot = self.slots.get(key)
             if slot is None:
                 slot = InstanceSlot(key, md)
                 self.slots[key] = slot
-                self._spawn(self._converge(slot))
+                self._spawn(self._converge(slot), f"starting {key}")
             elif slot.metadata.version != md.version:
                 # A new version of the code or config restarts the instance; a change of
                 # stop/start states alone only stops or starts it.
@@ -167,7 +200,7 @@ class RuntimeManager:
                 )
                 slot.metadata = md
                 slot.backoff = 1.0
-                self._spawn(self._converge(slot, restart=not same_code))
+                self._spawn(self._converge(slot, restart=not same_code), f"updating {key}")
 
     async def restart(self, key: str) -> bool:
         """Restart one instance now (the ``restart`` admin verb)."""
@@ -180,13 +213,18 @@ class RuntimeManager:
     async def _converge(self, slot: InstanceSlot, restart: bool = False) -> None:
         if slot.busy:
             await asyncio.sleep(0.05)
-            self._spawn(self._converge(slot, restart))
+            self._spawn(self._converge(slot, restart), f"converging {slot.key}")
             return
         slot.busy = True
         try:
             if restart or not slot.wanted:
                 await self._stop_instance(slot)
-            if slot.wanted and slot.instance is None and self.slots.get(slot.key) is slot:
+            if (
+                slot.wanted
+                and slot.instance is None
+                and self.slots.get(slot.key) is slot
+                and not self._closing
+            ):
                 await self._start_instance(slot)
         finally:
             slot.busy = False
@@ -217,6 +255,12 @@ class RuntimeManager:
             local = self.packages.fetch(location.packagePath, location.originalFileName or "package.py")
         options = InstanceOptions(**{**self.options.__dict__, "function_version": str(md.version)})
         if self.process is None:
+            # Threads share the worker's streams: what the function prints goes to its own log.
+            run_dir = os.path.join(os.path.abspath(self.data_dir), "instances")
+            name = fqfn.replace("/", ".")
+            options = dataclasses.replace(
+                options, output_log=os.path.join(run_dir, f"{name}-{instance_id}.log")
+            )
             inst = build_instance(
                 md.functionDetails,
                 local,
@@ -258,7 +302,7 @@ class RuntimeManager:
     async def _stop_instance(self, slot: InstanceSlot) -> None:
         inst, slot.instance = slot.instance, None
         if inst is not None:
-            await asyncio.to_thread(inst.stop)
+            await _stop(inst)
 
     async def _stop_slot(self, slot: InstanceSlot) -> None:
         while slot.busy:
@@ -279,26 +323,46 @@ class RuntimeManager:
                 inst = slot.instance
                 if inst is not None and not inst.is_alive():
                     slot.failure = inst.failure_text
-                    slot.last_status = inst.status()
-                    self._spawn(asyncio.to_thread(inst.stop))  # reap the process / join the thread
+                    if self.process is not None and slot.failure:
+                        # Tell the next start how the process ended, for crash attribution.
+                        spec = inst.spec
+                        how = slot.failure.removeprefix("instance process ")
+                        record_exit(default_ledger(spec, inst.instance_id, self.data_dir), how)
+                    slot.last_status = await _status_of(inst)
+                    # reap the process / join the thread
+                    self._spawn(_stop(inst), f"reaping {slot.key}")
                     slot.instance = None
                     slot.restarts += 1
                     slot.next_start = now + slot.backoff
                     slot.backoff = min(slot.backoff * 2, self.MAX_BACKOFF)
                     log.warning("%s died (%s); restarting in %.0fs", slot.key, slot.failure, slot.backoff / 2)
                 elif inst is None and now >= slot.next_start:
-                    self._spawn(self._converge(slot))
+                    self._spawn(self._converge(slot), f"restarting {slot.key}")
                 elif inst is not None and now - slot.started_at > 60:
                     slot.backoff = 1.0  # healthy for a minute: forget past failures
 
     # -- status --------------------------------------------------------------------------------
-    def status(self, key: str) -> dict[str, Any] | None:
-        """Apache's per-instance status fields, or ``None`` if not assigned here."""
+    async def status_async(self, key: str) -> dict[str, Any] | None:
+        """Apache's per-instance status fields, or ``None`` if not assigned here.
+
+        A child process that does not answer costs at most its call deadline, off the loop.
+        """
         slot = self.slots.get(key)
         if slot is None:
             return None
-        if slot.instance is not None:
-            st = slot.instance.status()
+        live = await _status_of(slot.instance) if slot.instance is not None else None
+        return self._status_fields(slot, live)
+
+    def status(self, key: str) -> dict[str, Any] | None:
+        """Blocking form of :meth:`status_async` (for callers on a thread)."""
+        slot = self.slots.get(key)
+        if slot is None:
+            return None
+        return self._status_fields(slot, slot.instance.status() if slot.instance is not None else None)
+
+    def _status_fields(self, slot: InstanceSlot, live: dict[str, Any] | None) -> dict[str, Any]:
+        if live is not None:
+            st = live
         elif slot.last_status is not None:
             st = dict(slot.last_status, running=False)
         else:
@@ -324,3 +388,9 @@ class RuntimeManager:
     def instances(self) -> list[InstanceHandle]:
         """Running instances (for metrics)."""
         return [s.instance for s in self.slots.values() if s.instance is not None]
+
+    async def snapshots(self) -> list[tuple[InstanceHandle, dict[str, Any]]]:
+        """``(instance, stats snapshot)`` of every running instance, gathered concurrently."""
+        running = self.instances()
+        snaps = await asyncio.gather(*(_snapshot_of(inst) for inst in running))
+        return list(zip(running, snaps, strict=True))

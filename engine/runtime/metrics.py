@@ -1,4 +1,9 @@
-"""Prometheus exposition of instance statistics with Apache's metric names and labels."""
+"""Prometheus exposition of instance statistics with Apache's metric names and labels.
+
+Rendering reads no instance itself when it is given snapshots gathered beforehand
+(:meth:`InstanceCollector.of_snapshots`): the worker gathers them concurrently, off
+its event loop's critical path, and renders from them.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,20 @@ class InstanceCollector(Collector):
     """Collects ``pulsar_function_*`` metrics from the instances ``instances()`` returns."""
 
     def __init__(self, instances: Callable[[], Iterable[Any]], cluster: str = "standalone") -> None:
-        self._instances = instances
+        self._pairs: Callable[[], Iterable[tuple[Any, dict[str, Any]]]] = lambda: (
+            (inst, inst.stats.snapshot()) for inst in instances()
+        )
         self._cluster = cluster
+
+    @classmethod
+    def of_snapshots(
+        cls, snapshots: Iterable[tuple[Any, dict[str, Any]]], cluster: str = "standalone"
+    ) -> InstanceCollector:
+        """A collector of ``(instance, stats snapshot)`` pairs taken beforehand."""
+        collector = cls(list, cluster)
+        pairs = list(snapshots)
+        collector._pairs = lambda: pairs
+        return collector
 
     def collect(self) -> Iterable[Any]:
         p = "pulsar_function_"
@@ -43,10 +60,9 @@ class InstanceCollector(Collector):
         )
         last = GaugeMetricFamily(p + "last_invocation", "Last invocation, epoch ms", labels=LABELS)
         user = SummaryMetricFamily(p + "user_metric", "User metrics", labels=[*LABELS, "metric"])
-        for inst in self._instances():
+        for inst, snap in self._pairs():
             spec = inst.spec
             labels = [spec.tenant, spec.namespace, spec.name, str(inst.instance_id), self._cluster, spec.fqfn]
-            snap = inst.stats.snapshot()
             for name, key in counters.items():
                 families[name].add_metric(labels, snap[key])
             latency.add_metric(labels, snap["latency_count"], snap["latency_sum_ms"])

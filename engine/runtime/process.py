@@ -9,10 +9,16 @@ use of a thread-runtime instance (``start``, ``stop``, ``is_alive``, ``failure_t
 A dead child is noticed without a network call (the process has exited), so the
 status of a dead instance answers at once; a child that does not answer within
 :attr:`ProcessInstance.CALL_TIMEOUT` is reported as not answering.
+
+The worker's event loop uses the ``async`` calls (:meth:`ProcessInstance.status_async`,
+:meth:`ProcessInstance.snapshot_async`) on a ``grpc.aio`` channel, so a hung child
+costs the loop nothing while the call's deadline runs.
+The blocking forms remain for threads and for tools that have no loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -24,6 +30,7 @@ import threading
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.protobuf import empty_pb2
 
 import engine
@@ -87,6 +94,8 @@ class ProcessInstance:
         self._failure = ""
         self._channel: grpc.Channel | None = None
         self._stub: ic_grpc.InstanceControlStub | None = None
+        self._aio_channel: grpc.aio.Channel | None = None
+        self._aio_stub: ic_grpc.InstanceControlStub | None = None
 
     @property
     def pid(self) -> int | None:
@@ -195,10 +204,36 @@ class ProcessInstance:
             log.debug("%s on %s:%s failed: %s", method, self.spec.fqfn, self.instance_id, exc)
             return None
 
+    async def _call_async(self, method: str) -> tuple[Any, grpc.StatusCode | None]:
+        """Call ``method`` on the loop's own gRPC channel; ``(answer or None, failure code)``.
+
+        A ``grpc.aio`` channel, made on first use by the loop that calls: the blocking
+        channel would start a polling thread per idle-to-busy call, and starting a thread
+        waits on the loop until the thread runs.
+        """
+        if self._stub is None or self.port is None or not self.is_alive():
+            return None, None
+        if self._aio_stub is None:
+            self._aio_channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+            self._aio_stub = ic_grpc.InstanceControlStub(self._aio_channel)
+        try:
+            answer = await getattr(self._aio_stub, method)(empty_pb2.Empty(), timeout=self.CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            log.debug("%s on %s:%s failed: %s", method, self.spec.fqfn, self.instance_id, exc.code())
+            return None, exc.code()
+        return answer, None
+
+    async def close_async(self) -> None:
+        """Close the loop's channel to the child (after :meth:`stop`)."""
+        channel, self._aio_channel, self._aio_stub = self._aio_channel, None, None
+        if channel is not None:
+            await channel.close()
+
     def status_proto(self) -> ic.FunctionStatus:
         """``FunctionStatus`` from the child, or the last one known (not running) if it is gone.
 
-        The child fills ``workerId`` with the worker id of its launch.
+        The child fills ``workerId`` with the worker id of its launch. Blocking: on the
+        event loop use :meth:`status_async`.
         """
         status = self._call("GetFunctionStatus")
         if status is not None:
@@ -210,7 +245,26 @@ class ProcessInstance:
             try:
                 self.proc.wait(0.2)
             except subprocess.TimeoutExpired:
-                pass
+                log.debug("%s:%s still runs after a failed status call", self.spec.fqfn, self.instance_id)
+        return self._stale_status()
+
+    async def status_proto_async(self) -> ic.FunctionStatus:
+        """:meth:`status_proto` without blocking the event loop."""
+        status, code = await self._call_async("GetFunctionStatus")
+        if status is not None:
+            self.last_status = status
+            return status
+        if code == grpc.StatusCode.UNAVAILABLE:
+            # As in status_proto: the child may just have crashed; poll for its exit
+            # briefly instead of waiting on it. A child that is merely slow (deadline
+            # exceeded) is reported as not answering at once.
+            for _ in range(10):
+                if self.proc is None or self.proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.02)
+        return self._stale_status()
+
+    def _stale_status(self) -> ic.FunctionStatus:
         status = ic.FunctionStatus()
         if self.last_status is not None:
             status.CopyFrom(self.last_status)
@@ -222,8 +276,19 @@ class ProcessInstance:
         return status
 
     def status(self) -> dict[str, Any]:
-        """The REST API's status fields for this instance."""
+        """The REST API's status fields for this instance (blocking)."""
         return status_dict(self.status_proto())
+
+    async def status_async(self) -> dict[str, Any]:
+        """The REST API's status fields for this instance, answered within about a second."""
+        return status_dict(await self.status_proto_async())
+
+    async def snapshot_async(self) -> dict[str, Any]:
+        """``stats.snapshot()`` without blocking the event loop."""
+        metrics, _code = await self._call_async("GetMetrics")
+        if metrics is not None:
+            self._last_metrics = metrics
+        return snapshot_from(self._last_metrics, self.last_status)
 
     def metrics_proto(self) -> ic.MetricsData:
         """``MetricsData`` from the child, or the last known if it is gone."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 __all__ = ["PerThreadConnections"]
 
@@ -28,12 +31,12 @@ class PerThreadConnections:
         return conn
 
     def close_all(self) -> None:
-        """Close every connection of every thread (errors on closing are ignored)."""
+        """Close every connection of every thread (a failure to close one is logged)."""
         with self._lock:
             for conn in self._all:
                 try:
                     conn.close()
-                except Exception:
-                    pass
+                except Exception as exc:  # each driver has its own errors; the rest still close
+                    log.warning("closing a state-store connection failed: %s: %s", type(exc).__name__, exc)
             self._all.clear()
         self._local = threading.local()

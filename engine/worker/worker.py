@@ -2,8 +2,10 @@
 
 It loads the metadata (snapshot + recent records), follows the assignments topic,
 joins the election, runs its assigned instances, serves the REST API, and while it
-leads, schedules. Everything here runs on one asyncio loop; blocking client calls
-run on threads.
+leads, schedules. Everything here runs on one asyncio loop that never blocks: client
+calls, store opens and closes, and thread joins run on threads; background work runs
+as supervised tasks (:class:`~engine.aio.TaskSupervisor`), and a probe measures how
+late the loop wakes (``magnetar_worker_event_loop_lag_ms`` in the worker's metrics).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import gc
 import logging
 import os
 import time
@@ -22,6 +25,7 @@ import orjson
 import pulsar
 from google.protobuf.message import DecodeError
 
+from engine.aio import LoopLagProbe, TaskSupervisor
 from engine.broker.client import BrokerOptions, make_client
 from engine.broker.embedded import EmbeddedBroker
 from engine.cluster.assignments import AssignmentRecord, AssignmentTable
@@ -102,17 +106,27 @@ class Worker:
         self.http: aiohttp.ClientSession | None = None
         self._assign_tailer: TopicTailer | None = None
         self._assign_last: Any = pulsar.MessageId.earliest
-        self._tasks: list[asyncio.Task[None]] = []
         self._known_members: set[str] = set()
         #: Assignment records skipped because they could not be decoded (worker metrics).
         self.undecodable_assignments = 0
+        #: How late this worker's event loop wakes (read by the metrics endpoints).
+        self.loop_lag = LoopLagProbe()
+        #: Set with :attr:`fatal_reason` when a duty the worker cannot run without failed.
+        self.fatal = asyncio.Event()
+        self.fatal_reason = ""
+        self._tasks = TaskSupervisor(config.worker_id, on_fatal=self._on_fatal)
+
+    def _on_fatal(self, message: str) -> None:
+        self.fatal_reason = message
+        self.fatal.set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         t0 = time.perf_counter()
         cfg = self.config
         reserve_namespace(cfg.namespace)
-        os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
+        self._tasks.keep(self.loop_lag.run, "event-loop lag probe")
+        await asyncio.to_thread(os.makedirs, cfg.data_dir, 0o700, True)
         if cfg.broker is None:
             self.broker = await asyncio.to_thread(EmbeddedBroker(os.path.join(cfg.data_dir, "broker")).start)
             broker = self.broker.options()
@@ -125,22 +139,25 @@ class Worker:
             timeout=aiohttp.ClientTimeout(total=30), **internal_http_options(cfg.auth)
         )
         url = cfg.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(cfg.data_dir, 'state.db'))}"
-        self.state_store = open_state_store(url)
+        self.state_store = await asyncio.to_thread(open_state_store, url)
         self.packages = PackageStore(self.client, self.topics, os.path.join(cfg.data_dir, "package-cache"))
         self.metadata = MetadataService(self.client, self.topics, cfg.worker_id, cfg.snapshot_every)
         self.metadata.add_listener(self._on_functions_changed)
         self.duties = LeaderDuties(self.client, self.topics, cfg.worker_id, self.table)
+        # Both import modules (the hot path's twin, a secrets provider's class): off the loop.
+        hot = await asyncio.to_thread(load, cfg.hotpath)
+        secrets = await asyncio.to_thread(make_secrets_provider, cfg.secrets_provider)
         self.runtime = RuntimeManager(
             cfg.worker_id,
             self.client,
-            load(cfg.hotpath),
+            hot,
             self.packages,
             self.state_store,
-            make_secrets_provider(cfg.secrets_provider),
+            secrets,
             cfg.data_dir,
             cfg.instance,
             self._process_settings(broker, url),
-            broker.capabilities,
+            capabilities=broker.capabilities,
         )
         await self.metadata.start()
         await asyncio.to_thread(self._load_assignments)
@@ -163,10 +180,14 @@ class Worker:
             interval=cfg.heartbeat_interval,
             timeout=cfg.election_timeout,
             announced=lambda: self.table.leader,
+            capabilities=broker.capabilities,
         )
         await self.election.start()
-        self._tasks.append(asyncio.create_task(self._failure_checks()))
+        self._tasks.keep(self._failure_checks, "periodic failure checks")
         self.startup_ms = (time.perf_counter() - t0) * 1000
+        # What start-up allocated lives as long as the worker: keep it out of the
+        # collector's full passes, which would otherwise pause the loop for each of them.
+        gc.freeze()
         self.initialized = True
 
     def _process_settings(self, broker: BrokerOptions, state_url: str) -> ProcessSettings | None:
@@ -185,8 +206,7 @@ class Worker:
 
     async def stop(self) -> None:
         self.initialized = False
-        for task in self._tasks:
-            task.cancel()
+        await self._tasks.close()
         log.info("%s stopping: instances first, so their inputs are settled", self.config.worker_id)
         if hasattr(self, "runtime"):
             await self.runtime.stop()
@@ -198,16 +218,16 @@ class Worker:
         if hasattr(self, "metadata"):
             await asyncio.to_thread(self.metadata.stop)
         if hasattr(self, "duties"):
-            self.duties.close()
+            await asyncio.to_thread(self.duties.close)
         if hasattr(self, "packages"):
-            self.packages.close()
+            await asyncio.to_thread(self.packages.close)
         if self.http is not None:
             await self.http.close()
         if self.client is not None:
             log.info("%s stopping: client", self.config.worker_id)
             await asyncio.to_thread(self.client.close)
         if self.state_store is not None:
-            self.state_store.close()
+            await asyncio.to_thread(self.state_store.close)
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
 
@@ -263,8 +283,10 @@ class Worker:
 
     # -- leadership ------------------------------------------------------------------------------
     async def _on_leadership(self, leader: bool) -> None:
+        # The election calls this while TAKING_OFFICE or STEPPING_DOWN: ``is_leader`` is
+        # still false while taking office, so the first schedule runs unconditionally.
         if not leader:
-            self.duties.close()
+            await asyncio.to_thread(self.duties.close)
             return
         await self._caught_up()
         epoch = max(self.metadata.registry.max_epoch, self.table.max_epoch) + 1
@@ -272,7 +294,7 @@ class Worker:
         members = self.election.live_members()
         self._known_members = {m.worker_id for m in members}
         await self.duties.publish_members([m.to_json() for m in members])
-        await self.schedule()
+        await self._schedule_now()
         await self.metadata.write_snapshot(epoch)
 
     def _on_membership(self, members: list[WorkerInfo]) -> None:
@@ -287,28 +309,36 @@ class Worker:
             await self.duties.publish_members([m.to_json() for m in members])
             await self.schedule(rebalance=joined)
 
-        self._tasks.append(asyncio.create_task(run()))
+        self._tasks.spawn(run(), "publishing the membership")
 
     def _on_functions_changed(self, fqfns: list[str]) -> None:
         if self.election.is_leader if hasattr(self, "election") else False:
-            self._tasks.append(asyncio.create_task(self.schedule()))
+            self._tasks.spawn(self.schedule(), f"scheduling after changes to {', '.join(fqfns[:3])}")
 
     async def schedule(self, rebalance: bool = False) -> Any:
         """Leader: bring assignments in line with functions and live workers."""
         if not self.election.is_leader:
             return None
+        return await self._schedule_now(rebalance)
+
+    async def _schedule_now(self, rebalance: bool = False) -> Any:
         workers = [m.worker_id for m in self.election.live_members()]
         return await self.duties.schedule(self.metadata.registry, workers, rebalance)
 
     async def _failure_checks(self) -> None:
         while True:
             await asyncio.sleep(self.config.failure_check_interval)
-            self._tasks = [t for t in self._tasks if not t.done()]
             if self.election.is_leader:
+                members = self.election.live_members()
+                if {m.worker_id for m in members} != self._known_members:
+                    # A change while this worker was still taking office was not yet
+                    # its to publish: catch up now.
+                    self._on_membership(members)
                 try:
                     await self.schedule()
-                except Exception:
-                    log.exception("periodic schedule failed")
+                except (pulsar.PulsarException, TimeoutError) as exc:
+                    # The broker is away for a moment; the next round tries again.
+                    log.warning("%s: periodic schedule failed: %s", self.config.worker_id, exc)
 
     # -- metadata changes (any worker) -------------------------------------------------------------
     def leader_url(self) -> str | None:
@@ -349,8 +379,8 @@ class Worker:
                             raise StaleVersion(data.get("reason", "stale version"))
                         if resp.status != 503:
                             raise RuntimeError(f"leader answered {resp.status}: {data}")
-                except aiohttp.ClientError:
-                    pass
+                except aiohttp.ClientError as exc:
+                    log.debug("forwarding %s to the leader at %s failed: %s; retrying", fqfn, url, exc)
             elif self.election.is_leader:
                 return await self.metadata.propose(fqfn, metadata, expected, self.duties.epoch)
             await asyncio.sleep(0.1)
