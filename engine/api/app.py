@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from engine.api.dashboard_routes import add_dashboard_routes
 from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
 from engine.api.worker_routes import add_worker_routes
@@ -49,6 +50,7 @@ def build_app(worker: Worker) -> web.Application:
     app["worker"] = worker
     add_function_routes(app)
     add_worker_routes(app)
+    add_dashboard_routes(app)
     return app
 
 

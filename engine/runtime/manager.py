@@ -79,6 +79,7 @@ class InstanceSlot:
     last_status: dict[str, Any] | None = None
     restarts: int = 0
     failure: str = ""
+    last_failure: str = ""  # why it last died or failed to start, kept after it runs again
     next_start: float = 0.0
     backoff: float = 1.0
     busy: bool = False
@@ -124,6 +125,9 @@ class RuntimeManager:
         self._monitor: asyncio.Task[None] | None = None
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
+        # Duration of the last instance start and stop, for the worker's metrics (milliseconds).
+        self.last_start_ms = 0.0
+        self.last_stop_ms = 0.0
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -189,10 +193,11 @@ class RuntimeManager:
             slot.busy = False
 
     async def _start_instance(self, slot: InstanceSlot) -> None:
+        t0 = time.perf_counter()
         try:
             inst = await asyncio.to_thread(self._build_and_start, slot.key, slot.metadata)
         except Exception as exc:
-            slot.failure = f"{type(exc).__name__}: {exc}"
+            slot.failure = slot.last_failure = f"{type(exc).__name__}: {exc}"
             slot.next_start = time.monotonic() + slot.backoff
             slot.backoff = min(slot.backoff * 2, self.MAX_BACKOFF)
             log.warning("starting %s failed: %s", slot.key, slot.failure)
@@ -200,6 +205,7 @@ class RuntimeManager:
         slot.instance = inst
         slot.started_at = time.monotonic()
         slot.failure = ""
+        self.last_start_ms = (time.perf_counter() - t0) * 1000
 
     @property
     def runtime(self) -> str:
@@ -254,7 +260,9 @@ class RuntimeManager:
     async def _stop_instance(self, slot: InstanceSlot) -> None:
         inst, slot.instance = slot.instance, None
         if inst is not None:
+            t0 = time.perf_counter()
             await asyncio.to_thread(inst.stop)
+            self.last_stop_ms = (time.perf_counter() - t0) * 1000
 
     async def _stop_slot(self, slot: InstanceSlot) -> None:
         while slot.busy:
@@ -274,7 +282,7 @@ class RuntimeManager:
                     continue
                 inst = slot.instance
                 if inst is not None and not inst.is_alive():
-                    slot.failure = inst.failure_text
+                    slot.failure = slot.last_failure = inst.failure_text
                     slot.last_status = inst.status()
                     self._spawn(asyncio.to_thread(inst.stop))  # reap the process / join the thread
                     slot.instance = None
