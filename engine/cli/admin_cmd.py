@@ -12,12 +12,15 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlparse
 
 import aiohttp
 import orjson
 
 from engine.cli.function_flags import add_function_flags, overrides_from_args
+from engine.cli.progress import Progress
 from engine.config import load_config_file, merge_overrides
 
 __all__ = ["AdminError", "add_admin_parsers"]
@@ -29,18 +32,22 @@ class AdminError(Exception):
     """The worker rejected the request; the message is its reason."""
 
 
+def _raise_for(status: int, body: bytes) -> None:
+    if status >= 400:
+        try:
+            reason = orjson.loads(body).get("reason", body.decode())
+        except (orjson.JSONDecodeError, AttributeError):
+            reason = body.decode(errors="replace")
+        raise AdminError(f"{status}: {reason}")
+
+
 async def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
     url = args.admin_url.rstrip("/") + path
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as session:
         try:
             async with session.request(method, url, **kw) as resp:
                 body = await resp.read()
-                if resp.status >= 400:
-                    try:
-                        reason = orjson.loads(body).get("reason", body.decode())
-                    except (orjson.JSONDecodeError, AttributeError):
-                        reason = body.decode(errors="replace")
-                    raise AdminError(f"{resp.status}: {reason}")
+                _raise_for(resp.status, body)
                 if resp.content_type == "application/json":
                     return orjson.loads(body) if body else None
                 return body
@@ -258,23 +265,58 @@ def cmd_putstate(args: argparse.Namespace) -> None:
     _emit(args, out, [[key, "stored"]], ["KEY", "RESULT"])
 
 
+_CHUNK = 256 * 1024
+
+
+async def _file_chunks(path: str, progress: Progress) -> AsyncIterator[bytes]:
+    """The file in chunks, counting each as it is handed to the connection."""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            progress.advance(len(chunk))
+            yield chunk
+
+
 def cmd_upload(args: argparse.Namespace) -> None:
-    form = aiohttp.FormData()
-    with open(args.source_file, "rb") as fh:
-        form.add_field("data", fh.read(), filename=os.path.basename(args.source_file))
-    form.add_field("path", args.path or os.path.basename(args.source_file))
-    out = call(args, "POST", "/admin/v3/functions/upload", data=form)
+    if not os.path.isfile(args.source_file):
+        raise AdminError(f"--source-file {args.source_file}: no such file")
+    name = os.path.basename(args.source_file)
+    with Progress(f"uploading {name}", total=os.path.getsize(args.source_file)) as progress:
+        form = aiohttp.FormData()
+        form.add_field(
+            "data",
+            _file_chunks(args.source_file, progress),
+            filename=name,
+            content_type="application/octet-stream",
+        )
+        form.add_field("path", args.path or name)
+        out = call(args, "POST", "/admin/v3/functions/upload", data=form)
     _emit(args, out, [[out["path"]]], ["PACKAGE PATH"])
+
+
+async def _download(args: argparse.Namespace, path: str, params: dict[str, str], dest: str) -> int:
+    url = args.admin_url.rstrip("/") + path
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as session:
+        try:
+            async with session.get(url, params=params) as resp:
+                if resp.status >= 400:
+                    _raise_for(resp.status, await resp.read())
+                with Progress(f"downloading to {dest}", total=resp.content_length) as progress:
+                    with open(dest, "wb") as fh:
+                        async for chunk in resp.content.iter_chunked(_CHUNK):
+                            fh.write(chunk)
+                            progress.advance(len(chunk))
+                    return int(progress.done)
+        except aiohttp.ClientConnectionError as exc:
+            raise AdminError(f"cannot reach {args.admin_url}: {exc}")
 
 
 def cmd_download(args: argparse.Namespace) -> None:
     if args.path:
-        data = call(args, "GET", "/admin/v3/functions/download", params={"path": args.path})
+        path, params = "/admin/v3/functions/download", {"path": args.path}
     else:
-        data = call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}/download")
-    with open(args.destination_file, "wb") as fh:
-        fh.write(data if isinstance(data, bytes) else orjson.dumps(data))
-    print(f"downloaded {len(data)} bytes to {args.destination_file}")
+        path, params = f"/admin/v3/functions/{_fqfn(args)}/download", {}
+    size = asyncio.run(_download(args, path, params, args.destination_file))
+    print(f"downloaded {size} bytes to {args.destination_file}")
 
 
 # -- worker verbs -----------------------------------------------------------------------------------------
@@ -303,16 +345,47 @@ def cmd_assignments(args: argparse.Namespace) -> None:
 
 
 def cmd_rebalance(args: argparse.Namespace) -> None:
-    out = call(args, "PUT", "/admin/v2/worker/rebalance")
+    with Progress("rebalancing", unit="instances moved") as progress:
+        progress.set_phase("the leader is evening out the instances")
+        out = call(args, "PUT", "/admin/v2/worker/rebalance")
+        progress.update(out.get("moved", 0))
     _emit(args, out, [[out.get("moved", 0)]], ["INSTANCES MOVED"])
 
 
-def cmd_drain(args: argparse.Namespace) -> None:
+def _drain_target(args: argparse.Namespace) -> str | None:
+    """The id of the worker to drain: --worker-id, else the worker --admin-url points at."""
     if args.worker_id:
-        out = call(args, "PUT", "/admin/v2/worker/leader/drain", params={"workerId": args.worker_id})
-    else:
-        out = call(args, "PUT", "/admin/v2/worker/drain")
-    _emit(args, out, [[args.worker_id or "(this worker)", out.get("status")]], ["WORKER", "DRAIN"])
+        return str(args.worker_id)
+    want = urlparse(args.admin_url)
+    for member in call(args, "GET", "/admin/v2/worker/cluster"):
+        if member.get("port") == want.port and member.get("workerHostname") in (want.hostname, "0.0.0.0"):
+            return str(member["workerId"])
+    return None
+
+
+def _left_on(args: argparse.Namespace, worker_id: str) -> int:
+    return len(call(args, "GET", "/admin/v2/worker/assignments").get(worker_id, []))
+
+
+def cmd_drain(args: argparse.Namespace) -> None:
+    target = _drain_target(args)
+    with Progress(f"draining {target or 'this worker'}", unit="instances moved") as progress:
+        start = _left_on(args, target) if target else 0
+        progress.update(0, start or None)
+        progress.set_phase(f"{start} instance(s) to move" if target else "asking the leader")
+        if args.worker_id:
+            out = call(args, "PUT", "/admin/v2/worker/leader/drain", params={"workerId": args.worker_id})
+        else:
+            out = call(args, "PUT", "/admin/v2/worker/drain")
+        left = _left_on(args, target) if target else 0
+        deadline = time.monotonic() + args.timeout
+        while left and time.monotonic() < deadline:
+            progress.update(start - left)
+            time.sleep(0.2)  # the leader reassigns in the background; poll its table
+            left = _left_on(args, target) if target else 0
+        progress.update(start - left)
+        progress.set_phase(str(out.get("status", "")))
+    _emit(args, out, [[target or "(this worker)", out.get("status")]], ["WORKER", "DRAIN"])
 
 
 def cmd_monitoring_metrics(args: argparse.Namespace) -> None:
