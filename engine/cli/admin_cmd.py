@@ -86,9 +86,26 @@ def _emit(
     rows = [[str(c) for c in row] for row in table]
     cols = headers or []
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(cols)]
-    print("  ".join(h.ljust(w) for h, w in zip(cols, widths, strict=True)))
+    # Numbers right-aligned under their header, text left-aligned; no trailing blanks.
+    numeric = [bool(rows) and all(_is_number(r[i]) for r in rows) for i in range(len(cols))]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    print(line(cols))
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        print(line(row))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+    except ValueError:
+        return False
+    return text not in ("nan", "inf", "True", "False")
 
 
 # -- function verbs ---------------------------------------------------------------------------------------
@@ -128,7 +145,7 @@ def _name_from(args: argparse.Namespace) -> str:
 def cmd_create(args: argparse.Namespace) -> None:
     fqfn = _name_from(args)
     out = call(args, "POST", f"/admin/v3/functions/{fqfn}", data=_submission(args, fqfn))
-    _emit(args, out, [[fqfn, out.get("version")]], ["FUNCTION", "CREATED VERSION"])
+    _emit(args, out, [[fqfn, out.get("version")]], ["CREATED FUNCTION", "VERSION"])
 
 
 def cmd_update(args: argparse.Namespace) -> None:
@@ -148,8 +165,16 @@ def cmd_get(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    out = call(args, "GET", f"/admin/v3/functions/{args.tenant or 'public'}/{args.namespace or 'default'}")
-    _emit(args, out, [[n] for n in out], ["NAME"])
+    ns = f"{args.tenant or 'public'}/{args.namespace or 'default'}"
+    out = call(args, "GET", f"/admin/v3/functions/{ns}")
+    if args.output_format == "json":
+        _emit(args, out)  # the names, as pulsar-admin prints them
+        return
+    table = []
+    for name in out:
+        st = call(args, "GET", f"/admin/v3/functions/{ns}/{name}/status")
+        table.append([name, f"{st.get('numRunning', 0)}/{st.get('numInstances', 0)}"])
+    _emit(args, out, table, [f"FUNCTION (in {ns})", "INSTANCES RUNNING/TOTAL"])
 
 
 def _instance_path(args: argparse.Namespace, verb: str) -> str:

@@ -37,9 +37,12 @@ from engine.proto import Function_pb2 as pb
 from engine.runtime.manager import ProcessSettings, RuntimeManager
 from engine.state import StateStore, open_state_store
 
-__all__ = ["NotLeader", "Worker", "WorkerConfig"]
+__all__ = ["CLIENT_LOG", "NotLeader", "Worker", "WorkerConfig"]
 
 log = logging.getLogger(__name__)
+
+#: The Pulsar client's own log, in the worker's data dir (the terminal gets a summary).
+CLIENT_LOG = "pulsar-client.log"
 
 
 class NotLeader(Exception):
@@ -66,6 +69,8 @@ class WorkerConfig:
     consumer_id_spread: int = 4096
     runtime: str = "thread"
     instance: InstanceOptions = field(default_factory=InstanceOptions)
+    #: Port of the embedded broker (standalone only); a free one when ``None``.
+    embedded_broker_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -98,12 +103,17 @@ class Worker:
         cfg = self.config
         os.makedirs(cfg.data_dir, exist_ok=True)
         if cfg.broker is None:
-            self.broker = await asyncio.to_thread(EmbeddedBroker(os.path.join(cfg.data_dir, "broker")).start)
+            embedded = EmbeddedBroker(os.path.join(cfg.data_dir, "broker"), port=cfg.embedded_broker_port)
+            self.broker = await asyncio.to_thread(embedded.start)
             broker = self.broker.options()
             cfg.instance = dataclasses.replace(cfg.instance, broker_deduplication=False)
         else:
             broker = cfg.broker
-        broker = dataclasses.replace(broker, consumer_id_spread=cfg.consumer_id_spread)
+        broker = dataclasses.replace(
+            broker,
+            consumer_id_spread=cfg.consumer_id_spread,
+            client_log_path=broker.client_log_path or os.path.abspath(os.path.join(cfg.data_dir, CLIENT_LOG)),
+        )
         self.client = await asyncio.to_thread(make_client, broker, 2)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         url = cfg.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(cfg.data_dir, 'state.db'))}"
