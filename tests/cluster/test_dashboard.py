@@ -174,7 +174,7 @@ def test_dashboard_shows_the_cluster_live_and_its_actions_work(
         assert _children(owner, fqfn).get(1) == before
         button.click()
         page.click("#confirm-ok")
-        expect(page.locator("#banner")).to_contain_text(f"Restart of {fqfn} instance 1 requested")
+        expect(page.locator("#banner")).to_contain_text(f"Restart of {fqfn} instance 1 done.", timeout=60000)
         assert wait_until(lambda: _children(owner, fqfn).get(1) not in (None, before), timeout=30)
         expect(_cell(page, f"{fqfn}:1", "state")).to_have_text("running", timeout=60000)
         assert wait_until(lambda: _rate(page, fqfn) > 0, timeout=30), "messages flow again"
@@ -234,3 +234,27 @@ def test_dashboard_json_gathers_every_worker(dcluster: Cluster) -> None:
         assert rest(dcluster.workers[0].url, "GET", f"/dashboard/static/{asset}")
     with pytest.raises(RestError, match="404"):
         rest(dcluster.workers[0].url, "GET", "/dashboard/static/..%2f..%2fsetup.py")
+
+
+def test_drain_button_moves_a_workers_instances_after_confirmation(
+    dcluster: Cluster, browser: Browser
+) -> None:
+    # Runs last in this module: the drained worker takes no instances afterwards.
+    name = f"dd{uuid.uuid4().hex[:6]}"
+    fqfn = f"public/default/{name}"
+    create(dcluster, name, f"{name}-in", f"{name}-out", 2)
+    page = browser.new_page(viewport={"width": 1700, "height": 1000})
+    page.goto(f"{dcluster.workers[0].url}/dashboard?interval=500")
+    for iid in (0, 1):
+        expect(_cell(page, f"{fqfn}:{iid}", "state")).to_have_text("running", timeout=60000)
+    page.locator('tr[data-worker="w2"] button[data-action="drain"]').click()
+    expect(page.locator("#confirm-text")).to_have_text("Drain worker w2? Its instances move to the others.")
+    page.click("#confirm-ok")
+    expect(page.locator("#banner")).to_contain_text("Drain of w2: DrainCompleted", timeout=60000)
+    expect(page.locator('tr[data-worker="w2"] [data-field="health"]')).to_have_text("draining", timeout=20000)
+    for iid in (0, 1):
+        expect(_cell(page, f"{fqfn}:{iid}", "worker")).to_have_text("w1", timeout=30000)
+        expect(_cell(page, f"{fqfn}:{iid}", "state")).to_have_text("running", timeout=60000)
+    assigned = rest(dcluster.workers[0].url, "GET", "/admin/v2/worker/assignments")
+    assert assigned.get("w2", []) == []
+    page.close()

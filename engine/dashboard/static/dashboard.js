@@ -81,8 +81,10 @@ function instanceAction(row, verb) {
   return el("button", {
     "data-action": verb,
     onclick: () => confirmThen(label + " instance " + row.instanceId + " of " + row.name + "?", async () => {
+      const what = label + " of " + row.name + " instance " + row.instanceId;
+      banner(what + " in progress…", false);
       await api("POST", instancePath(row, verb));
-      banner(label + " of " + row.name + " instance " + row.instanceId + " requested.", false);
+      banner(what + " done.", false);
     }),
   }, label);
 }
@@ -110,6 +112,7 @@ function renderWorkers(cluster) {
       "data-action": "drain",
       onclick: () => confirmThen("Drain worker " + w.workerId + "? Its instances move to the others.",
         async () => {
+          banner("Drain of " + w.workerId + " in progress…", false);
           const out = await api("PUT", "/admin/v2/worker/leader/drain?workerId=" + encodeURIComponent(w.workerId));
           banner("Drain of " + w.workerId + ": " + (out && out.status ? out.status : "requested"), false);
         }),
