@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,9 @@ def client_logger(path: str | None = None) -> pulsar.FileLogger:
     which can stall its keep-alives behind busy instance threads (and has deadlocked in
     pulsar-client-python before); stdout is kept for the program's own output.
     """
+    if path:
+        # Created private to its owner before the client opens it for appending.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     return pulsar.FileLogger(pulsar.LoggerLevel.Warn, path or "/dev/stderr")
 
 

@@ -79,6 +79,7 @@ def test_standalone_prints_both_urls_and_keeps_client_noise_off_the_terminal(tmp
         _roundtrip(broker, "sa")
     stderr = (tmp_path / "sa.stderr").read_text()
     client_log = (data / "pulsar-client.log").read_text()
+    assert (data / "pulsar-client.log").stat().st_mode & 0o777 == 0o600
     assert "Failed to getLastMessageId" in client_log, "the client's routine errors go to its log file"
     assert "getLastMessageId" not in stderr and "ERROR" not in stderr, stderr
 
