@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh checkout: a virtual environment, the package built
 # with its Cython hot path and generated protobuf code, then lint, types and tests.
-# Extra arguments go to pytest. Needs only Python >= 3.10 and a C compiler.
+# Extra arguments go to pytest. Needs Python >= 3.10 and a C compiler; the wheel test builds
+# for CPython 3.10-3.13 (ci/find_python.sh finds them) and the dashboard test installs chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
+# The dashboard's browser test drives Debian's Chromium (Playwright never downloads a browser here).
+if [ ! -x /usr/bin/chromium ]; then
+    echo "== installing chromium (for the dashboard's browser test)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 VENV="${MAGNETAR_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from engine.api.auth_middleware import authenticate
+from engine.api.dashboard_routes import add_dashboard_routes
 from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
 from engine.api.guard import guard_middleware, listen_refusal
@@ -72,6 +73,7 @@ def build_app(worker: Worker) -> web.Application:
     add_worker_routes(app)
     add_tenant_routes(app)
     add_openapi_route(app)
+    add_dashboard_routes(app)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -99,8 +100,10 @@ async def drain_leader(request: web.Request) -> web.Response:
         raise http_error(404, f"workerId: {target!r} is not a member of the cluster")
     if len(members - {target} - worker.duties.draining) < 1:
         raise http_error(400, "drain would leave no worker to run the instances")
+    t0 = time.perf_counter()
     worker.duties.draining.add(target)
     plan = await worker.schedule()
+    worker.duties.last_drain_ms = (time.perf_counter() - t0) * 1000
     return web.json_response({"status": "DrainCompleted", "moved": len(plan.writes) if plan else 0})
 
 
@@ -155,6 +158,14 @@ def _worker_metrics(worker: Worker) -> list[dict[str, Any]]:
         "magnetar_worker_undecodable_assignment_records": worker.undecodable_assignments,
         "magnetar_worker_event_loop_lag_ms": worker.loop_lag.recent_max_ms,
         "magnetar_worker_event_loop_lag_max_ms": worker.loop_lag.max_ms,
+        "pulsar_function_worker_schedule_strategy_execution_time_ms": worker.duties.last_schedule_strategy_ms,
+        "pulsar_function_worker_rebalance_execution_time_total_ms": worker.duties.last_rebalance_ms,
+        "pulsar_function_worker_rebalance_strategy_execution_time_ms": (
+            worker.duties.last_rebalance_strategy_ms
+        ),
+        "pulsar_function_worker_stop_instance_process_time_ms": worker.runtime.last_stop_ms,
+        "pulsar_function_worker_start_instance_process_time_ms": worker.runtime.last_start_ms,
+        "pulsar_function_worker_drain_execution_time_total_ms": worker.duties.last_drain_ms,
     }
     return [{"metrics": metrics, "dimensions": {"cluster": "magnetar", "workerId": worker.config.worker_id}}]
 

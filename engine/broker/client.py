@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import uuid
@@ -19,14 +20,17 @@ log = logging.getLogger(__name__)
 __all__ = ["BrokerOptions", "client_logger", "make_client", "spread_consumer_ids"]
 
 
-def client_logger() -> pulsar.FileLogger:
-    """The client's logger: WARN and above, written by the client itself to stderr.
+def client_logger(path: str | None = None) -> pulsar.FileLogger:
+    """The client's logger: WARN and above, written by the client itself to ``path`` (or stderr).
 
     A Python logger would make the client's I/O threads take the GIL for every line,
     which can stall its keep-alives behind busy instance threads (and has deadlocked in
     pulsar-client-python before); stdout is kept for the program's own output.
     """
-    return pulsar.FileLogger(pulsar.LoggerLevel.Warn, "/dev/stderr")
+    if path:
+        # Created private to its owner before the client opens it for appending.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    return pulsar.FileLogger(pulsar.LoggerLevel.Warn, path or "/dev/stderr")
 
 
 @dataclass
@@ -44,6 +48,8 @@ class BrokerOptions:
     #: What kind of broker this is (see :mod:`engine.broker.capabilities`): a ``pulsar://``
     #: URL is Apache Pulsar unless declared ``pulsar-lite``; the embedded broker is pulsar-lite.
     kind: str = "apache"
+    #: File the client writes its own log to (WARN and above); stderr when ``None``.
+    client_log_path: str | None = None
 
     @property
     def capabilities(self) -> BrokerCapabilities:
@@ -128,7 +134,7 @@ def make_client(opts: BrokerOptions, io_threads: int = 1) -> pulsar.Client:
         tls_trust_certs_file_path=opts.tls_trust_cert_path,
         tls_allow_insecure_connection=opts.tls_allow_insecure,
         tls_validate_hostname=opts.tls_hostname_verification,
-        logger=client_logger(),
+        logger=client_logger(opts.client_log_path),
     )
     caps = opts.capabilities
     if opts.consumer_id_spread and caps.consumer_ids_collide:

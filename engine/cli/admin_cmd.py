@@ -8,16 +8,20 @@ print readable tables (or ``--output json``), and exit non-zero with one clear l
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlparse
 
 import aiohttp
 import orjson
 
 from engine.cli.function_flags import add_function_flags, overrides_from_args
-from engine.cli.http_client import AdminError, add_global_flags, call
+from engine.cli.http_client import AdminError, add_global_flags, call, target
+from engine.cli.progress import Progress
 from engine.config import load_config_file, merge_overrides
 
 __all__ = ["AdminError", "add_admin_parsers"]
@@ -48,9 +52,26 @@ def _emit(
     rows = [[str(c) for c in row] for row in table]
     cols = headers or []
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(cols)]
-    print("  ".join(h.ljust(w) for h, w in zip(cols, widths, strict=True)))
+    # Numbers right-aligned under their header, text left-aligned; no trailing blanks.
+    numeric = [bool(rows) and all(_is_number(r[i]) for r in rows) for i in range(len(cols))]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    print(line(cols))
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        print(line(row))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+    except ValueError:
+        return False
+    return text not in ("nan", "inf", "True", "False")
 
 
 # -- function verbs ---------------------------------------------------------------------------------------
@@ -90,7 +111,7 @@ def _name_from(args: argparse.Namespace) -> str:
 def cmd_create(args: argparse.Namespace) -> None:
     fqfn = _name_from(args)
     out = call(args, "POST", f"/admin/v3/functions/{fqfn}", data=_submission(args, fqfn))
-    _emit(args, out, [[fqfn, out.get("version")]], ["FUNCTION", "CREATED VERSION"])
+    _emit(args, out, [[fqfn, out.get("version")]], ["CREATED FUNCTION", "VERSION"])
 
 
 def cmd_update(args: argparse.Namespace) -> None:
@@ -110,8 +131,16 @@ def cmd_get(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    out = call(args, "GET", f"/admin/v3/functions/{args.tenant or 'public'}/{args.namespace or 'default'}")
-    _emit(args, out, [[n] for n in out], ["NAME"])
+    ns = f"{args.tenant or 'public'}/{args.namespace or 'default'}"
+    out = call(args, "GET", f"/admin/v3/functions/{ns}")
+    if args.output_format == "json":
+        _emit(args, out)  # the names, as pulsar-admin prints them
+        return
+    table = []
+    for name in out:
+        st = call(args, "GET", f"/admin/v3/functions/{ns}/{name}/status")
+        table.append([name, f"{st.get('numRunning', 0)}/{st.get('numInstances', 0)}"])
+    _emit(args, out, table, [f"FUNCTION (in {ns})", "INSTANCES RUNNING/TOTAL"])
 
 
 def _instance_path(args: argparse.Namespace, verb: str) -> str:
@@ -227,23 +256,66 @@ def cmd_putstate(args: argparse.Namespace) -> None:
     _emit(args, out, [[key, "stored"]], ["KEY", "RESULT"])
 
 
+_CHUNK = 256 * 1024
+
+
+async def _file_chunks(path: str, progress: Progress) -> AsyncIterator[bytes]:
+    """The file in chunks, counting each as it is handed to the connection."""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            progress.advance(len(chunk))
+            yield chunk
+
+
 def cmd_upload(args: argparse.Namespace) -> None:
-    form = aiohttp.FormData()
-    with open(args.source_file, "rb") as fh:
-        form.add_field("data", fh.read(), filename=os.path.basename(args.source_file))
-    form.add_field("path", args.path or os.path.basename(args.source_file))
-    out = call(args, "POST", "/admin/v3/functions/upload", data=form)
+    if not os.path.isfile(args.source_file):
+        raise AdminError(f"--source-file {args.source_file}: no such file")
+    name = os.path.basename(args.source_file)
+    with Progress(f"uploading {name}", total=os.path.getsize(args.source_file)) as progress:
+        form = aiohttp.FormData()
+        form.add_field(
+            "data",
+            _file_chunks(args.source_file, progress),
+            filename=name,
+            content_type="application/octet-stream",
+        )
+        form.add_field("path", args.path or name)
+        out = call(args, "POST", "/admin/v3/functions/upload", data=form)
     _emit(args, out, [[out["path"]]], ["PACKAGE PATH"])
+
+
+async def _download(args: argparse.Namespace, path: str, params: dict[str, str], dest: str) -> int:
+    where = target(args)
+    headers = {"Authorization": f"Bearer {where.token}"} if where.token else {}
+    connector = aiohttp.TCPConnector(ssl=where.ssl) if where.ssl is not None else None
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        try:
+            async with session.get(where.url + path, params=params, headers=headers) as resp:
+                if resp.status >= 400:
+                    body = await resp.read()
+                    try:
+                        reason = orjson.loads(body).get("reason", body.decode())
+                    except (orjson.JSONDecodeError, AttributeError):
+                        reason = body.decode(errors="replace")
+                    raise AdminError(f"{resp.status}: {reason}")
+                with Progress(f"downloading to {dest}", total=resp.content_length) as progress:
+                    with open(dest, "wb") as fh:
+                        async for chunk in resp.content.iter_chunked(_CHUNK):
+                            fh.write(chunk)
+                            progress.advance(len(chunk))
+                    return int(progress.done)
+        except aiohttp.ClientConnectionError as exc:
+            raise AdminError(f"cannot reach {where.url}: {exc}")
 
 
 def cmd_download(args: argparse.Namespace) -> None:
     if args.path:
-        data = call(args, "GET", "/admin/v3/functions/download", params={"path": args.path})
+        path, params = "/admin/v3/functions/download", {"path": args.path}
     else:
-        data = call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}/download")
-    with open(args.destination_file, "wb") as fh:
-        fh.write(data if isinstance(data, bytes) else orjson.dumps(data))
-    print(f"downloaded {len(data)} bytes to {args.destination_file}")
+        path, params = f"/admin/v3/functions/{_fqfn(args)}/download", {}
+    size = asyncio.run(_download(args, path, params, args.destination_file))
+    print(f"downloaded {size} bytes to {args.destination_file}")
 
 
 # -- worker verbs -----------------------------------------------------------------------------------------
@@ -272,16 +344,47 @@ def cmd_assignments(args: argparse.Namespace) -> None:
 
 
 def cmd_rebalance(args: argparse.Namespace) -> None:
-    out = call(args, "PUT", "/admin/v2/worker/rebalance")
+    with Progress("rebalancing", unit="instances moved") as progress:
+        progress.set_phase("the leader is evening out the instances")
+        out = call(args, "PUT", "/admin/v2/worker/rebalance")
+        progress.update(out.get("moved", 0))
     _emit(args, out, [[out.get("moved", 0)]], ["INSTANCES MOVED"])
 
 
-def cmd_drain(args: argparse.Namespace) -> None:
+def _drain_target(args: argparse.Namespace) -> str | None:
+    """The id of the worker to drain: --worker-id, else the worker --admin-url points at."""
     if args.worker_id:
-        out = call(args, "PUT", "/admin/v2/worker/leader/drain", params={"workerId": args.worker_id})
-    else:
-        out = call(args, "PUT", "/admin/v2/worker/drain")
-    _emit(args, out, [[args.worker_id or "(this worker)", out.get("status")]], ["WORKER", "DRAIN"])
+        return str(args.worker_id)
+    want = urlparse(args.admin_url)
+    for member in call(args, "GET", "/admin/v2/worker/cluster"):
+        if member.get("port") == want.port and member.get("workerHostname") in (want.hostname, "0.0.0.0"):
+            return str(member["workerId"])
+    return None
+
+
+def _left_on(args: argparse.Namespace, worker_id: str) -> int:
+    return len(call(args, "GET", "/admin/v2/worker/assignments").get(worker_id, []))
+
+
+def cmd_drain(args: argparse.Namespace) -> None:
+    target = _drain_target(args)
+    with Progress(f"draining {target or 'this worker'}", unit="instances moved") as progress:
+        start = _left_on(args, target) if target else 0
+        progress.update(0, start or None)
+        progress.set_phase(f"{start} instance(s) to move" if target else "asking the leader")
+        if args.worker_id:
+            out = call(args, "PUT", "/admin/v2/worker/leader/drain", params={"workerId": args.worker_id})
+        else:
+            out = call(args, "PUT", "/admin/v2/worker/drain")
+        left = _left_on(args, target) if target else 0
+        deadline = time.monotonic() + args.timeout
+        while left and time.monotonic() < deadline:
+            progress.update(start - left)
+            time.sleep(0.2)  # the leader reassigns in the background; poll its table
+            left = _left_on(args, target) if target else 0
+        progress.update(start - left)
+        progress.set_phase(str(out.get("status", "")))
+    _emit(args, out, [[target or "(this worker)", out.get("status")]], ["WORKER", "DRAIN"])
 
 
 def cmd_monitoring_metrics(args: argparse.Namespace) -> None:

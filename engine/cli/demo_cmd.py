@@ -102,7 +102,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 status = runner.status()
                 print(
                     f"[{now - started:6.1f}s] sent {sent[0]:>9,}  processed {received:>9,}  "
-                    f"{rate:>9,.0f} msg/s  avg latency {status[0]['averageLatency'] * 1000:.1f} us  "
+                    f"{rate:>9,.0f} out msg/s  "
+                    f"function's own call time {status[0]['averageLatency'] * 1000:.1f} us avg  "
                     f"last output {sample!r}",
                     flush=True,
                 )

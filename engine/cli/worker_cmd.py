@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
+import os
 import signal
+import socket
 import sys
 import uuid
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 from engine.api import security_of, serve
 from engine.api.guard import listen_refusal
 from engine.cli.auth_flags import add_auth_flags, auth_settings
+from engine.cli.client_log import ClientLogSummary
 from engine.cli.localrun_cmd import add_broker_flags, broker_options
 from engine.security.settings import (
     DEFAULT_MAX_INSTANCES_PER_TENANT,
@@ -20,8 +24,14 @@ from engine.security.settings import (
     SecuritySettings,
 )
 from engine.worker import Worker, WorkerConfig
+from engine.worker.worker import CLIENT_LOG
 
-__all__ = ["add_worker_parsers"]
+__all__ = ["STANDALONE_BROKER_PORT", "add_worker_parsers"]
+
+#: The port ``pulsar standalone`` listens on, which clients and READMEs assume.
+STANDALONE_BROKER_PORT = 6650
+
+log = logging.getLogger(__name__)
 
 
 def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
@@ -113,9 +123,54 @@ def add_worker_parsers(sub: argparse._SubParsersAction) -> None:
     _add_common(w, 6750)
     add_broker_flags(w)
     w.set_defaults(handler=lambda a: _run(a, standalone=False))
-    s = sub.add_parser("standalone", help="embedded broker + one worker + REST API on 127.0.0.1:6750")
+    s = sub.add_parser(
+        "standalone",
+        help="embedded broker (pulsar://127.0.0.1:6650) + one worker + REST API on 127.0.0.1:6750",
+    )
     _add_common(s, 6750)
+    s.add_argument(
+        "--broker-port",
+        type=_tcp_port,
+        help=f"port of the embedded broker (default {STANDALONE_BROKER_PORT} when free, else a free one)",
+    )
     s.set_defaults(handler=lambda a: _run(a, standalone=True), broker_url=None)
+
+
+def _tcp_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a TCP port, 1 to 65535")
+    return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _standalone_broker_port(asked: int | None) -> int | None:
+    """The embedded broker's port: the one asked for, else 6650 as ``pulsar standalone`` uses.
+
+    When 6650 is taken (another broker is running), a free port is used and the printed
+    broker URL says which.
+    """
+    if asked is not None:
+        return asked
+    if _port_is_free(STANDALONE_BROKER_PORT):
+        return STANDALONE_BROKER_PORT
+    print(
+        f"magnetar: port {STANDALONE_BROKER_PORT} is in use; the embedded broker takes a free port",
+        file=sys.stderr,
+    )
+    return None
 
 
 def _run(args: argparse.Namespace, standalone: bool) -> int:
@@ -152,6 +207,7 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
         security=dataclasses.replace(
             security_settings(args), authentication_enabled=security.authentication_enabled
         ),
+        embedded_broker_port=_standalone_broker_port(args.broker_port) if standalone else None,
     )
     refusal = listen_refusal(config.host, config.security)
     if refusal is not None:
@@ -165,6 +221,11 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
         pass
     return int(runner(_serve(config)))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("following the client log failed", exc_info=task.exception())
 
 
 async def _serve(config: WorkerConfig) -> int:
@@ -184,11 +245,21 @@ async def _serve(config: WorkerConfig) -> int:
             f"(started in {worker.startup_ms:.0f} ms)",
             flush=True,
         )
+        summary = ClientLogSummary(os.path.join(os.path.abspath(config.data_dir), CLIENT_LOG))
+        follow = asyncio.create_task(summary.run())
+        follow.add_done_callback(_log_failure)
+        if worker.broker is not None:
+            print(
+                f"  admin URL:  {config.url}  (magnetar functions ... --admin-url, /dashboard)\n"
+                f"  broker URL: {worker.broker.url}  (clients; more workers: magnetar worker --broker-url)",
+                flush=True,
+            )
         stopped = asyncio.create_task(stop.wait())
         failed = asyncio.create_task(worker.fatal.wait())
         await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
         for task in (stopped, failed):
             task.cancel()
+        follow.cancel()
     finally:
         await security.stop()
         await worker.stop()

@@ -106,6 +106,11 @@ class LeaderDuties:
         self._writer: TopicWriter | None = None
         self._lock = asyncio.Lock()
         self.last_schedule_ms = 0.0
+        # Timings of the last run, as the worker's metrics report them (milliseconds).
+        self.last_schedule_strategy_ms = 0.0
+        self.last_rebalance_ms = 0.0
+        self.last_rebalance_strategy_ms = 0.0
+        self.last_drain_ms = 0.0
 
     async def _write(self, key: str, value: bytes) -> None:
         if self._writer is None:
@@ -130,9 +135,13 @@ class LeaderDuties:
             plan = self.planner.plan(
                 dict(registry.items()), dict(self.table.assignments), workers, self.draining, rebalance
             )
+            strategy_ms = (time.perf_counter() - t0) * 1000
             for key, assignment in plan.writes.items():
                 await self._write(key, b"" if assignment is None else assignment.SerializeToString())
             self.last_schedule_ms = (time.perf_counter() - t0) * 1000
+            self.last_schedule_strategy_ms = strategy_ms
+            if rebalance:
+                self.last_rebalance_ms, self.last_rebalance_strategy_ms = self.last_schedule_ms, strategy_ms
             if plan.writes:
                 log.info(
                     "scheduled: %d writes (%d placed, %d moved) in %.1f ms",

@@ -106,6 +106,7 @@ class InstanceSlot:
     last_status: dict[str, Any] | None = None
     restarts: int = 0
     failure: str = ""
+    last_failure: str = ""  # why it last died or failed to start, kept after it runs again
     next_start: float = 0.0
     backoff: float = 1.0
     busy: bool = False
@@ -154,6 +155,9 @@ class RuntimeManager:
         self._closing = False
         self._tasks = TaskSupervisor(f"{worker_id} runtime")
         self._monitor: asyncio.Task[Any] | None = None
+        # Duration of the last instance start and stop, for the worker's metrics (milliseconds).
+        self.last_start_ms = 0.0
+        self.last_stop_ms = 0.0
 
     def _spawn(self, coro: Any, what: str) -> None:
         self._tasks.spawn(coro, what)
@@ -230,10 +234,11 @@ class RuntimeManager:
             slot.busy = False
 
     async def _start_instance(self, slot: InstanceSlot) -> None:
+        t0 = time.perf_counter()
         try:
             inst = await asyncio.to_thread(self._build_and_start, slot.key, slot.metadata)
         except Exception as exc:
-            slot.failure = f"{type(exc).__name__}: {exc}"
+            slot.failure = slot.last_failure = f"{type(exc).__name__}: {exc}"
             slot.next_start = time.monotonic() + slot.backoff
             slot.backoff = min(slot.backoff * 2, self.MAX_BACKOFF)
             log.warning("starting %s failed: %s", slot.key, slot.failure)
@@ -241,6 +246,7 @@ class RuntimeManager:
         slot.instance = inst
         slot.started_at = time.monotonic()
         slot.failure = ""
+        self.last_start_ms = (time.perf_counter() - t0) * 1000
 
     @property
     def runtime(self) -> str:
@@ -302,7 +308,9 @@ class RuntimeManager:
     async def _stop_instance(self, slot: InstanceSlot) -> None:
         inst, slot.instance = slot.instance, None
         if inst is not None:
+            t0 = time.perf_counter()
             await _stop(inst)
+            self.last_stop_ms = (time.perf_counter() - t0) * 1000
 
     async def _stop_slot(self, slot: InstanceSlot) -> None:
         while slot.busy:
@@ -322,7 +330,7 @@ class RuntimeManager:
                     continue
                 inst = slot.instance
                 if inst is not None and not inst.is_alive():
-                    slot.failure = inst.failure_text
+                    slot.failure = slot.last_failure = inst.failure_text
                     if self.process is not None and slot.failure:
                         # Tell the next start how the process ended, for crash attribution.
                         spec = inst.spec

@@ -47,9 +47,12 @@ from engine.security.service import internal_http_options
 from engine.security.settings import SecuritySettings
 from engine.state import StateStore, open_state_store
 
-__all__ = ["NotLeader", "Worker", "WorkerConfig"]
+__all__ = ["CLIENT_LOG", "NotLeader", "Worker", "WorkerConfig"]
 
 log = logging.getLogger(__name__)
+
+#: The Pulsar client's own log, in the worker's data dir (the terminal gets a summary).
+CLIENT_LOG = "pulsar-client.log"
 
 
 class NotLeader(Exception):
@@ -80,6 +83,8 @@ class WorkerConfig:
     auth: AuthSettings = field(default_factory=AuthSettings)
     #: Safe defaults: Host/Origin guard, listen address, limits.
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    #: Port of the embedded broker (standalone only); a free one when ``None``.
+    embedded_broker_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -128,11 +133,16 @@ class Worker:
         self._tasks.keep(self.loop_lag.run, "event-loop lag probe")
         await asyncio.to_thread(os.makedirs, cfg.data_dir, 0o700, True)
         if cfg.broker is None:
-            self.broker = await asyncio.to_thread(EmbeddedBroker(os.path.join(cfg.data_dir, "broker")).start)
+            embedded = EmbeddedBroker(os.path.join(cfg.data_dir, "broker"), port=cfg.embedded_broker_port)
+            self.broker = await asyncio.to_thread(embedded.start)
             broker = self.broker.options()
         else:
             broker = cfg.broker
-        broker = dataclasses.replace(broker, consumer_id_spread=cfg.consumer_id_spread)
+        broker = dataclasses.replace(
+            broker,
+            consumer_id_spread=cfg.consumer_id_spread,
+            client_log_path=broker.client_log_path or os.path.abspath(os.path.join(cfg.data_dir, CLIENT_LOG)),
+        )
         self.client = await asyncio.to_thread(make_client, broker, 2)
         # Calls to other workers carry this worker's own credentials (and trust its TLS CA).
         self.http = aiohttp.ClientSession(
