@@ -27,10 +27,9 @@ __all__ = ["HttpSink"]
 
 
 def _value(record: SinkRecord) -> Any:
+    """The record's value for the JSON body: as decoded when JSON-able, else the payload's JSON or text."""
     value = record.value
     if isinstance(value, (dict, list, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, str):
         return value
     try:
         return orjson.loads(record.data)

@@ -6,7 +6,7 @@ Config keys: ``host`` (default ``127.0.0.1``), ``port`` (required), ``path`` (de
 give it as a secret name with ``authTokenSecret`` to read it through the Context).
 
 The body of a POST is one message; the ``key`` query parameter (or the ``X-Message-Key``
-header) is its key, and ``X-Property-<name>`` headers are its properties. The endpoint
+header) is its key, and ``X-Property-<name>`` headers are its properties (names lowercased). The endpoint
 runs on its own thread and event loop; a request waits for its record's ``ack`` (200)
 or ``fail`` (503 with the reason).
 """
@@ -97,9 +97,8 @@ class HttpSource(Source):
         def settle(reason: str | None) -> None:  # source thread: hand over only
             loop.call_soon_threadsafe(resolve, reason)
 
-        props = {
-            k[len("X-Property-") :]: v for k, v in request.headers.items() if k.startswith("X-Property-")
-        }
+        # Header names are case-insensitive (clients capitalize them): the property is the rest, lowercased.
+        props = {k[11:].lower(): v for k, v in request.headers.items() if k.lower().startswith("x-property-")}
         key = request.query.get("key") or request.headers.get("X-Message-Key")
         self.queue.put(
             Record(
