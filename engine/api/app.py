@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from engine.api.connectors_routes import add_connector_routes
 from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
 from engine.api.worker_routes import add_worker_routes
@@ -48,6 +49,7 @@ def build_app(worker: Worker) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=256 * 1024 * 1024)
     app["worker"] = worker
     add_function_routes(app)
+    add_connector_routes(app)
     add_worker_routes(app)
     return app
 

@@ -331,6 +331,24 @@ class SourceInstance:
         self.producers.close()
 
     # -- status ----------------------------------------------------------------------------------
+    def status_proto(self, worker_id: str = "") -> Any:
+        """Apache's ``FunctionStatus`` message (received: records read; processed: records persisted)."""
+        from engine.instance.status import function_status
+
+        return function_status(
+            self.stats.snapshot(),
+            instance_id=self.instance_id,
+            running=self.state is InstanceState.RUNNING and self.is_alive(),
+            failure=self.failure_text,
+            worker_id=worker_id,
+        )
+
+    def metrics_proto(self) -> Any:
+        """Apache's ``MetricsData`` message for this instance."""
+        from engine.instance.status import metrics_data
+
+        return metrics_data(self.stats.snapshot())
+
     def status(self) -> dict[str, Any]:
         """Apache's SourceStatus instance fields, as a dict."""
         snap = self.stats.snapshot()

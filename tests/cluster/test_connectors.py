@@ -1,0 +1,110 @@
+"""Sources and sinks on a cluster of workers, created through REST as pulsar-admin sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from engine.broker import EmbeddedBroker
+from tests.cluster.conftest import RestError, new_cluster, rest, wait_until
+
+
+def _create(base: str, kind: str, fqfn: str, config: dict[str, Any], package: Path | None = None) -> Any:
+    async def post() -> Any:
+        form = aiohttp.FormData()
+        form.add_field(f"{kind}Config", orjson.dumps(config).decode(), content_type="application/json")
+        if package is not None:
+            form.add_field("data", package.read_bytes(), filename=package.name)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/admin/v3/{kind}s/{fqfn}", data=form) as resp:
+                return resp.status, await resp.json()
+
+    return asyncio.run(post())
+
+
+def test_source_and_sink_run_on_the_workers(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    cluster = new_cluster(broker, str(tmp_path / "c"), 2)
+    try:
+        w = cluster.workers[0].url
+        ns = cluster.namespace
+        db = tmp_path / "rows.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, name TEXT, value REAL, ts INTEGER)")
+        mid = f"persistent://{ns}/generated"
+        status, body = _create(
+            w,
+            "sink",
+            f"{ns}/rows",
+            {
+                "sinkType": "jdbc-sqlite",
+                "inputs": [mid],
+                "processingGuarantees": "EFFECTIVELY_ONCE",
+                "sourceSubscriptionPosition": "Earliest",
+                "configs": {"jdbcUrl": f"jdbc:sqlite:{db}", "tableName": "rows"},
+            },
+        )
+        assert status == 200, body
+        status, body = _create(
+            w,
+            "source",
+            f"{ns}/gen",
+            {"sourceType": "data-generator", "topicName": mid, "configs": {"count": 60, "rate": 200}},
+        )
+        assert status == 200, body
+
+        def ids() -> list[int]:
+            with sqlite3.connect(db) as conn:
+                return [r[0] for r in conn.execute("SELECT id FROM rows ORDER BY id")]
+
+        assert wait_until(lambda: ids() == list(range(60)), timeout=60), ids()
+        sink_status = rest(w, "GET", f"/admin/v3/sinks/{ns}/rows/status")
+        assert sink_status["numRunning"] == 1
+        assert sink_status["instances"][0]["status"]["numWrittenToSink"] == 60
+        source_status = wait_until(
+            lambda: (
+                (s := rest(w, "GET", f"/admin/v3/sources/{ns}/gen/status"))["instances"][0]["status"][
+                    "numWritten"
+                ]
+                == 60
+                and s
+            )
+        )
+        assert source_status["numRunning"] == 1
+        assert rest(w, "GET", f"/admin/v3/sources/{ns}") == ["gen"]
+        assert rest(w, "GET", f"/admin/v3/sinks/{ns}") == ["rows"]
+        got = rest(w, "GET", f"/admin/v3/sinks/{ns}/rows")
+        assert got["sinkType"] == "jdbc-sqlite" and got["inputs"] == [mid]
+        assert {c["name"] for c in rest(w, "GET", "/admin/v3/sinks/builtinsinks")} >= {
+            "jdbc-postgres",
+            "file",
+        }
+        assert "data-generator" in {c["name"] for c in rest(w, "GET", "/admin/v2/worker/connectors")}
+        with pytest.raises(RestError) as err:
+            rest(w, "GET", f"/admin/v3/sources/{ns}/rows")  # a sink is not a source
+        assert err.value.status == 404
+        rest(w, "DELETE", f"/admin/v3/sources/{ns}/gen")
+        assert wait_until(lambda: rest(w, "GET", f"/admin/v3/sources/{ns}") == [])
+    finally:
+        cluster.stop_all()
+
+
+def test_create_rejects_bad_config_naming_the_field(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    cluster = new_cluster(broker, str(tmp_path / "c"), 1)
+    try:
+        w, ns = cluster.workers[0].url, cluster.namespace
+        status, body = _create(w, "source", f"{ns}/x", {"sourceType": "no-such", "topicName": "t"})
+        assert status == 400 and "sourceType" in body["reason"] and "data-generator" in body["reason"]
+        status, body = _create(
+            w, "sink", f"{ns}/y", {"sinkType": "file", "inputs": ["in"], "processingGuarantees": "NEVER"}
+        )
+        assert status == 400 and "processingGuarantees" in body["reason"]
+    finally:
+        cluster.stop_all()
