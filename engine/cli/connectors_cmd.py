@@ -24,7 +24,7 @@ from engine.io.connectors import BUILTIN_SINKS, BUILTIN_SOURCES
 from engine.io.runner import ConnectorRunner
 from engine.runtime.localrun import LocalRunOptions
 
-__all__ = ["add_connector_parsers", "config_from_args"]
+__all__ = ["add_connector_parsers", "build_runner", "config_from_args"]
 
 _GUARANTEES = ["ATLEAST_ONCE", "ATMOST_ONCE", "EFFECTIVELY_ONCE"]
 
@@ -71,6 +71,13 @@ def _common_flags(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--serde-classname", "--serdeClassName", dest="serde_classname", help="a SerDe class")
     p.add_argument("--secrets", help="JSON map of secret names to provider paths")
     p.add_argument("--log-topic", help="topic the connector's log lines go to")
+    if kind == "source":
+        _source_flags(p)
+    else:
+        _sink_flags(p)
+
+
+def _runtime_flags(p: argparse.ArgumentParser) -> None:
     add_broker_flags(p)
     p.add_argument("--data-dir", default="./magnetar-data", help="broker data, state and package cache")
     p.add_argument(
@@ -90,9 +97,7 @@ def _common_flags(p: argparse.ArgumentParser, kind: str) -> None:
     )
 
 
-def _add_source_localrun(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("localrun", help="run a source in this process")
-    _common_flags(p, "source")
+def _source_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--destination-topic-name", "--destinationTopicName", dest="destination", help="topic to publish to"
     )
@@ -100,12 +105,17 @@ def _add_source_localrun(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--source-config-file", "--sourceConfigFile", dest="config_file", help="YAML SourceConfig file"
     )
-    p.set_defaults(handler=_run_localrun, connector_kind="source")
+    p.set_defaults(connector_kind="source")
 
 
-def _add_sink_localrun(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("localrun", help="run a sink in this process")
-    _common_flags(p, "sink")
+def _add_source_localrun(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("localrun", help="run a source in this process")
+    _common_flags(p, "source")
+    _runtime_flags(p)
+    p.set_defaults(handler=_run_localrun)
+
+
+def _sink_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--inputs", help="comma-separated input topics")
     p.add_argument("--topics-pattern", "--topicsPattern", dest="topics_pattern", help="input topics regex")
     p.add_argument("--sink-config", "--sinkConfig", dest="connector_config", help="JSON connector config")
@@ -125,13 +135,20 @@ def _add_sink_localrun(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dead-letter-topic", "--deadLetterTopic", dest="dead_letter_topic")
     p.add_argument("--subs-name", "--subsName", dest="subs_name", help="subscription name")
     p.add_argument("--subs-position", "--subsPosition", dest="subs_position", choices=["Latest", "Earliest"])
+    p.set_defaults(connector_kind="sink")
+
+
+def _add_sink_localrun(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("localrun", help="run a sink in this process")
+    _common_flags(p, "sink")
+    _runtime_flags(p)
     p.add_argument(
         "--negative-ack-redelivery-delay-ms",
         type=int,
         default=1000,
         help="delay before a failed input is redelivered (timeoutMs wins when set)",
     )
-    p.set_defaults(handler=_run_localrun, connector_kind="sink")
+    p.set_defaults(handler=_run_localrun)
 
 
 def _boolean(text: str) -> bool:
@@ -259,15 +276,19 @@ def _available(kind: str) -> Any:
 
 def add_connector_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``magnetar sources`` and ``magnetar sinks``."""
+    from engine.cli.connectors_admin import add_connector_admin_parsers
+
     sources = sub.add_parser("sources", help="source commands (as pulsar-admin sources)")
     ssub = sources.add_subparsers(dest="verb", metavar="VERB")
     _add_source_localrun(ssub)
+    add_connector_admin_parsers(ssub, "source", _common_flags)
     ssub.add_parser("available-sources", help="list the built-in sources").set_defaults(
         handler=_available("source")
     )
     sinks = sub.add_parser("sinks", help="sink commands (as pulsar-admin sinks)")
     ksub = sinks.add_subparsers(dest="verb", metavar="VERB")
     _add_sink_localrun(ksub)
+    add_connector_admin_parsers(ksub, "sink", _common_flags)
     ksub.add_parser("available-sinks", help="list the built-in sinks").set_defaults(
         handler=_available("sink")
     )

@@ -108,3 +108,83 @@ def test_create_rejects_bad_config_naming_the_field(broker: EmbeddedBroker, tmp_
         assert status == 400 and "processingGuarantees" in body["reason"]
     finally:
         cluster.stop_all()
+
+
+def test_custom_zip_connectors_through_sources_and_sinks_create(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    from tests.cluster.conftest import magnetar
+    from tests.io.test_custom_connectors import SINK, SOURCE
+    from tests.packaging_helpers import make_zip
+
+    (tmp_path / "c").mkdir()
+    cluster = new_cluster(broker, str(tmp_path / "c"), 2)
+    try:
+        w, ns = cluster.workers[1].url, cluster.namespace
+        tenant, namespace = ns.split("/")
+        ident = ["--tenant", tenant, "--namespace", namespace, "--admin-url", w]
+        src_zip = make_zip(str(tmp_path / "counter.zip"), {"counter_source/__init__.py": SOURCE})
+        sink_zip = make_zip(str(tmp_path / "lines.zip"), {"lines_sink/__init__.py": SINK})
+        mid = f"persistent://{ns}/counted"
+        out, acks = tmp_path / "out.txt", tmp_path / "acks.txt"
+        made = magnetar(
+            "sinks",
+            "create",
+            "--name",
+            "lines",
+            "--archive",
+            sink_zip,
+            "--classname",
+            "lines_sink.Lines",
+            "--inputs",
+            mid,
+            "--subs-position",
+            "Earliest",
+            "--schema-type",
+            "JSON",
+            "--sink-config",
+            orjson.dumps({"outFile": str(out)}).decode(),
+            *ident,
+        )
+        assert made.returncode == 0, made.stderr
+        made = magnetar(
+            "sources",
+            "create",
+            "--name",
+            "counter",
+            "--archive",
+            src_zip,
+            "--classname",
+            "counter_source.Counter",
+            "--destination-topic-name",
+            mid,
+            "--schema-type",
+            "JSON",
+            "--source-config",
+            orjson.dumps({"count": 25, "ackFile": str(acks)}).decode(),
+            *ident,
+        )
+        assert made.returncode == 0, made.stderr
+
+        def lines() -> list[str]:
+            return out.read_text().splitlines() if out.exists() else []
+
+        assert wait_until(lambda: len(lines()) == 25, timeout=60), lines()
+        assert sorted(int(line.split(":")[1]) for line in lines()) == list(range(25))
+        listed = magnetar("sources", "list", *ident)
+        assert orjson.loads(listed.stdout) == ["counter"]
+        status = wait_until(
+            lambda: (
+                (s := orjson.loads(magnetar("sinks", "status", "--name", "lines", *ident).stdout))[
+                    "instances"
+                ][0]["status"]["numWrittenToSink"]
+                == 25
+                and s
+            )
+        )
+        assert status["numRunning"] == 1
+        assert magnetar("sinks", "delete", "--name", "lines", *ident).returncode == 0
+        missing = magnetar("sinks", "get", "--name", "lines", *ident)
+        assert missing.returncode == 1 and "404" in missing.stderr
+    finally:
+        cluster.stop_all()
