@@ -64,9 +64,16 @@ def test_source_and_sink_run_on_the_workers(broker: EmbeddedBroker, tmp_path: Pa
                 return [r[0] for r in conn.execute("SELECT id FROM rows ORDER BY id")]
 
         assert wait_until(lambda: ids() == list(range(60)), timeout=60), ids()
-        sink_status = rest(w, "GET", f"/admin/v3/sinks/{ns}/rows/status")
+        sink_status = wait_until(
+            lambda: (
+                (s := rest(w, "GET", f"/admin/v3/sinks/{ns}/rows/status"))["instances"][0]["status"][
+                    "numWrittenToSink"
+                ]
+                == 60
+                and s
+            )
+        )
         assert sink_status["numRunning"] == 1
-        assert sink_status["instances"][0]["status"]["numWrittenToSink"] == 60
         source_status = wait_until(
             lambda: (
                 (s := rest(w, "GET", f"/admin/v3/sources/{ns}/gen/status"))["instances"][0]["status"][

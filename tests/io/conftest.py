@@ -59,16 +59,26 @@ def run_connector(broker: EmbeddedBroker, tmp_path: Any) -> Iterator[Callable[..
 
 
 def consume(client: pulsar.Client, name: str, count: int, timeout: float = 30.0) -> list[Any]:
-    """Read ``count`` messages of ``name`` from the start (fewer if they do not come in time)."""
+    """The first ``count`` messages on ``name`` (fewer if they do not come in time).
+
+    A reader that reconnects may be handed messages it read already; those (same message
+    id) are dropped, so the list is what is on the topic.
+    """
     reader = client.create_reader(name, pulsar.MessageId.earliest)
     got: list[Any] = []
+    seen: set[tuple[int, int, int, int]] = set()
     deadline = time.monotonic() + timeout
     try:
         while len(got) < count and time.monotonic() < deadline:
             try:
-                got.append(reader.read_next(200))
+                msg = reader.read_next(200)
             except pulsar.Timeout:
                 continue
+            mid = msg.message_id()
+            key = (mid.partition(), mid.ledger_id(), mid.entry_id(), mid.batch_index())
+            if key not in seen:
+                seen.add(key)
+                got.append(msg)
     finally:
         reader.close()
     return got
