@@ -1,10 +1,11 @@
-"""``/admin/v3/sources`` and ``/admin/v3/sinks``: create, delete, get, list, status; the built-in connectors.
+"""``/admin/v3/sources`` and ``/admin/v3/sinks``: create, delete, get, list, status, stats and control.
 
 Sources and sinks are stored as every function is (``FunctionMetaData``), with
 ``componentType`` SOURCE or SINK (:mod:`engine.io.details`), so they are scheduled,
 assigned, restarted and rebalanced by the same machinery. A create is multipart as
 pulsar-admin sends it: ``sourceConfig`` / ``sinkConfig`` (JSON) and, for a connector of
-your own, ``data`` (its .py, .zip or .whl) or ``url``.
+your own, ``data`` (its .py, .zip or .whl) or ``url``. Also the built-in connectors'
+listings (``/builtinsources``, ``/builtinsinks``, ``/admin/v2/worker/connectors``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from engine.api import functions_routes
 from engine.api.errors import http_error
 from engine.api.functions_routes import (
     _fqfn,
@@ -220,6 +222,16 @@ async def worker_connectors(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+def _checked(handler: Any) -> Any:
+    """``handler`` of the functions API, for a connector of the path's kind only."""
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        _existing(_worker(request), _fqfn(request), _kind(request))
+        return await handler(request)
+
+    return run
+
+
 def add_connector_routes(app: web.Application) -> None:
     """Register the ``/admin/v3/sources``, ``/admin/v3/sinks`` and connector listing routes."""
     app.router.add_get("/admin/v3/sources/builtinsources", builtin_sources)
@@ -232,3 +244,7 @@ def add_connector_routes(app: web.Application) -> None:
     app.router.add_delete(one, delete)
     app.router.add_get(one, get)
     app.router.add_get(one + "/status", status)
+    # Control and stats are the functions API's: a connector's instances are scheduled like a function's.
+    app.router.add_get(one + "/stats", _checked(functions_routes.function_stats))
+    for verb in ("stop", "start", "restart"):
+        app.router.add_post(one + f"/{verb}", _checked(getattr(functions_routes, verb)))

@@ -1,4 +1,4 @@
-"""``magnetar sources|sinks create|get|list|status|delete``: connectors on a worker, over its REST API."""
+"""``magnetar sources|sinks create|get|list|status|stats|stop|start|restart|delete`` over REST."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def _list(kind: str) -> Callable[[argparse.Namespace], Any]:
 def add_connector_admin_parsers(
     sub: argparse._SubParsersAction, kind: str, config_flags: Callable[[argparse.ArgumentParser, str], None]
 ) -> None:
-    """Add ``create``, ``get``, ``list``, ``status`` and ``delete`` under ``magnetar <kind>s``."""
+    """Add the admin verbs under ``magnetar <kind>s``."""
     p = sub.add_parser("create", help=f"create a {kind} on the workers")
     config_flags(p, kind)
     _admin_flags(p)
@@ -106,6 +106,10 @@ def add_connector_admin_parsers(
         ("get", "GET", "", f"the {kind}'s config"),
         ("status", "GET", "/status", f"the {kind}'s status, per instance"),
         ("delete", "DELETE", "", f"delete the {kind}"),
+        ("stats", "GET", "/stats", f"the {kind}'s stats, per instance"),
+        ("stop", "POST", "/stop", f"stop every instance of the {kind}"),
+        ("start", "POST", "/start", f"start every instance of the {kind}"),
+        ("restart", "POST", "/restart", f"restart every instance of the {kind}"),
     ):
         q = sub.add_parser(verb, help=text)
         _identity_flags(q)

@@ -190,6 +190,19 @@ def test_custom_zip_connectors_through_sources_and_sinks_create(
             )
         )
         assert status["numRunning"] == 1
+
+        def running() -> int:
+            return int(
+                orjson.loads(magnetar("sinks", "status", "--name", "lines", *ident).stdout)["numRunning"]
+            )
+
+        assert magnetar("sinks", "stop", "--name", "lines", *ident).returncode == 0
+        assert wait_until(lambda: running() == 0)
+        assert magnetar("sinks", "start", "--name", "lines", *ident).returncode == 0
+        assert wait_until(lambda: running() == 1)
+        stats = orjson.loads(magnetar("sinks", "stats", "--name", "lines", *ident).stdout)
+        assert len(stats["instances"]) == 1
+        assert magnetar("sources", "stop", "--name", "lines", *ident).returncode == 1  # a sink, not a source
         assert magnetar("sinks", "delete", "--name", "lines", *ident).returncode == 0
         missing = magnetar("sinks", "get", "--name", "lines", *ident)
         assert missing.returncode == 1 and "404" in missing.stderr
