@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from engine.api.auth_middleware import authenticate
+from engine.api.connectors_routes import add_connector_routes
 from engine.api.dashboard_routes import add_dashboard_routes
 from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
@@ -70,6 +71,7 @@ def build_app(worker: Worker) -> web.Application:
     app["worker"] = worker
     app["security"] = WorkerSecurity(worker.config.auth)
     add_function_routes(app)
+    add_connector_routes(app)
     add_worker_routes(app)
     add_tenant_routes(app)
     add_openapi_route(app)

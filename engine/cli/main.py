@@ -9,6 +9,7 @@ import sys
 
 from engine import __version__
 from engine.cli.admin_cmd import add_admin_parsers
+from engine.cli.connectors_cmd import add_connector_parsers
 from engine.cli.demo_cmd import add_demo_parser
 from engine.cli.http_client import add_global_flags
 from engine.cli.localrun_cmd import add_localrun_parser
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_localrun_parser(fsub)
     add_admin_parsers(fsub, sub)
     add_worker_parsers(sub)
+    add_connector_parsers(sub)
     add_demo_parser(sub)
     add_tokens_parser(sub)
     add_tenant_parsers(sub)

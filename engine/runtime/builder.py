@@ -90,6 +90,21 @@ def build_instance(
     capabilities: BrokerCapabilities | None = None,
 ) -> FunctionInstance:
     """Load the code at ``package_path`` and return the (not yet started) instance."""
+    from engine.io.details import build_connector_instance, is_connector  # engine.io imports localrun
+
+    if is_connector(details):  # a source or a sink: same start/stop/status/status_proto surface
+        return build_connector_instance(  # type: ignore[return-value]
+            details,
+            package_path,
+            instance_id,
+            client,
+            hot,
+            state_store,
+            secrets_provider,
+            options,
+            data_dir,
+            capabilities,
+        )
     spec = spec_of(details, package_path)
     function = load_code(spec, data_dir, hot)
     if options.crash_ledger is None:

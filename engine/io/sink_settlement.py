@@ -1,0 +1,317 @@
+"""Settlements of a sink: inputs are acknowledged only after the sink acked their records.
+
+:class:`SinkAtLeastOnce` (ATLEAST_ONCE, and ATMOST_ONCE with acks on receipt) hands
+each batch to ``Sink.write`` as :class:`~engine.io.api.SinkRecord` objects. A record's
+``ack()``/``fail()`` may come from any thread: it is only appended to a deque there,
+and applied on the instance thread once per loop turn. An acked record's input is
+acknowledged; a failed one is retried (negative ack) and, once its retries are used
+up, dead-lettered like a function's input (:class:`~engine.instance.settlement.AtLeastOnce`).
+
+:class:`SinkEffectivelyOnce` is for a :class:`~engine.io.api.TransactionalSink`: the
+batch's writes and the new progress of each input partition
+(:class:`~engine.instance.progress.PartitionProgress`) commit in one transaction of
+the sink's own system; inputs already applied are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from engine.instance.progress import PartitionProgress, position_with_size
+from engine.instance.settlement.at_least_once import AtLeastOnce
+from engine.instance.settlement.base import Settlement, SettlementParts
+from engine.instance.settlement.flushes import FlushTracker
+from engine.io.api import Sink, SinkRecord, TransactionalSink
+from engine.state.store import StateConflict
+
+__all__ = ["SinkAtLeastOnce", "SinkEffectivelyOnce", "SinkStats", "records_of"]
+
+log = logging.getLogger(__name__)
+
+
+class SinkStats:
+    """What a sink's status reports beyond the instance stats."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.last_error = ""
+        self.last_error_at = 0
+
+
+def records_of(
+    msgs: list[Any], codec: Any, settle: Any, stats: Any, sink_stats: SinkStats
+) -> tuple[list[SinkRecord], list[tuple[int, str]]]:
+    """Decode ``msgs`` into records; also the ``(index, reason)`` of those that would not decode."""
+    records: list[SinkRecord] = []
+    bad: list[tuple[int, str]] = []
+    for index, msg in enumerate(msgs):
+        data = msg.data()
+        try:
+            value = codec.decode(data)
+        except Exception as exc:  # any SerDe error fails this record alone; the text names it
+            bad.append((index, f"decoding the input failed: {type(exc).__name__}: {exc}"))
+            continue
+        records.append(
+            SinkRecord(
+                value,
+                data,
+                msg.partition_key() or None,
+                dict(msg.properties()),
+                msg.event_timestamp(),
+                msg.topic_name(),
+                msg.message_id(),
+                index,
+                settle,
+            )
+        )
+    stats.add_received(len(msgs))
+    return records, bad
+
+
+class _Batch:
+    __slots__ = ("msgs", "remaining", "started")
+
+    def __init__(self, msgs: list[Any]) -> None:
+        self.msgs = msgs
+        self.remaining = len(msgs)
+        self.started = time.monotonic()
+
+
+class SinkAtLeastOnce(AtLeastOnce):
+    """Acknowledge an input once the sink acked its record; retry, then dead-letter, what failed."""
+
+    def __init__(self, parts: SettlementParts, sink: Sink, codec: Any, sink_stats: SinkStats) -> None:
+        super().__init__(parts, auto_ack=True)
+        self.sink = sink
+        self.codec = codec
+        self.sink_stats = sink_stats
+        self.at_most_once = parts.spec.processing_guarantees == "ATMOST_ONCE"
+        self._results: deque[tuple[int, int, str | None]] = deque()
+        self._batches: dict[int, _Batch] = {}
+        self._next_batch = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._batches) or self.flushes.busy
+
+    def _settler(self, batch_id: int) -> Any:
+        results = self._results
+
+        def settle(index: int, reason: str | None) -> None:  # any thread: hand over only
+            results.append((batch_id, index, reason))
+
+        return settle
+
+    def settle(self, msgs: list[Any]) -> None:
+        msgs = self._admit(msgs)
+        if not msgs:
+            return
+        if self.at_most_once:
+            self.inputs.ack(msgs)
+        batch_id = self._next_batch
+        self._next_batch += 1
+        self._batches[batch_id] = _Batch(msgs)
+        settle = self._settler(batch_id)
+        records, bad = records_of(msgs, self.codec, settle, self.stats, self.sink_stats)
+        for index, reason in bad:
+            settle(index, reason)
+        if records:
+            try:
+                self.sink.write(records)
+            except Exception as exc:  # the sink could not write the batch: every unsettled record fails
+                text = f"{type(self.sink).__name__}.write failed: {type(exc).__name__}: {exc}"
+                log.warning("%s: %s", self.spec.fqfn, text)
+                for record in records:
+                    settle(record.index, text)
+        self._apply()
+
+    def poll(self) -> None:
+        self._apply()
+        super().poll()
+
+    def _apply(self) -> None:
+        """Apply the records' acks and failures (instance thread)."""
+        results = self._results
+        if not results:
+            return
+        acked: list[Any] = []
+        batches = self._batches
+        while results:
+            batch_id, index, reason = results.popleft()
+            batch = batches.get(batch_id)
+            if batch is None or batch.msgs[index] is None:  # settled twice: the first call wins
+                continue
+            msg = batch.msgs[index]
+            batch.msgs[index] = None
+            batch.remaining -= 1
+            if reason is None:
+                acked.append(msg)
+            else:
+                self._failed(msg, reason)
+            if batch.remaining == 0:
+                del batches[batch_id]
+        if acked:
+            self.sink_stats.written += len(acked)
+            self.stats.add_successes(len(acked), 0.0)
+            self.stats.set_last_invocation(int(time.time() * 1000))
+            if not self.at_most_once:
+                self.inputs.ack(acked)
+                self.retries.forget(acked)
+
+    def _failed(self, msg: Any, reason: str) -> None:
+        self.stats.add_system_exception(reason)
+        self.sink_stats.last_error = reason
+        self.sink_stats.last_error_at = int(time.time() * 1000)
+        if not self.at_most_once:
+            self._fail(msg, reason)
+
+    def shutdown(self, deadline: float) -> None:
+        while self._batches and time.monotonic() < deadline:
+            self._apply()
+            time.sleep(0.01)  # records are acked from the sink's threads
+        self._apply()
+        super().shutdown(deadline)
+
+
+class SinkEffectivelyOnce(Settlement):
+    """Commit a batch's writes and its inputs' progress in one transaction of the sink."""
+
+    def __init__(self, parts: SettlementParts, sink: Sink, codec: Any, sink_stats: SinkStats) -> None:
+        super().__init__(parts)
+        if not isinstance(sink, TransactionalSink):
+            from engine.config.errors import ConfigError, ConfigProblem
+
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "processingGuarantees",
+                        "EFFECTIVELY_ONCE",
+                        f"ATLEAST_ONCE or ATMOST_ONCE: {type(sink).__name__} cannot commit its writes "
+                        "with the input position (the jdbc-* sinks can)",
+                    )
+                ]
+            )
+        self.sink: TransactionalSink = sink
+        self.codec = codec
+        self.sink_stats = sink_stats
+        self.flushes = FlushTracker(parts.hot, parts.producers, parts.stats, lambda _msgs, _ok: None)
+        self._committed: dict[str, str] = {}
+        self.progress: dict[str, PartitionProgress] = {}
+
+    def start(self) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        """Load the progress committed with the sink's writes (blocking)."""
+        self._committed = dict(self.sink.committed_progress(self.spec.fqfn))
+        self.progress = {t: PartitionProgress.decode(text) for t, text in self._committed.items()}
+
+    def settle(self, msgs: list[Any]) -> None:
+        fresh: list[Any] = []
+        dups: list[Any] = []
+        seen: dict[str, list[Any]] = {}
+        admitted: set[tuple[str, Any]] = set()
+        for msg in msgs:
+            topic = msg.topic_name()
+            pos = position_with_size(msg)
+            known = self.progress.get(topic)
+            if (known is not None and known.applied(pos)) or (topic, pos) in admitted:
+                dups.append(msg)
+            else:
+                admitted.add((topic, pos))
+                seen.setdefault(topic, []).append(pos)
+                fresh.append(msg)
+        if dups:
+            self.duplicates_dropped += len(dups)
+            self.inputs.ack(dups)
+        if not fresh:
+            return
+        records, bad = records_of(fresh, self.codec, lambda _i, _r: None, self.stats, self.sink_stats)
+        if bad:
+            self._failure(fresh, bad[0][1])
+            return
+        try:
+            self._write(records, seen)
+        except StateConflict:  # another instance moved the progress: start from what it committed
+            self.restore()
+            self._rewind(delay=False)
+            return
+        except Exception as exc:  # the sink's system failed the transaction: nothing was written
+            self._failure(
+                fresh, f"{type(self.sink).__name__} transaction failed: {type(exc).__name__}: {exc}"
+            )
+            return
+        self.sink_stats.written += len(records)
+        self.stats.add_successes(len(records), 0.0)
+        self.stats.set_last_invocation(int(time.time() * 1000))
+        self.retries.forget(fresh)
+        self.inputs.ack(fresh)
+
+    def _write(self, records: list[SinkRecord], seen: dict[str, list[Any]]) -> None:
+        updated = {
+            topic: self.progress.get(topic, PartitionProgress()).with_applied(positions)
+            for topic, positions in seen.items()
+        }
+        encoded = {topic: p.encode() for topic, p in updated.items()}
+        moves = {topic: (self._committed.get(topic), text) for topic, text in encoded.items()}
+        self.sink.write_with_progress(records, self.spec.fqfn, moves)
+        self._committed.update(encoded)
+        self.progress.update(updated)
+
+    def _failure(self, msgs: list[Any], text: str) -> None:
+        self.stats.add_system_exception(text)
+        self.sink_stats.last_error = text
+        self.sink_stats.last_error_at = int(time.time() * 1000)
+        log.warning("%s: %s", self.spec.fqfn, text)
+        if all(self.retries.may_retry(m) for m in msgs):
+            self._rewind(delay=True)
+            return
+        self._one_by_one(msgs)
+
+    def _one_by_one(self, msgs: list[Any]) -> None:
+        """Retries used up: write each input alone; dead-letter those that still fail."""
+        for msg in msgs:
+            pos = position_with_size(msg)
+            seen = {msg.topic_name(): [pos]}
+            records, bad = records_of([msg], self.codec, lambda _i, _r: None, self.stats, self.sink_stats)
+            try:
+                if bad:
+                    raise ValueError(bad[0][1])
+                self._write(records, seen)
+                self.sink_stats.written += 1
+                continue
+            except StateConflict:
+                self.restore()
+                self._rewind(delay=False)
+                return
+            except Exception as exc:  # this input alone fails: dead-letter it, then commit its position
+                text = f"{type(exc).__name__}: {exc}"
+            topic = self.dead_letters.send(msg, text)
+            if topic is None:
+                self._rewind(delay=True)
+                return
+            self.producers.touch(topic)
+            if not self.flushes.flush_and_wait():
+                self._rewind(delay=True)
+                return
+            try:
+                self._write([], seen)
+            except Exception as exc:  # the sink's system is gone: replay from the committed progress
+                self._failure_text(f"committing a dead-lettered input's position failed: {exc}")
+                self._rewind(delay=True)
+                return
+            self.dead_letters.count += 1
+        self.retries.forget(msgs)
+        self.inputs.ack(msgs)
+
+    def _failure_text(self, text: str) -> None:
+        self.stats.add_system_exception(text)
+        self.sink_stats.last_error = text
+
+    def _rewind(self, delay: bool) -> None:
+        if delay:
+            self.parts.stopping.wait(self.inputs.nack_delay_ms / 1000.0)
+        self.inputs.redeliver_unacked()

@@ -1,0 +1,210 @@
+"""Sources and sinks on a cluster of workers, created through REST as pulsar-admin sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from engine.broker import EmbeddedBroker
+from tests.cluster.conftest import RestError, new_cluster, rest, wait_until
+
+
+def _create(base: str, kind: str, fqfn: str, config: dict[str, Any], package: Path | None = None) -> Any:
+    async def post() -> Any:
+        form = aiohttp.FormData()
+        form.add_field(f"{kind}Config", orjson.dumps(config).decode(), content_type="application/json")
+        if package is not None:
+            form.add_field("data", package.read_bytes(), filename=package.name)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/admin/v3/{kind}s/{fqfn}", data=form) as resp:
+                return resp.status, await resp.json()
+
+    return asyncio.run(post())
+
+
+def test_source_and_sink_run_on_the_workers(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    cluster = new_cluster(broker, str(tmp_path / "c"), 2)
+    try:
+        w = cluster.workers[0].url
+        ns = cluster.namespace
+        db = tmp_path / "rows.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, name TEXT, value REAL, ts INTEGER)")
+        mid = f"persistent://{ns}/generated"
+        status, body = _create(
+            w,
+            "sink",
+            f"{ns}/rows",
+            {
+                "sinkType": "jdbc-sqlite",
+                "inputs": [mid],
+                "processingGuarantees": "EFFECTIVELY_ONCE",
+                "sourceSubscriptionPosition": "Earliest",
+                "configs": {"jdbcUrl": f"jdbc:sqlite:{db}", "tableName": "rows"},
+            },
+        )
+        assert status == 200, body
+        status, body = _create(
+            w,
+            "source",
+            f"{ns}/gen",
+            {"sourceType": "data-generator", "topicName": mid, "configs": {"count": 60, "rate": 200}},
+        )
+        assert status == 200, body
+
+        def ids() -> list[int]:
+            with sqlite3.connect(db) as conn:
+                return [r[0] for r in conn.execute("SELECT id FROM rows ORDER BY id")]
+
+        assert wait_until(lambda: ids() == list(range(60)), timeout=60), ids()
+        sink_status = wait_until(
+            lambda: (
+                (s := rest(w, "GET", f"/admin/v3/sinks/{ns}/rows/status"))["instances"][0]["status"][
+                    "numWrittenToSink"
+                ]
+                == 60
+                and s
+            )
+        )
+        assert sink_status["numRunning"] == 1
+        source_status = wait_until(
+            lambda: (
+                (s := rest(w, "GET", f"/admin/v3/sources/{ns}/gen/status"))["instances"][0]["status"][
+                    "numWritten"
+                ]
+                == 60
+                and s
+            )
+        )
+        assert source_status["numRunning"] == 1
+        assert rest(w, "GET", f"/admin/v3/sources/{ns}") == ["gen"]
+        assert rest(w, "GET", f"/admin/v3/sinks/{ns}") == ["rows"]
+        got = rest(w, "GET", f"/admin/v3/sinks/{ns}/rows")
+        assert got["sinkType"] == "jdbc-sqlite" and got["inputs"] == [mid]
+        assert {c["name"] for c in rest(w, "GET", "/admin/v3/sinks/builtinsinks")} >= {
+            "jdbc-postgres",
+            "file",
+        }
+        assert "data-generator" in {c["name"] for c in rest(w, "GET", "/admin/v2/worker/connectors")}
+        with pytest.raises(RestError) as err:
+            rest(w, "GET", f"/admin/v3/sources/{ns}/rows")  # a sink is not a source
+        assert err.value.status == 404
+        rest(w, "DELETE", f"/admin/v3/sources/{ns}/gen")
+        assert wait_until(lambda: rest(w, "GET", f"/admin/v3/sources/{ns}") == [])
+    finally:
+        cluster.stop_all()
+
+
+def test_create_rejects_bad_config_naming_the_field(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    cluster = new_cluster(broker, str(tmp_path / "c"), 1)
+    try:
+        w, ns = cluster.workers[0].url, cluster.namespace
+        status, body = _create(w, "source", f"{ns}/x", {"sourceType": "no-such", "topicName": "t"})
+        assert status == 400 and "sourceType" in body["reason"] and "data-generator" in body["reason"]
+        status, body = _create(
+            w, "sink", f"{ns}/y", {"sinkType": "file", "inputs": ["in"], "processingGuarantees": "NEVER"}
+        )
+        assert status == 400 and "processingGuarantees" in body["reason"]
+    finally:
+        cluster.stop_all()
+
+
+def test_custom_zip_connectors_through_sources_and_sinks_create(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    from tests.cluster.conftest import magnetar
+    from tests.io.test_custom_connectors import SINK, SOURCE
+    from tests.packaging_helpers import make_zip
+
+    (tmp_path / "c").mkdir()
+    cluster = new_cluster(broker, str(tmp_path / "c"), 2)
+    try:
+        w, ns = cluster.workers[1].url, cluster.namespace
+        tenant, namespace = ns.split("/")
+        ident = ["--tenant", tenant, "--namespace", namespace, "--admin-url", w]
+        src_zip = make_zip(str(tmp_path / "counter.zip"), {"counter_source/__init__.py": SOURCE})
+        sink_zip = make_zip(str(tmp_path / "lines.zip"), {"lines_sink/__init__.py": SINK})
+        mid = f"persistent://{ns}/counted"
+        out, acks = tmp_path / "out.txt", tmp_path / "acks.txt"
+        made = magnetar(
+            "sinks",
+            "create",
+            "--name",
+            "lines",
+            "--archive",
+            sink_zip,
+            "--classname",
+            "lines_sink.Lines",
+            "--inputs",
+            mid,
+            "--subs-position",
+            "Earliest",
+            "--schema-type",
+            "JSON",
+            "--sink-config",
+            orjson.dumps({"outFile": str(out)}).decode(),
+            *ident,
+        )
+        assert made.returncode == 0, made.stderr
+        made = magnetar(
+            "sources",
+            "create",
+            "--name",
+            "counter",
+            "--archive",
+            src_zip,
+            "--classname",
+            "counter_source.Counter",
+            "--destination-topic-name",
+            mid,
+            "--schema-type",
+            "JSON",
+            "--source-config",
+            orjson.dumps({"count": 25, "ackFile": str(acks)}).decode(),
+            *ident,
+        )
+        assert made.returncode == 0, made.stderr
+
+        def lines() -> list[str]:
+            return out.read_text().splitlines() if out.exists() else []
+
+        assert wait_until(lambda: len(lines()) == 25, timeout=60), lines()
+        assert sorted(int(line.split(":")[1]) for line in lines()) == list(range(25))
+        listed = magnetar("sources", "list", *ident)
+        assert orjson.loads(listed.stdout) == ["counter"]
+        status = wait_until(
+            lambda: (
+                (s := orjson.loads(magnetar("sinks", "status", "--name", "lines", *ident).stdout))[
+                    "instances"
+                ][0]["status"]["numWrittenToSink"]
+                == 25
+                and s
+            )
+        )
+        assert status["numRunning"] == 1
+
+        def running() -> int:
+            return int(
+                orjson.loads(magnetar("sinks", "status", "--name", "lines", *ident).stdout)["numRunning"]
+            )
+
+        assert magnetar("sinks", "stop", "--name", "lines", *ident).returncode == 0
+        assert wait_until(lambda: running() == 0)
+        assert magnetar("sinks", "start", "--name", "lines", *ident).returncode == 0
+        assert wait_until(lambda: running() == 1)
+        stats = orjson.loads(magnetar("sinks", "stats", "--name", "lines", *ident).stdout)
+        assert len(stats["instances"]) == 1
+        assert magnetar("sources", "stop", "--name", "lines", *ident).returncode == 1  # a sink, not a source
+        assert magnetar("sinks", "delete", "--name", "lines", *ident).returncode == 0
+        missing = magnetar("sinks", "get", "--name", "lines", *ident)
+        assert missing.returncode == 1 and "404" in missing.stderr
+    finally:
+        cluster.stop_all()
