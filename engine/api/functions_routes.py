@@ -17,6 +17,7 @@ from aiohttp.web_request import FileField
 from engine.api.errors import http_error
 from engine.cluster.registry import StaleVersion
 from engine.cluster.scheduler import instance_key, split_instance_key
+from engine.cluster.subscriptions import remove_subscriptions
 from engine.config import ConfigError, parse_function_config, resolve
 from engine.config.details import config_from_details, to_details
 from engine.config.validation import FunctionSpec
@@ -212,6 +213,16 @@ async def deregister(request: web.Request) -> web.Response:
     worker, fqfn = _worker(request), _fqfn(request)
     md = _existing(worker, fqfn)
     await _submit(worker, fqfn, None, int(md.version))
+    spec = resolve(config_from_details(md.functionDetails))
+    if spec.cleanup_subscription and worker.client is not None:
+        prefix = fqfn + ":"
+
+        def stopped() -> bool:
+            assigned = any(k.startswith(prefix) for k in worker.table.assignments)
+            running = any(k.startswith(prefix) and s.instance for k, s in worker.runtime.slots.items())
+            return not assigned and not running
+
+        await remove_subscriptions(worker.client, spec, stopped)
     return web.json_response({"deleted": fqfn})
 
 
@@ -542,11 +553,33 @@ async def leader_write(request: web.Request) -> web.Response:
     return web.json_response({"version": version})
 
 
+# -- built-in functions and connectors ----------------------------------------------------------------------
+
+
+async def builtins(request: web.Request) -> web.Response:
+    """The built-in functions (``FunctionDefinition`` list): none are shipped yet."""
+    return web.json_response([])
+
+
+async def reload_builtins(request: web.Request) -> web.Response:
+    """Reload the built-in functions; there are none to reload (204 as Pulsar answers)."""
+    return web.Response(status=204)
+
+
+async def connectors(request: web.Request) -> web.Response:
+    """The connectors (``ConnectorDefinition`` list): none are shipped yet."""
+    return web.json_response([])
+
+
 def add_function_routes(app: web.Application) -> None:
     """Mount every ``/admin/v3/functions`` route."""
     base = "/admin/v3/functions"
     fn = base + "/{tenant}/{namespace}/{name}"
     inst = fn + "/{instance:\\d+}"
+    # Before "/{tenant}/{namespace}", which would match these paths too.
+    app.router.add_get(base + "/builtins", builtins)
+    app.router.add_post(base + "/builtins/reload", reload_builtins)
+    app.router.add_get(base + "/connectors", connectors)
     app.router.add_post(base + "/upload", upload)
     app.router.add_get(base + "/download", download)
     app.router.add_put(base + "/leader/{tenant}/{namespace}/{name}", leader_write)

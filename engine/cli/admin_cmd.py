@@ -1,8 +1,10 @@
 """Admin verbs: ``magnetar functions <verb>`` and ``magnetar functions-worker <verb>``.
 
 They talk to a worker's REST API (``--admin-url``, default the local standalone) with
-``pulsar-admin``'s flag names, print readable tables (or ``--output json``), and exit
-non-zero with one clear line on error.
+``pulsar-admin``'s verbs, flag names and output: ``get``, ``status``, ``stats`` and
+``list`` print JSON as pulsar-admin does (a table with ``--output table``), the verbs
+that change something print pulsar-admin's one-line message ("Created successfully", …),
+and errors exit non-zero with one clear line.
 """
 
 from __future__ import annotations
@@ -64,6 +66,14 @@ def _fqfn(args: argparse.Namespace) -> str:
     return f"{args.tenant or 'public'}/{args.namespace or 'default'}/{args.name}"
 
 
+def _done(args: argparse.Namespace, message: str, data: Any = None) -> None:
+    """pulsar-admin's one-line result, or the worker's JSON answer with ``--output json``."""
+    if args.output_format == "json":
+        print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(message)
+
+
 def _emit(
     args: argparse.Namespace,
     data: Any,
@@ -104,6 +114,10 @@ def _submission(args: argparse.Namespace, fqfn: str | None) -> aiohttp.FormData:
     elif py:
         form.add_field("url", py)
     form.add_field("functionConfig", orjson.dumps(config).decode(), content_type="application/json")
+    if getattr(args, "update_auth_data", False):
+        form.add_field(
+            "updateOptions", orjson.dumps({"updateAuthData": True}).decode(), content_type="application/json"
+        )
     return form
 
 
@@ -121,23 +135,24 @@ def _name_from(args: argparse.Namespace) -> str:
 def cmd_create(args: argparse.Namespace) -> None:
     fqfn = _name_from(args)
     out = call(args, "POST", f"/admin/v3/functions/{fqfn}", data=_submission(args, fqfn))
-    _emit(args, out, [[fqfn, out.get("version")]], ["FUNCTION", "CREATED VERSION"])
+    _done(args, "Created successfully", out)
 
 
 def cmd_update(args: argparse.Namespace) -> None:
     fqfn = _name_from(args)
     out = call(args, "PUT", f"/admin/v3/functions/{fqfn}", data=_submission(args, fqfn))
-    _emit(args, out, [[fqfn, out.get("version")]], ["FUNCTION", "VERSION"])
+    _done(args, "Updated successfully", out)
 
 
 def cmd_delete(args: argparse.Namespace) -> None:
     fqfn = _fqfn(args)
     out = call(args, "DELETE", f"/admin/v3/functions/{fqfn}")
-    _emit(args, out, [[fqfn, "deleted"]], ["FUNCTION", "RESULT"])
+    _done(args, "Deleted successfully", out)
 
 
 def cmd_get(args: argparse.Namespace) -> None:
-    _emit(args, call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}"))
+    out = call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}")
+    _emit(args, out, [[k, orjson.dumps(v).decode()] for k, v in out.items()], ["FIELD", "VALUE"])
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -205,16 +220,30 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def _control(verb: str) -> Any:
+    message = {"start": "Started successfully", "stop": "Stopped successfully"}.get(
+        verb, "Restarted successfully"
+    )
+
     def run(args: argparse.Namespace) -> None:
         out = call(args, "POST", _instance_path(args, verb))
-        _emit(
-            args,
-            out,
-            [[_fqfn(args), verb, args.instance_id if args.instance_id is not None else "all"]],
-            ["FUNCTION", "ACTION", "INSTANCE"],
-        )
+        _done(args, message, out)
 
     return run
+
+
+def cmd_reload(args: argparse.Namespace) -> None:
+    call(args, "POST", "/admin/v3/functions/builtins/reload")  # pulsar-admin prints nothing
+
+
+def cmd_available_functions(args: argparse.Namespace) -> None:
+    out = call(args, "GET", "/admin/v3/functions/builtins")
+    if args.output_format == "json":
+        _emit(args, out)
+        return
+    for function in out:
+        print(function.get("name", ""))
+        print(function.get("description", ""))
+        print("-" * 28)
 
 
 def cmd_trigger(args: argparse.Namespace) -> None:
@@ -254,8 +283,7 @@ def cmd_putstate(args: argparse.Namespace) -> None:
     key = state.get("key")
     if not key:
         raise AdminError("--state: the FunctionState needs a key")
-    out = call(args, "POST", f"/admin/v3/functions/{_fqfn(args)}/state/{key}", json=state)
-    _emit(args, out, [[key, "stored"]], ["KEY", "RESULT"])
+    call(args, "POST", f"/admin/v3/functions/{_fqfn(args)}/state/{key}", json=state)
 
 
 def cmd_upload(args: argparse.Namespace) -> None:
@@ -264,7 +292,7 @@ def cmd_upload(args: argparse.Namespace) -> None:
         form.add_field("data", fh.read(), filename=os.path.basename(args.source_file))
     form.add_field("path", args.path or os.path.basename(args.source_file))
     out = call(args, "POST", "/admin/v3/functions/upload", data=form)
-    _emit(args, out, [[out["path"]]], ["PACKAGE PATH"])
+    _done(args, "Uploaded successfully", out)
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -274,7 +302,7 @@ def cmd_download(args: argparse.Namespace) -> None:
         data = call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}/download")
     with open(args.destination_file, "wb") as fh:
         fh.write(data if isinstance(data, bytes) else orjson.dumps(data))
-    print(f"downloaded {len(data)} bytes to {args.destination_file}")
+    print("Downloaded successfully")
 
 
 # -- worker verbs -----------------------------------------------------------------------------------------
@@ -341,7 +369,7 @@ def cmd_function_stats(args: argparse.Namespace) -> None:
 # -- parsers ------------------------------------------------------------------------------
 
 
-def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True) -> None:
+def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True, default: str = "table") -> None:
     p.add_argument(
         "--admin-url",
         default=os.environ.get("MAGNETAR_ADMIN_URL", DEFAULT_ADMIN_URL),
@@ -353,8 +381,8 @@ def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True) -> None:
         *flags,
         dest="output_format",
         choices=["table", "json"],
-        default="table",
-        help="table (default) or json",
+        default=default,
+        help=f"table or json (default {default})",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the worker")
 
@@ -391,26 +419,41 @@ def add_admin_parsers(functions: argparse._SubParsersAction, sub: argparse._SubP
         p = functions.add_parser(verb, help=helptext)
         add_function_flags(p)
         _admin_flags(p, output_flag=False)
+        if verb == "update":
+            p.add_argument(
+                "--update-auth-data",
+                dest="update_auth_data",
+                action="store_true",
+                help="also update the function's auth data",
+            )
         p.set_defaults(handler=_wrap(fn))
-    simple = (
-        ("delete", cmd_delete, "deregister a function", False),
-        ("get", cmd_get, "show a function's config", False),
-        ("status", cmd_status, "instance status", True),
-        ("stats", cmd_stats, "instance statistics", True),
-        ("start", _control("start"), "start instances (persisted)", True),
-        ("stop", _control("stop"), "stop instances (persisted)", True),
-        ("restart", _control("restart"), "restart instances", True),
+    # (verb, aliases, handler, help, takes --instance-id, default output)
+    simple: tuple[tuple[str, list[str], Any, str, bool, str], ...] = (
+        ("delete", [], cmd_delete, "deregister a function", False, "table"),
+        ("get", [], cmd_get, "show a function's config", False, "json"),
+        ("status", ["getstatus"], cmd_status, "instance status", True, "json"),
+        ("stats", [], cmd_stats, "instance statistics", True, "json"),
+        ("start", [], _control("start"), "start instances (persisted)", True, "table"),
+        ("stop", [], _control("stop"), "stop instances (persisted)", True, "table"),
+        ("restart", [], _control("restart"), "restart instances", True, "table"),
     )
-    for verb, fn, helptext, inst in simple:
-        p = functions.add_parser(verb, help=helptext)
+    for verb, aliases, fn, helptext, inst, default in simple:
+        p = functions.add_parser(verb, aliases=aliases, help=helptext)
         _name_flags(p, inst)
-        _admin_flags(p)
+        _admin_flags(p, default=default)
         p.set_defaults(handler=_wrap(fn))
     p = functions.add_parser("list", help="list functions of a namespace")
     p.add_argument("--tenant", help="tenant (default public)")
     p.add_argument("--namespace", help="namespace (default default)")
-    _admin_flags(p)
+    _admin_flags(p, default="json")
     p.set_defaults(handler=_wrap(cmd_list))
+    for verb, fn, helptext in (
+        ("reload", cmd_reload, "reload the built-in functions"),
+        ("available-functions", cmd_available_functions, "list the built-in functions"),
+    ):
+        p = functions.add_parser(verb, help=helptext)
+        _admin_flags(p)
+        p.set_defaults(handler=_wrap(fn))
     p = functions.add_parser("trigger", help="send one value through a function and print its output")
     _name_flags(p)
     p.add_argument("--trigger-value", "--triggerValue", dest="trigger_value")
@@ -422,7 +465,7 @@ def add_admin_parsers(functions: argparse._SubParsersAction, sub: argparse._SubP
     _name_flags(p)
     p.add_argument("-k", "--key", required=True)
     p.add_argument("-w", "--watch", action="store_true", help="poll once a second")
-    _admin_flags(p)
+    _admin_flags(p, default="json")
     p.set_defaults(handler=_wrap(cmd_querystate))
     p = functions.add_parser("putstate", help="write a state key")
     _name_flags(p)

@@ -192,7 +192,7 @@ class FunctionInstance:
         self._consumer = self._subscribe()
         self._raw = self._consumer._consumer
         log_producer = self.producers.get(spec.log_topic) if spec.log_topic else None
-        logger = function_logger(spec.fqfn, self.instance_id, log_producer)
+        logger = function_logger(spec.fqfn, self.instance_id, log_producer, spec.log_level)
         self._consumers = consumers = {i.topic: self._consumer for i in spec.inputs}
         self.context = InstanceContext(
             hot=hot,
