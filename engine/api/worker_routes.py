@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 from urllib.parse import urlparse
 
@@ -134,6 +135,9 @@ async def functions_metrics(request: web.Request) -> web.Response:
                     "1min": {
                         "receivedTotal": snap["received_1min"],
                         "processedSuccessfullyTotal": snap["processed_ok_1min"],
+                        "systemExceptionsTotal": snap["system_exceptions_1min"],
+                        "userExceptionsTotal": snap["user_exceptions_1min"],
+                        "avgProcessLatency": snap["avg_latency_ms_1min"],
                     },
                     "userMetrics": {k: v[0] / v[1] if v[1] else 0.0 for k, v in snap["user_metrics"].items()},
                 },
@@ -152,19 +156,25 @@ def _worker_metrics(worker: Worker) -> list[dict[str, Any]]:
         "pulsar_function_worker_total_expected_instance_count": len(worker.table.assignments),
         "pulsar_function_worker_schedule_execution_time_total_ms": worker.duties.last_schedule_ms,
     }
-    return [{"metrics": metrics, "dimensions": {"cluster": "magnetar", "workerId": worker.config.worker_id}}]
+    dimensions = {"cluster": worker.config.cluster_name, "workerId": worker.config.worker_id}
+    return [{"metrics": metrics, "dimensions": dimensions}]
 
 
 async def worker_metrics(request: web.Request) -> web.Response:
     return web.json_response(_worker_metrics(_worker(request)))
 
 
+_REGISTRIES: weakref.WeakKeyDictionary[Worker, CollectorRegistry] = weakref.WeakKeyDictionary()
+
+
 async def prometheus(request: web.Request) -> web.Response:
     worker = _worker(request)
-    registry = CollectorRegistry()
-    registry.register(InstanceCollector(worker.runtime.instances, cluster="magnetar"))
+    registry = _REGISTRIES.get(worker)
+    if registry is None:  # one collector per worker: it remembers the exceptions it reported
+        registry = _REGISTRIES[worker] = CollectorRegistry()
+        registry.register(InstanceCollector(worker.runtime.instances, cluster=worker.config.cluster_name))
     lines = [generate_latest(registry).decode()]
-    labels = f'cluster="magnetar",workerId="{worker.config.worker_id}"'
+    labels = f'cluster="{worker.config.cluster_name}",workerId="{worker.config.worker_id}"'
     for name, value in _worker_metrics(worker)[0]["metrics"].items():
         lines.append(f"# TYPE {name} gauge\n{name}{{{labels}}} {float(value)}\n")
     return web.Response(text="".join(lines), content_type="text/plain")

@@ -159,6 +159,7 @@ def run_localrun(args: argparse.Namespace) -> int:
             hotpath=args.hotpath,
             instance_id_offset=args.instance_id_offset,
             metrics_port=args.metrics_port_start,
+            cluster_name=args.cluster_name,
             secrets_provider=args.secrets_provider_classname,
             secrets_provider_config=secrets_config,
             instance=InstanceOptions(

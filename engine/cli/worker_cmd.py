@@ -45,6 +45,9 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
         default="thread",
         help="run each instance on a thread of the worker (default) or in its own child process",
     )
+    p.add_argument(
+        "--cluster-name", default="standalone", help="the cluster label of the metrics (default standalone)"
+    )
     p.add_argument("--heartbeat-interval", type=float, default=0.5, help="seconds between heartbeats")
     p.add_argument(
         "--election-timeout",
@@ -86,6 +89,7 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
         election_timeout=args.election_timeout,
         consumer_id_spread=args.consumer_id_spread,
         runtime=args.runtime,
+        cluster_name=args.cluster_name,
     )
     runner: Any = asyncio.run
     try:

@@ -65,6 +65,8 @@ class WorkerConfig:
     secrets_provider: str | None = None
     consumer_id_spread: int = 4096
     runtime: str = "thread"
+    #: The ``cluster`` label of the metrics (Apache's ``pulsarFunctionsCluster``).
+    cluster_name: str = "standalone"
     instance: InstanceOptions = field(default_factory=InstanceOptions)
 
     @property

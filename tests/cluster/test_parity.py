@@ -8,9 +8,11 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pulsar
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.broker import EmbeddedBroker
 from tests.cluster.conftest import Cluster, magnetar, new_cluster, rest, wait_until
@@ -18,11 +20,50 @@ from tests.integration.harness import consume, produce
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "integration" / "exclaim_example.py"
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "pulsar_admin_style.sh"
+METERED = Path(__file__).resolve().parent / "metered_example.py"
+CLUSTER = "parity-cluster"
+
+# What Apache's Python instance exposes (function_stats.py and the context's user metric):
+# each family with its type, and each sample name with its labels. Counters declared as
+# ``x_total`` render as ``x_total``; the one-minute ones are declared ``x_total_1min`` and
+# so render as ``x_total_1min_total``; prometheus_client adds ``_created`` to counters
+# and summaries (as gauges of their own in the text format).
+LABELS = {"tenant", "namespace", "name", "instance_id", "cluster", "fqfn"}
+_COUNTER_FAMILIES = [
+    "received", "processed_successfully", "system_exceptions", "user_exceptions",
+    "received_total_1min", "processed_successfully_total_1min", "system_exceptions_total_1min",
+    "user_exceptions_total_1min",
+]  # fmt: skip
+APACHE_FAMILIES = {
+    **{f"pulsar_function_{f}": "counter" for f in _COUNTER_FAMILIES},
+    "pulsar_function_process_latency_ms": "summary",
+    "pulsar_function_process_latency_ms_1min": "summary",
+    "pulsar_function_last_invocation": "gauge",
+    "pulsar_function_user_exception": "gauge",
+    "pulsar_function_system_exception": "gauge",
+    "pulsar_function_user_metric": "summary",
+}
+# The text format puts each ``_created`` series in a gauge family of its own.
+APACHE_FAMILIES.update(
+    {f"{n}_created": "gauge" for n, t in list(APACHE_FAMILIES.items()) if t in ("counter", "summary")}
+)
+APACHE_SAMPLES = {
+    **{f"pulsar_function_{f}_{s}": LABELS for f in _COUNTER_FAMILIES for s in ("total", "created")},
+    **{
+        f"pulsar_function_process_latency_ms{w}_{s}": LABELS
+        for w in ("", "_1min")
+        for s in ("count", "sum", "created")
+    },
+    "pulsar_function_last_invocation": LABELS,
+    "pulsar_function_user_exception": LABELS | {"error", "ts"},
+    "pulsar_function_system_exception": LABELS | {"error", "ts"},
+    **{f"pulsar_function_user_metric_{s}": LABELS | {"metric"} for s in ("count", "sum", "created")},
+}
 
 
 @pytest.fixture(scope="module")
 def cluster1(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = new_cluster(broker, str(tmp_path_factory.mktemp("parity")), 1)
+    c = new_cluster(broker, str(tmp_path_factory.mktemp("parity")), 1, ["--cluster-name", CLUSTER])
     yield c
     c.stop_all()
 
@@ -103,3 +144,64 @@ def test_cleanup_subscription_on_delete(
         lambda: name not in rest(cluster1.workers[0].url, "GET", "/admin/v3/functions/public/default")
     )
     assert _backlog_after_delete(client, topic, name) == ([b"after-delete"] if kept else [])
+
+
+def _scrape(url: str, fqfn: str) -> tuple[dict[str, str], dict[str, list[dict[str, str]]]]:
+    """The function's families (name -> type) and samples (name -> label sets) on ``/metrics``."""
+    families: dict[str, str] = {}
+    samples: dict[str, list[dict[str, str]]] = {}
+    for family in text_string_to_metric_families(rest(url, "GET", "/metrics").decode()):
+        if not family.name.startswith("pulsar_function_") or family.name.startswith("pulsar_function_worker"):
+            continue
+        families[family.name] = family.type
+        for sample in family.samples:
+            if sample.labels.get("fqfn") == fqfn:
+                samples.setdefault(sample.name, []).append(sample.labels)
+    return families, samples
+
+
+def test_metrics_names_labels_and_types_are_apaches(cluster1: Cluster, client: pulsar.Client) -> None:
+    name = f"metered{uuid.uuid4().hex[:6]}"
+    fqfn = f"public/default/{name}"
+    inp, out = f"persistent://public/default/{name}-in", f"persistent://public/default/{name}-out"
+    url = cluster1.workers[0].url
+    res = magnetar(
+        "functions", "create", "--admin-url", url, "--name", name, "--py", str(METERED),
+        "--classname", "metered_example.Metered", "--inputs", inp, "--output", out,
+        "--subs-position", "Earliest",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    # Seven user exceptions in a minute: Apache reports the first five as gauges.
+    produce(client, inp, [b"ok", b"unencodable", *(f"boom-{i}".encode() for i in range(7))])
+    assert [m.data() for m in consume(client, out, 1)] == [b"ok!"]
+
+    def one_minute() -> Any:
+        stats = rest(url, "GET", "/admin/v2/worker-stats/functionsmetrics")
+        return next((m["metrics"]["1min"] for m in stats if m["name"] == fqfn), None)
+
+    assert wait_until(lambda: (one_minute() or {}).get("receivedTotal") == 9, timeout=30)
+    families, samples = _scrape(url, fqfn)
+    assert families == APACHE_FAMILIES
+    assert {n: {frozenset(ls) for ls in labels} for n, labels in samples.items()} == {
+        n: {frozenset(ls)} for n, ls in APACHE_SAMPLES.items()
+    }
+    for labels in (ls for per_name in samples.values() for ls in per_name):
+        assert {k: labels[k] for k in LABELS} == {
+            "tenant": "public", "namespace": "public/default", "name": name, "instance_id": "0",
+            "cluster": CLUSTER, "fqfn": fqfn,
+        }  # fmt: skip
+    user_exc = samples["pulsar_function_user_exception"]
+    assert sorted(ls["error"] for ls in user_exc) == [f"boom-{i}" for i in range(5)]
+    assert all(ls["ts"].isdigit() for ls in user_exc)
+    (sys_exc,) = samples["pulsar_function_system_exception"]
+    assert sys_exc["error"] == "IdentitySerDe cannot serialize object of type object"
+    assert {ls["metric"] for ls in samples["pulsar_function_user_metric_count"]} == {"input_size"}
+
+    text = rest(url, "GET", "/metrics").decode()
+    assert f'pulsar_function_received_total_1min_total{{cluster="{CLUSTER}",fqfn="{fqfn}"' in text
+    one_min = one_minute()
+    assert one_min["receivedTotal"] == 9 and one_min["userExceptionsTotal"] == 7
+    # The function returned for "ok" and "unencodable" (whose output then failed to encode).
+    assert one_min["systemExceptionsTotal"] == 1 and one_min["processedSuccessfullyTotal"] == 2
+    assert one_min["avgProcessLatency"] >= 0.0
+    magnetar("functions", "delete", "--admin-url", url, "--name", name)
