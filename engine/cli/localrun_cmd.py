@@ -124,7 +124,7 @@ def add_localrun_parser(sub: argparse._SubParsersAction) -> None:
         "--runtime", default="THREAD", choices=["THREAD", "thread"], help="instances run as threads"
     )
     p.add_argument("--metrics-port-start", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT")
-    p.add_argument("--secrets-provider-classname", help="env (default), file, cleartext, or a class path")
+    p.add_argument("--secrets-provider-classname", help="cleartext (default), env, file, or a class path")
     p.add_argument("--secrets-provider-config", help="JSON config for the secrets provider")
     p.add_argument("--hotpath", choices=["native", "pure"], help="hot-path twin (default: native if built)")
     p.add_argument("--batch-max-messages", type=int, default=1000, help="messages per received batch")

@@ -31,7 +31,7 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
         help="sqlite:///path or postgresql://user@host/db (default: state.db in the data dir)",
     )
     p.add_argument("--hotpath", choices=["native", "pure"], help="hot-path twin (default: native if built)")
-    p.add_argument("--secrets-provider-classname", help="env (default), file, cleartext, or a class path")
+    p.add_argument("--secrets-provider-classname", help="cleartext (default), env, file, or a class path")
     p.add_argument(
         "--consumer-id-spread",
         type=int,

@@ -205,6 +205,7 @@ class FunctionInstance:
             input_topics=[i.topic for i in spec.inputs],
             output_topic=spec.output,
             output_serde_class_name=spec.output_serde_class_name,
+            pulsar_client=self.client,
             user_config=spec.user_config,
             secrets=spec.secrets,
             secrets_provider=self._secrets_provider,

@@ -25,9 +25,7 @@ class LogTopicHandler(logging.Handler):
             self.handleError(record)
 
 
-def function_logger(
-    fqfn: str, instance_id: int, producer: Any | None, level: str = "INFO"
-) -> logging.Logger:
+def function_logger(fqfn: str, instance_id: int, producer: Any | None, level: str = "INFO") -> logging.Logger:
     """The logger handed to a function instance, publishing to ``producer`` when given.
 
     ``level`` is the function's ``logLevel`` (a Python level name).
