@@ -11,6 +11,7 @@ from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
 from engine.api.worker_routes import add_worker_routes
 from engine.config import ConfigError
+from engine.packages.routes import add_package_routes
 from engine.state.store import StateStoreError
 from engine.worker.worker import Worker
 
@@ -49,6 +50,7 @@ def build_app(worker: Worker) -> web.Application:
     app["worker"] = worker
     add_function_routes(app)
     add_worker_routes(app)
+    add_package_routes(app)
     return app
 
 

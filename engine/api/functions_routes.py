@@ -15,12 +15,16 @@ from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 
 from engine.api.errors import http_error
+from engine.cluster.packages import PackageError
 from engine.cluster.registry import StaleVersion
 from engine.cluster.scheduler import instance_key, split_instance_key
 from engine.cluster.subscriptions import remove_subscriptions
 from engine.config import ConfigError, parse_function_config, resolve
 from engine.config.details import config_from_details, to_details
 from engine.config.validation import FunctionSpec
+from engine.packages import RegistryError, fetch_url, parse_package_name
+from engine.packages.fetch import FetchError
+from engine.packages.routes import registry_of
 from engine.proto import Function_pb2 as pb
 from engine.worker.worker import NotLeader, Worker
 
@@ -114,8 +118,18 @@ async def _store_package(
             with open(path, "rb") as fh:
                 data = fh.read()
             filename = os.path.basename(path)
+        elif url.startswith(("http://", "https://")):
+            try:
+                data, filename = await fetch_url(url)
+            except FetchError as exc:
+                raise http_error(400, str(exc))
+        elif url.startswith(("function://", "sink://", "source://")):
+            return await _registered_package(worker, url)
         else:
-            raise http_error(400, f"url: {url!r}: only file:// package URLs are supported")
+            raise http_error(
+                400,
+                f"url: {url!r}: expected a file://, http(s)://, function://, sink:// or source:// URL",
+            )
     if data is None:
         return None
     assert filename is not None
@@ -123,6 +137,20 @@ async def _store_package(
         raise http_error(400, f"data: {filename!r}: expected a .py, .zip or .whl package")
     path = await asyncio.to_thread(worker.packages.put, data, filename)
     return pb.PackageLocationMetaData(packagePath=path, originalFileName=filename)
+
+
+async def _registered_package(worker: Worker, url: str) -> pb.PackageLocationMetaData:
+    """The location of a package from the package registry (``function://t/ns/name@version``)."""
+    try:
+        name = parse_package_name(url)
+        record = await asyncio.to_thread(registry_of(worker).get, name)
+    except ValueError as exc:
+        raise http_error(400, f"url: {exc}")
+    except RegistryError as exc:
+        raise http_error(400 if exc.status == 404 else exc.status, f"url: {exc}")
+    if not record.filename.endswith((".py", ".zip", ".whl")):
+        raise http_error(400, f"url: {url!r}: the package {record.filename!r} is not a .py, .zip or .whl")
+    return pb.PackageLocationMetaData(packagePath=record.location, originalFileName=record.filename)
 
 
 def _with_identity(config: dict[str, Any], fqfn: str) -> dict[str, Any]:
@@ -517,8 +545,13 @@ async def upload(request: web.Request) -> web.Response:
     path = form.get("path")
     if not isinstance(data, FileField):
         raise http_error(400, "data: a file is required")
-    name = str(path) if path else data.filename
-    location = await asyncio.to_thread(worker.packages.put, data.file.read(), os.path.basename(name))
+    content = data.file.read()
+    if path:  # ``download --path`` finds it under the same path
+        location = await asyncio.to_thread(
+            registry_of(worker).put_path, str(path), content, os.path.basename(str(path))
+        )
+    else:
+        location = await asyncio.to_thread(worker.packages.put, content, os.path.basename(data.filename))
     return web.json_response({"path": location})
 
 
@@ -527,7 +560,10 @@ async def download(request: web.Request) -> web.StreamResponse:
     path = request.query.get("path")
     if not path:
         raise http_error(400, "path: the package path is required")
-    local = await asyncio.to_thread(worker.packages.fetch, path, "package")
+    try:
+        local = await asyncio.to_thread(registry_of(worker).fetch_path, path)
+    except PackageError as exc:
+        raise http_error(404, f"path: {exc}")
     return web.FileResponse(local)
 
 

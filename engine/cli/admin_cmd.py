@@ -104,7 +104,7 @@ def _submission(args: argparse.Namespace, fqfn: str | None) -> aiohttp.FormData:
         config["tenant"], config["namespace"], config["name"] = fqfn.split("/")
     form = aiohttp.FormData()
     py = config.pop("py", None)
-    if py and not py.startswith(("file://", "http://", "https://", "function://")):
+    if py and not py.startswith(("file://", "http://", "https://", "function://", "sink://", "source://")):
         if not os.path.isfile(py):
             raise AdminError(f"--py {py}: no such file")
         with open(py, "rb") as fh:

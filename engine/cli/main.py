@@ -11,6 +11,7 @@ from engine import __version__
 from engine.cli.admin_cmd import add_admin_parsers
 from engine.cli.demo_cmd import add_demo_parser
 from engine.cli.localrun_cmd import add_localrun_parser
+from engine.cli.packages_cmd import add_packages_parser
 from engine.cli.worker_cmd import add_worker_parsers
 from engine.config.errors import ConfigError
 from engine.function.errors import FunctionLoadError
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_localrun_parser(fsub)
     add_admin_parsers(fsub, sub)
     add_worker_parsers(sub)
+    add_packages_parser(sub)
     add_demo_parser(sub)
     return parser
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pulsar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -205,3 +209,94 @@ def test_metrics_names_labels_and_types_are_apaches(cluster1: Cluster, client: p
     assert one_min["systemExceptionsTotal"] == 1 and one_min["processedSuccessfullyTotal"] == 2
     assert one_min["avgProcessLatency"] >= 0.0
     magnetar("functions", "delete", "--admin-url", url, "--name", name)
+
+
+def _create_from(cluster: Cluster, client: pulsar.Client, name: str, py: str) -> None:
+    """Create ``name`` with its code at ``py`` and show it runs."""
+    inp, out = f"persistent://public/default/{name}-in", f"persistent://public/default/{name}-out"
+    url = cluster.workers[0].url
+    res = magnetar(
+        "functions", "create", "--admin-url", url, "--name", name, "--py", py,
+        "--classname", "exclaim_example.Exclaim", "--inputs", inp, "--output", out,
+        "--subs-position", "Earliest",
+    )  # fmt: skip
+    assert res.returncode == 0 and res.stdout.strip() == "Created successfully", res.stderr
+    produce(client, inp, [b"pkg"])
+    assert [m.data() for m in consume(client, out, 1)] == [b"pkg!"]
+    assert magnetar("functions", "delete", "--admin-url", url, "--name", name).returncode == 0
+
+
+def test_package_by_http_url(cluster1: Cluster, client: pulsar.Client) -> None:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(EXAMPLE.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        _create_from(cluster1, client, f"http{uuid.uuid4().hex[:6]}", f"{base}/{EXAMPLE.name}")
+        res = magnetar(
+            "functions", "create", "--admin-url", cluster1.workers[0].url, "--name", "missing",
+            "--py", f"{base}/absent.py", "--classname", "absent.F", "--inputs", "in",
+        )  # fmt: skip
+        assert res.returncode == 1
+        assert res.stderr.strip() == f"magnetar: 400: url: '{base}/absent.py': the server answered 404"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_packages_verbs_and_function_url(cluster1: Cluster, client: pulsar.Client, tmp_path: Path) -> None:
+    pkg = f"exclaim{uuid.uuid4().hex[:6]}"
+    v1 = f"function://public/default/{pkg}@v1"
+    admin = ["--admin-url", cluster1.workers[0].url]
+
+    def ok(*args: str) -> str:
+        res = magnetar("packages", *args, *admin)
+        assert res.returncode == 0, (args, res.stderr)
+        return res.stdout.strip()
+
+    assert ok("upload", v1, "--path", str(EXAMPLE), "--description", "exclaims", "-P", "team=core") == (
+        f"The package '{v1}' uploaded from path '{EXAMPLE}' successfully"
+    )
+    ok("upload", f"function://public/default/{pkg}@v2", "--path", str(EXAMPLE), "--description", "two")
+    assert orjson.loads(ok("list-versions", f"function://public/default/{pkg}")) == ["v1", "v2"]
+    listed = orjson.loads(ok("list", "--type", "function", "public/default"))
+    assert f"function://public/default/{pkg}" in listed
+    meta = orjson.loads(ok("get-metadata", v1))
+    assert meta["description"] == "exclaims" and meta["properties"] == {"team": "core"}
+    assert meta["createTime"] > 0 and meta["modificationTime"] >= meta["createTime"]
+    assert ok("update-metadata", v1, "-d", "shouts", "-c", "dev@example.invalid") == (
+        f"The metadata of the package '{v1}' updated successfully"
+    )
+    assert orjson.loads(ok("get-metadata", v1))["contact"] == "dev@example.invalid"
+    out = tmp_path / "down.py"
+    assert ok("download", v1, "--path", str(out)) == (
+        f"The package '{v1}' downloaded to path '{out}' successfully"
+    )
+    assert out.read_bytes() == EXAMPLE.read_bytes()
+
+    _create_from(cluster1, client, f"fromreg{uuid.uuid4().hex[:6]}", v1)
+
+    res = magnetar("packages", "upload", v1, "--path", str(EXAMPLE), "--description", "again", *admin)
+    assert res.returncode == 1 and f"409: package {v1} already exists" in res.stderr
+    assert ok("delete", v1) == f"The package '{v1}' deleted successfully"
+    res = magnetar("packages", "get-metadata", v1, *admin)
+    assert res.returncode == 1 and f"404: package {v1} does not exist" in res.stderr
+    res = magnetar("packages", "get-metadata", "jar://public/default/x@1", *admin)
+    assert res.returncode == 1 and "type one of function, sink, source" in res.stderr
+
+
+def test_functions_upload_then_download_by_path(cluster1: Cluster, tmp_path: Path) -> None:
+    path = f"uploads/{uuid.uuid4().hex[:6]}/code.py"
+    admin = ["--admin-url", cluster1.workers[0].url]
+    res = magnetar("functions", "upload", "--source-file", str(EXAMPLE), "--path", path, *admin)
+    assert res.returncode == 0 and res.stdout.strip() == "Uploaded successfully", res.stderr
+    dest = tmp_path / "back.py"
+    res = magnetar("functions", "download", "--path", path, "--destination-file", str(dest), *admin)
+    assert res.returncode == 0 and res.stdout.strip() == "Downloaded successfully", res.stderr
+    assert dest.read_bytes() == EXAMPLE.read_bytes()
+    res = magnetar(
+        "functions", "download", "--path", "never/uploaded", "--destination-file", str(dest), *admin
+    )
+    assert res.returncode == 1 and "404" in res.stderr
