@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.api import serve
 from engine.cli.localrun_cmd import add_broker_flags, broker_options
+from engine.cluster.foreign import ForeignWorkerError
 from engine.worker import Worker, WorkerConfig
 
 __all__ = ["add_worker_parsers"]
@@ -109,7 +110,11 @@ async def _serve(config: WorkerConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
     http = await serve(worker)
     try:
-        await worker.start()
+        try:
+            await worker.start()
+        except ForeignWorkerError as exc:
+            print(f"magnetar: {exc}", file=sys.stderr, flush=True)
+            return 2
         print(
             f"magnetar: worker {config.worker_id} ready on {config.url} "
             f"(started in {worker.startup_ms:.0f} ms)",

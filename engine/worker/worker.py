@@ -24,6 +24,7 @@ from engine.broker.client import BrokerOptions, make_client
 from engine.broker.embedded import EmbeddedBroker
 from engine.cluster.assignments import AssignmentRecord, AssignmentTable
 from engine.cluster.election import LeaderElection, WorkerInfo
+from engine.cluster.foreign import check_no_foreign_worker
 from engine.cluster.leader import LeaderDuties
 from engine.cluster.metadata import MetadataService
 from engine.cluster.packages import PackageStore
@@ -107,6 +108,7 @@ class Worker:
             broker = cfg.broker
         broker = dataclasses.replace(broker, consumer_id_spread=cfg.consumer_id_spread)
         self.client = await asyncio.to_thread(make_client, broker, 2)
+        await asyncio.to_thread(check_no_foreign_worker, self.client, self.topics)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         url = cfg.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(cfg.data_dir, 'state.db'))}"
         self.state_store = open_state_store(url)

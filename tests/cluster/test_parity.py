@@ -18,7 +18,8 @@ import pulsar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.broker import EmbeddedBroker
+from engine.broker import EmbeddedBroker, free_port
+from engine.proto import Function_pb2 as pb
 from tests.cluster.conftest import Cluster, magnetar, new_cluster, rest, wait_until
 from tests.integration.harness import consume, produce
 
@@ -300,3 +301,25 @@ def test_functions_upload_then_download_by_path(cluster1: Cluster, tmp_path: Pat
         "functions", "download", "--path", "never/uploaded", "--destination-file", str(dest), *admin
     )
     assert res.returncode == 1 and "404" in res.stderr
+
+
+def test_refuses_to_share_topics_with_a_foreign_worker(
+    broker: EmbeddedBroker, client: pulsar.Client, tmp_path: Path
+) -> None:
+    namespace = f"public/fw{uuid.uuid4().hex[:8]}"
+    # What an Apache functions worker leaves on its metadata topic: a bare protobuf record,
+    # without Magnetar's key and properties.
+    foreign = pb.FunctionMetaData(functionDetails=pb.FunctionDetails(tenant="public", name="theirs"))
+    produce(client, f"persistent://{namespace}/metadata", [foreign.SerializeToString()])
+    res = subprocess.run(
+        [
+            sys.executable, "-m", "engine", "worker", "--broker-url", broker.url,
+            "--broker-kind", "pulsar-lite", "--worker-id", "w1", "--port", str(free_port()),
+            "--data-dir", str(tmp_path / "w1"), "--functions-namespace", namespace,
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "ready on" not in res.stdout
+    assert f"magnetar: persistent://{namespace}/metadata holds a record Magnetar did not write" in res.stderr
+    assert "it has no key" in res.stderr and "--functions-namespace" in res.stderr
