@@ -66,6 +66,11 @@ _SPEC_RULES: list[tuple[str, Callable[[Any], Any], str]] = [
         "the Python client has no message payload processor",
     ),
     ("poolMessages", lambda s: s.pool_messages, "applies to the Java client only"),
+    (
+        "schemaProperties",
+        lambda s: s.schema_properties,
+        "input schemas are not registered with the broker yet",
+    ),
 ]
 
 

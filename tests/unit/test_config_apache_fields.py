@@ -49,6 +49,7 @@ WARNED = {
     "inputSpecs[spec-in].messagePayloadProcessorConfig",
     "inputSpecs[spec-in].cryptoConfig",
     "inputSpecs[spec-in].poolMessages",
+    "inputSpecs[spec-in].schemaProperties",
 }
 
 EVERY_FIELD_YAML = """
