@@ -191,7 +191,12 @@ async def register(request: web.Request) -> web.Response:
         functionDetails=to_details(spec), packageLocation=location, createTime=int(time.time() * 1000)
     )
     version = await _submit(worker, fqfn, md, worker.metadata.registry.current_version(fqfn))
-    return web.json_response({"version": version})
+    return web.json_response({"version": version, "warnings": _warnings(spec)})
+
+
+def _warnings(spec: FunctionSpec) -> list[str]:
+    """The fields that are set but have no effect, for the client to show."""
+    return [f"{name} is accepted but has no effect: {why}" for name, why in spec.ignored]
 
 
 def _check_update(old: FunctionSpec, new: FunctionSpec) -> None:
@@ -234,7 +239,7 @@ async def update(request: web.Request) -> web.Response:
     for iid, state in old_md.instanceStates.items():
         md.instanceStates[iid] = state
     version = await _submit(worker, fqfn, md, expected)
-    return web.json_response({"version": version})
+    return web.json_response({"version": version, "warnings": _warnings(spec)})
 
 
 async def deregister(request: web.Request) -> web.Response:

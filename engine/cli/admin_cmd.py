@@ -67,7 +67,12 @@ def _fqfn(args: argparse.Namespace) -> str:
 
 
 def _done(args: argparse.Namespace, message: str, data: Any = None) -> None:
-    """pulsar-admin's one-line result, or the worker's JSON answer with ``--output json``."""
+    """pulsar-admin's one-line result, or the worker's JSON answer with ``--output json``.
+
+    The worker's warnings (config fields without effect) go to stderr.
+    """
+    for warning in data.get("warnings", []) if isinstance(data, dict) else []:
+        print(f"magnetar: warning: {warning}", file=sys.stderr)
     if args.output_format == "json":
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:

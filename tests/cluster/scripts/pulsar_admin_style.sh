@@ -16,11 +16,14 @@ py: $CODE
 inputs: ["persistent://public/default/$NAME-in"]
 output: persistent://public/default/$NAME-out
 logLevel: INFO
+inputTypeClassName: java.lang.String
 subscriptionPosition: Earliest
 parallelism: 1
 YAML
 
-test "$(admin create --function-config-file "$DIR/$NAME.yaml")" = "Created successfully"
+test "$(admin create --function-config-file "$DIR/$NAME.yaml" 2>"$DIR/warnings")" = "Created successfully"
+# The config sets a field without effect on Python functions: the CLI passes on the warning.
+grep -x "magnetar: warning: inputTypeClassName is accepted but has no effect: .*" "$DIR/warnings" >/dev/null
 
 admin list | json "'$NAME' in d" | grep -x True >/dev/null
 test "$(admin get --tenant public --namespace default --name "$NAME" | json "d['className']")" = "exclaim_example.Exclaim"
