@@ -14,6 +14,7 @@ import pulsar
 from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 
+from engine.api.builtins_routes import add_builtin_routes
 from engine.api.errors import http_error
 from engine.cluster.packages import PackageError
 from engine.cluster.registry import StaleVersion
@@ -22,8 +23,7 @@ from engine.cluster.subscriptions import remove_subscriptions
 from engine.config import ConfigError, parse_function_config, resolve
 from engine.config.details import config_from_details, to_details
 from engine.config.validation import FunctionSpec
-from engine.packages import RegistryError, fetch_url, parse_package_name
-from engine.packages.fetch import FetchError
+from engine.packages.locations import store_package
 from engine.packages.routes import registry_of
 from engine.proto import Function_pb2 as pb
 from engine.worker.worker import NotLeader, Worker
@@ -107,52 +107,6 @@ def _config_error(exc: ConfigError) -> web.HTTPException:
     return http_error(400, str(exc))
 
 
-async def _store_package(
-    worker: Worker, data: bytes | None, filename: str | None, url: str | None
-) -> pb.PackageLocationMetaData | None:
-    if data is None and url:
-        if url.startswith("file://"):
-            path = url[len("file://") :]
-            if not os.path.isfile(path):
-                raise http_error(400, f"url: {url!r}: no such file on the worker")
-            with open(path, "rb") as fh:
-                data = fh.read()
-            filename = os.path.basename(path)
-        elif url.startswith(("http://", "https://")):
-            try:
-                data, filename = await fetch_url(url)
-            except FetchError as exc:
-                raise http_error(400, str(exc))
-        elif url.startswith(("function://", "sink://", "source://")):
-            return await _registered_package(worker, url)
-        else:
-            raise http_error(
-                400,
-                f"url: {url!r}: expected a file://, http(s)://, function://, sink:// or source:// URL",
-            )
-    if data is None:
-        return None
-    assert filename is not None
-    if not filename.endswith((".py", ".zip", ".whl")):
-        raise http_error(400, f"data: {filename!r}: expected a .py, .zip or .whl package")
-    path = await asyncio.to_thread(worker.packages.put, data, filename)
-    return pb.PackageLocationMetaData(packagePath=path, originalFileName=filename)
-
-
-async def _registered_package(worker: Worker, url: str) -> pb.PackageLocationMetaData:
-    """The location of a package from the package registry (``function://t/ns/name@version``)."""
-    try:
-        name = parse_package_name(url)
-        record = await asyncio.to_thread(registry_of(worker).get, name)
-    except ValueError as exc:
-        raise http_error(400, f"url: {exc}")
-    except RegistryError as exc:
-        raise http_error(400 if exc.status == 404 else exc.status, f"url: {exc}")
-    if not record.filename.endswith((".py", ".zip", ".whl")):
-        raise http_error(400, f"url: {url!r}: the package {record.filename!r} is not a .py, .zip or .whl")
-    return pb.PackageLocationMetaData(packagePath=record.location, originalFileName=record.filename)
-
-
 def _with_identity(config: dict[str, Any], fqfn: str) -> dict[str, Any]:
     tenant, namespace, name = fqfn.split("/")
     for key, value in (("tenant", tenant), ("namespace", namespace), ("name", name)):
@@ -184,7 +138,7 @@ async def register(request: web.Request) -> web.Response:
         raise _config_error(exc)
     if worker.metadata.registry.get(fqfn) is not None:
         raise http_error(400, f"Function {fqfn} already exists")
-    location = await _store_package(worker, data, filename, url)
+    location = await store_package(worker, data, filename, url)
     if location is None:
         raise http_error(400, "data: a package (.py, .zip or .whl) or a file:// url is required")
     md = pb.FunctionMetaData(
@@ -232,7 +186,7 @@ async def update(request: web.Request) -> web.Response:
         _check_update(resolve(old_config), spec)
     except ConfigError as exc:
         raise _config_error(exc)
-    location = await _store_package(worker, data, filename, url) or old_md.packageLocation
+    location = await store_package(worker, data, filename, url) or old_md.packageLocation
     md = pb.FunctionMetaData(
         functionDetails=to_details(spec), packageLocation=location, createTime=old_md.createTime
     )
@@ -594,33 +548,12 @@ async def leader_write(request: web.Request) -> web.Response:
     return web.json_response({"version": version})
 
 
-# -- built-in functions and connectors ----------------------------------------------------------------------
-
-
-async def builtins(request: web.Request) -> web.Response:
-    """The built-in functions (``FunctionDefinition`` list): none are shipped yet."""
-    return web.json_response([])
-
-
-async def reload_builtins(request: web.Request) -> web.Response:
-    """Reload the built-in functions; there are none to reload (204 as Pulsar answers)."""
-    return web.Response(status=204)
-
-
-async def connectors(request: web.Request) -> web.Response:
-    """The connectors (``ConnectorDefinition`` list): none are shipped yet."""
-    return web.json_response([])
-
-
 def add_function_routes(app: web.Application) -> None:
     """Mount every ``/admin/v3/functions`` route."""
     base = "/admin/v3/functions"
     fn = base + "/{tenant}/{namespace}/{name}"
     inst = fn + "/{instance:\\d+}"
-    # Before "/{tenant}/{namespace}", which would match these paths too.
-    app.router.add_get(base + "/builtins", builtins)
-    app.router.add_post(base + "/builtins/reload", reload_builtins)
-    app.router.add_get(base + "/connectors", connectors)
+    add_builtin_routes(app)  # before "/{tenant}/{namespace}", which would match them too
     app.router.add_post(base + "/upload", upload)
     app.router.add_get(base + "/download", download)
     app.router.add_put(base + "/leader/{tenant}/{namespace}/{name}", leader_write)
