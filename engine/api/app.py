@@ -21,6 +21,7 @@ from engine.api.wire_errors import JsonErrorRunner
 from engine.api.worker_routes import add_worker_routes
 from engine.cluster.packages import PackageError
 from engine.config import ConfigError
+from engine.packages.routes import add_package_routes
 from engine.security.service import WorkerSecurity, server_ssl_context
 from engine.state.store import StateStoreError
 from engine.worker.worker import Worker
@@ -76,6 +77,7 @@ def build_app(worker: Worker) -> web.Application:
     add_tenant_routes(app)
     add_openapi_route(app)
     add_dashboard_routes(app)
+    add_package_routes(app)
     return app
 
 

@@ -24,7 +24,6 @@ from engine.api.functions_routes import (
     _fqfn,
     _instance_keys,
     _instance_status,
-    _store_package,
     _submit,
     _with_identity,
     _worker,
@@ -36,6 +35,7 @@ from engine.io.connector_config import connector_of, sink_spec, source_spec
 from engine.io.connectors import BUILTIN_SINKS, BUILTIN_SOURCES
 from engine.io.details import sink_details, sink_from_details, source_details, source_from_details
 from engine.io.loader import connector_class
+from engine.packages.locations import store_package
 from engine.proto import Function_pb2 as pb
 from engine.worker.worker import Worker
 
@@ -97,7 +97,7 @@ async def create(request: web.Request) -> web.Response:
         raise http_error(400, str(exc))
     if worker.metadata.registry.get(fqfn) is not None:
         raise http_error(400, f"{kind.capitalize()} {fqfn} already exists")
-    location = await _store_package(worker, data, filename, url)
+    location = await store_package(worker, data, filename, url)
     if location is None and not type_name:
         raise http_error(400, f"data: your {kind}'s package (.py, .zip or .whl), or a built-in {kind}Type")
     md = pb.FunctionMetaData(functionDetails=details, createTime=int(time.time() * 1000))

@@ -17,17 +17,22 @@ from google.protobuf.message import DecodeError
 
 from engine.api.auth_middleware import record_submitter
 from engine.api.bodies import read_form, read_json, read_parts
+from engine.api.builtins_routes import add_builtin_routes
 from engine.api.common import existing as _existing
 from engine.api.common import fqfn_of as _fqfn
 from engine.api.common import worker_of as _worker
 from engine.api.errors import http_error
 from engine.api.state_routes import add_state_routes
 from engine.api.trigger_route import trigger
+from engine.cluster.packages import PackageError
 from engine.cluster.registry import StaleVersion
 from engine.cluster.scheduler import instance_key, split_instance_key
+from engine.cluster.subscriptions import remove_subscriptions
 from engine.config import ConfigError, parse_function_config, resolve
 from engine.config.details import config_from_details, to_details
 from engine.config.validation import FunctionSpec
+from engine.packages.locations import store_package
+from engine.packages.routes import registry_of
 from engine.proto import Function_pb2 as pb
 from engine.security import NAME_RULE, check_submission, is_valid_name
 from engine.security.packages import STORED_PACKAGE_RULE, is_stored_package_path
@@ -87,28 +92,6 @@ def _config_error(exc: ConfigError) -> web.HTTPException:
     return http_error(400, str(exc))
 
 
-async def _store_package(
-    worker: Worker, data: bytes | None, filename: str | None, url: str | None
-) -> pb.PackageLocationMetaData | None:
-    if data is None and url:
-        if url.startswith("file://"):
-            path = url[len("file://") :]
-            if not os.path.isfile(path):
-                raise http_error(400, f"url: {url!r}: no such file on the worker")
-            with open(path, "rb") as fh:
-                data = fh.read()
-            filename = os.path.basename(path)
-        else:
-            raise http_error(400, f"url: {url!r}: only file:// package URLs are supported")
-    if data is None:
-        return None
-    assert filename is not None
-    if not filename.endswith((".py", ".zip", ".whl")):
-        raise http_error(400, f"data: {filename!r}: expected a .py, .zip or .whl package")
-    path = await asyncio.to_thread(worker.packages.put, data, filename)
-    return pb.PackageLocationMetaData(packagePath=path, originalFileName=filename)
-
-
 def _with_identity(config: dict[str, Any], fqfn: str) -> dict[str, Any]:
     tenant, namespace, name = fqfn.split("/")
     for key, value in (("tenant", tenant), ("namespace", namespace), ("name", name)):
@@ -155,7 +138,7 @@ async def register(request: web.Request) -> web.Response:
     _checked(worker, spec)
     if worker.metadata.registry.current_version(fqfn) != expected:
         raise http_error(409, f"Function {fqfn} was created or changed by a concurrent request")
-    location = await _store_package(worker, data, filename, url)
+    location = await store_package(worker, data, filename, url)
     if location is None:
         raise http_error(400, "data: a package (.py, .zip or .whl) or a file:// url is required")
     md = pb.FunctionMetaData(
@@ -163,7 +146,12 @@ async def register(request: web.Request) -> web.Response:
     )
     record_submitter(request, md)
     version = await _submit(worker, fqfn, md, expected)
-    return web.json_response({"version": version})
+    return web.json_response({"version": version, "warnings": _warnings(spec)})
+
+
+def _warnings(spec: FunctionSpec) -> list[str]:
+    """The fields that are set but have no effect, for the client to show."""
+    return [f"{name} is accepted but has no effect: {why}" for name, why in spec.ignored]
 
 
 def _check_update(old: FunctionSpec, new: FunctionSpec) -> None:
@@ -200,7 +188,7 @@ async def update(request: web.Request) -> web.Response:
     except ConfigError as exc:
         raise _config_error(exc)
     _checked(worker, spec)
-    location = await _store_package(worker, data, filename, url) or old_md.packageLocation
+    location = await store_package(worker, data, filename, url) or old_md.packageLocation
     md = pb.FunctionMetaData(
         functionDetails=to_details(spec), packageLocation=location, createTime=old_md.createTime
     )
@@ -208,7 +196,7 @@ async def update(request: web.Request) -> web.Response:
         md.instanceStates[iid] = state
     record_submitter(request, md)
     version = await _submit(worker, fqfn, md, expected)
-    return web.json_response({"version": version})
+    return web.json_response({"version": version, "warnings": _warnings(spec)})
 
 
 async def deregister(request: web.Request) -> web.Response:
@@ -216,6 +204,16 @@ async def deregister(request: web.Request) -> web.Response:
     md = _existing(worker, fqfn)
     await _submit(worker, fqfn, None, int(md.version))
     await _delete_state(worker, fqfn)
+    spec = resolve(config_from_details(md.functionDetails))
+    if spec.cleanup_subscription and worker.client is not None:
+        prefix = fqfn + ":"
+
+        def stopped() -> bool:
+            assigned = any(k.startswith(prefix) for k in worker.table.assignments)
+            running = any(k.startswith(prefix) and s.instance for k, s in worker.runtime.slots.items())
+            return not assigned and not running
+
+        await remove_subscriptions(worker.client, spec, stopped)
     return web.json_response({"deleted": fqfn})
 
 
@@ -424,8 +422,13 @@ async def upload(request: web.Request) -> web.Response:
     path = form.get("path")
     if not isinstance(data, FileField):
         raise http_error(400, "data: a file is required")
-    name = str(path) if path else data.filename
-    location = await asyncio.to_thread(worker.packages.put, data.file.read(), os.path.basename(name))
+    content = data.file.read()
+    if path:  # ``download --path`` finds it under the same path
+        location = await asyncio.to_thread(
+            registry_of(worker).put_path, str(path), content, os.path.basename(str(path))
+        )
+    else:
+        location = await asyncio.to_thread(worker.packages.put, content, os.path.basename(data.filename))
     return web.json_response({"path": location})
 
 
@@ -434,9 +437,14 @@ async def download(request: web.Request) -> web.StreamResponse:
     path = request.query.get("path")
     if not path:
         raise http_error(400, "path: the package path is required")
-    if not is_stored_package_path(path):
-        raise http_error(400, f"path: got {path!r}; {STORED_PACKAGE_RULE}")
-    local = await asyncio.to_thread(worker.packages.fetch, path, "package")
+    registry = registry_of(worker)
+    uploaded = await asyncio.to_thread(registry.is_uploaded_path, path)
+    if not uploaded and not is_stored_package_path(path):  # never a file of the worker's own
+        raise http_error(400, f"path: got {path!r}; {STORED_PACKAGE_RULE} or a path uploaded to")
+    try:
+        local = await asyncio.to_thread(registry.fetch_path, path)
+    except PackageError as exc:
+        raise http_error(404, f"path: {exc}")
     return web.FileResponse(local)
 
 
@@ -505,6 +513,7 @@ def add_function_routes(app: web.Application) -> None:
     base = "/admin/v3/functions"
     fn = base + "/{tenant}/{namespace}/{name}"
     inst = fn + "/{instance:\\d+}"
+    add_builtin_routes(app)  # before "/{tenant}/{namespace}", which would match them too
     app.router.add_post(base + "/upload", upload)
     app.router.add_get(base + "/download", download)
     app.router.add_put(base + "/leader/{tenant}/{namespace}/{name}", leader_write)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 from urllib.parse import urlparse
 
@@ -136,6 +137,9 @@ async def functions_metrics(request: web.Request) -> web.Response:
                     "1min": {
                         "receivedTotal": snap["received_1min"],
                         "processedSuccessfullyTotal": snap["processed_ok_1min"],
+                        "systemExceptionsTotal": snap["system_exceptions_1min"],
+                        "userExceptionsTotal": snap["user_exceptions_1min"],
+                        "avgProcessLatency": snap["avg_latency_ms_1min"],
                     },
                     "userMetrics": {k: v[0] / v[1] if v[1] else 0.0 for k, v in snap["user_metrics"].items()},
                 },
@@ -167,19 +171,32 @@ def _worker_metrics(worker: Worker) -> list[dict[str, Any]]:
         "pulsar_function_worker_start_instance_process_time_ms": worker.runtime.last_start_ms,
         "pulsar_function_worker_drain_execution_time_total_ms": worker.duties.last_drain_ms,
     }
-    return [{"metrics": metrics, "dimensions": {"cluster": "magnetar", "workerId": worker.config.worker_id}}]
+    dimensions = {"cluster": worker.config.cluster_name, "workerId": worker.config.worker_id}
+    return [{"metrics": metrics, "dimensions": dimensions}]
 
 
 async def worker_metrics(request: web.Request) -> web.Response:
     return web.json_response(_worker_metrics(_worker(request)))
 
 
+_COLLECTORS: weakref.WeakKeyDictionary[Worker, tuple[CollectorRegistry, InstanceCollector]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def prometheus(request: web.Request) -> web.Response:
     worker = _worker(request)
-    registry = CollectorRegistry()
-    registry.register(InstanceCollector.of_snapshots(await worker.runtime.snapshots(), cluster="magnetar"))
+    known = _COLLECTORS.get(worker)
+    if known is None:  # one collector per worker: it remembers the exceptions it reported
+        collector = InstanceCollector(list, cluster=worker.config.cluster_name)
+        registry = CollectorRegistry()
+        registry.register(collector)
+        known = _COLLECTORS[worker] = (registry, collector)
+    registry, collector = known
+    # Snapshots are gathered concurrently, off the loop's critical path; rendering reads none.
+    collector.use_snapshots(await worker.runtime.snapshots())
     lines = [generate_latest(registry).decode()]
-    labels = f'cluster="magnetar",workerId="{worker.config.worker_id}"'
+    labels = f'cluster="{worker.config.cluster_name}",workerId="{worker.config.worker_id}"'
     for name, value in _worker_metrics(worker)[0]["metrics"].items():
         lines.append(f"# TYPE {name} gauge\n{name}{{{labels}}} {float(value)}\n")
     return web.Response(text="".join(lines), content_type="text/plain")

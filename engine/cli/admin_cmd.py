@@ -1,8 +1,10 @@
 """Admin verbs: ``magnetar functions <verb>`` and ``magnetar functions-worker <verb>``.
 
-They talk to a worker's REST API (``--admin-url``, default the local standalone; the token
-and TLS options are in :mod:`engine.cli.http_client`) with ``pulsar-admin``'s flag names,
-print readable tables (or ``--output json``), and exit non-zero with one clear line on error.
+They talk to a worker's REST API (``--admin-url``, default the local standalone) with
+``pulsar-admin``'s verbs, flag names and output: ``get``, ``status``, ``stats`` and
+``list`` print JSON as pulsar-admin does (a table with ``--output table``), the verbs
+that change something print pulsar-admin's one-line message ("Created successfully", …),
+and errors exit non-zero with one clear line.
 """
 
 from __future__ import annotations
@@ -35,6 +37,19 @@ def _fqfn(args: argparse.Namespace) -> str:
     if not args.name:
         raise AdminError("give --fqfn tenant/namespace/name, or --name (with --tenant/--namespace)")
     return f"{args.tenant or 'public'}/{args.namespace or 'default'}/{args.name}"
+
+
+def _done(args: argparse.Namespace, message: str, data: Any = None) -> None:
+    """pulsar-admin's one-line result, or the worker's JSON answer with ``--output json``.
+
+    The worker's warnings (config fields without effect) go to stderr.
+    """
+    for warning in data.get("warnings", []) if isinstance(data, dict) else []:
+        print(f"magnetar: warning: {warning}", file=sys.stderr)
+    if args.output_format == "json":
+        print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(message)
 
 
 def _emit(
@@ -84,7 +99,7 @@ def _submission(args: argparse.Namespace, fqfn: str | None) -> aiohttp.FormData:
         config["tenant"], config["namespace"], config["name"] = fqfn.split("/")
     form = aiohttp.FormData()
     py = config.pop("py", None)
-    if py and not py.startswith(("file://", "http://", "https://", "function://")):
+    if py and not py.startswith(("file://", "http://", "https://", "function://", "sink://", "source://")):
         if not os.path.isfile(py):
             raise AdminError(f"--py {py}: no such file")
         with open(py, "rb") as fh:
@@ -94,6 +109,10 @@ def _submission(args: argparse.Namespace, fqfn: str | None) -> aiohttp.FormData:
     elif py:
         form.add_field("url", py)
     form.add_field("functionConfig", orjson.dumps(config).decode(), content_type="application/json")
+    if getattr(args, "update_auth_data", False):
+        form.add_field(
+            "updateOptions", orjson.dumps({"updateAuthData": True}).decode(), content_type="application/json"
+        )
     return form
 
 
@@ -111,23 +130,24 @@ def _name_from(args: argparse.Namespace) -> str:
 def cmd_create(args: argparse.Namespace) -> None:
     fqfn = _name_from(args)
     out = call(args, "POST", f"/admin/v3/functions/{fqfn}", data=_submission(args, fqfn))
-    _emit(args, out, [[fqfn, out.get("version")]], ["CREATED FUNCTION", "VERSION"])
+    _done(args, "Created successfully", out)
 
 
 def cmd_update(args: argparse.Namespace) -> None:
     fqfn = _name_from(args)
     out = call(args, "PUT", f"/admin/v3/functions/{fqfn}", data=_submission(args, fqfn))
-    _emit(args, out, [[fqfn, out.get("version")]], ["FUNCTION", "VERSION"])
+    _done(args, "Updated successfully", out)
 
 
 def cmd_delete(args: argparse.Namespace) -> None:
     fqfn = _fqfn(args)
     out = call(args, "DELETE", f"/admin/v3/functions/{fqfn}")
-    _emit(args, out, [[fqfn, "deleted"]], ["FUNCTION", "RESULT"])
+    _done(args, "Deleted successfully", out)
 
 
 def cmd_get(args: argparse.Namespace) -> None:
-    _emit(args, call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}"))
+    out = call(args, "GET", f"/admin/v3/functions/{_fqfn(args)}")
+    _emit(args, out, [[k, orjson.dumps(v).decode()] for k, v in out.items()], ["FIELD", "VALUE"])
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -203,16 +223,30 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def _control(verb: str) -> Any:
+    message = {"start": "Started successfully", "stop": "Stopped successfully"}.get(
+        verb, "Restarted successfully"
+    )
+
     def run(args: argparse.Namespace) -> None:
         out = call(args, "POST", _instance_path(args, verb))
-        _emit(
-            args,
-            out,
-            [[_fqfn(args), verb, args.instance_id if args.instance_id is not None else "all"]],
-            ["FUNCTION", "ACTION", "INSTANCE"],
-        )
+        _done(args, message, out)
 
     return run
+
+
+def cmd_reload(args: argparse.Namespace) -> None:
+    call(args, "POST", "/admin/v3/functions/builtins/reload")  # pulsar-admin prints nothing
+
+
+def cmd_available_functions(args: argparse.Namespace) -> None:
+    out = call(args, "GET", "/admin/v3/functions/builtins")
+    if args.output_format == "json":
+        _emit(args, out)
+        return
+    for function in out:
+        print(function.get("name", ""))
+        print(function.get("description", ""))
+        print("-" * 28)
 
 
 def cmd_trigger(args: argparse.Namespace) -> None:
@@ -252,8 +286,7 @@ def cmd_putstate(args: argparse.Namespace) -> None:
     key = state.get("key")
     if not key:
         raise AdminError("--state: the FunctionState needs a key")
-    out = call(args, "POST", f"/admin/v3/functions/{_fqfn(args)}/state/{key}", json=state)
-    _emit(args, out, [[key, "stored"]], ["KEY", "RESULT"])
+    call(args, "POST", f"/admin/v3/functions/{_fqfn(args)}/state/{key}", json=state)
 
 
 _CHUNK = 256 * 1024
@@ -281,7 +314,7 @@ def cmd_upload(args: argparse.Namespace) -> None:
         )
         form.add_field("path", args.path or name)
         out = call(args, "POST", "/admin/v3/functions/upload", data=form)
-    _emit(args, out, [[out["path"]]], ["PACKAGE PATH"])
+    _done(args, "Uploaded successfully", out)
 
 
 async def _download(args: argparse.Namespace, path: str, params: dict[str, str], dest: str) -> int:
@@ -315,7 +348,8 @@ def cmd_download(args: argparse.Namespace) -> None:
     else:
         path, params = f"/admin/v3/functions/{_fqfn(args)}/download", {}
     size = asyncio.run(_download(args, path, params, args.destination_file))
-    print(f"downloaded {size} bytes to {args.destination_file}")
+    del size
+    print("Downloaded successfully")
 
 
 # -- worker verbs -----------------------------------------------------------------------------------------
@@ -413,7 +447,7 @@ def cmd_function_stats(args: argparse.Namespace) -> None:
 # -- parsers ------------------------------------------------------------------------------
 
 
-def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True) -> None:
+def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True, default: str = "table") -> None:
     add_global_flags(p)
     # create/update use -o/--output for the output topic, as pulsar-admin does.
     flags = ["--output", "--output-format"] if output_flag else ["--output-format"]
@@ -421,8 +455,8 @@ def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True) -> None:
         *flags,
         dest="output_format",
         choices=["table", "json"],
-        default="table",
-        help="table (default) or json",
+        default=default,
+        help=f"table or json (default {default})",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the worker")
 
@@ -459,26 +493,41 @@ def add_admin_parsers(functions: argparse._SubParsersAction, sub: argparse._SubP
         p = functions.add_parser(verb, help=helptext)
         add_function_flags(p)
         _admin_flags(p, output_flag=False)
+        if verb == "update":
+            p.add_argument(
+                "--update-auth-data",
+                dest="update_auth_data",
+                action="store_true",
+                help="also update the function's auth data",
+            )
         p.set_defaults(handler=_wrap(fn))
-    simple = (
-        ("delete", cmd_delete, "deregister a function", False),
-        ("get", cmd_get, "show a function's config", False),
-        ("status", cmd_status, "instance status", True),
-        ("stats", cmd_stats, "instance statistics", True),
-        ("start", _control("start"), "start instances (persisted)", True),
-        ("stop", _control("stop"), "stop instances (persisted)", True),
-        ("restart", _control("restart"), "restart instances", True),
+    # (verb, aliases, handler, help, takes --instance-id, default output)
+    simple: tuple[tuple[str, list[str], Any, str, bool, str], ...] = (
+        ("delete", [], cmd_delete, "deregister a function", False, "table"),
+        ("get", [], cmd_get, "show a function's config", False, "json"),
+        ("status", ["getstatus"], cmd_status, "instance status", True, "json"),
+        ("stats", [], cmd_stats, "instance statistics", True, "json"),
+        ("start", [], _control("start"), "start instances (persisted)", True, "table"),
+        ("stop", [], _control("stop"), "stop instances (persisted)", True, "table"),
+        ("restart", [], _control("restart"), "restart instances", True, "table"),
     )
-    for verb, fn, helptext, inst in simple:
-        p = functions.add_parser(verb, help=helptext)
+    for verb, aliases, fn, helptext, inst, default in simple:
+        p = functions.add_parser(verb, aliases=aliases, help=helptext)
         _name_flags(p, inst)
-        _admin_flags(p)
+        _admin_flags(p, default=default)
         p.set_defaults(handler=_wrap(fn))
     p = functions.add_parser("list", help="list functions of a namespace")
     p.add_argument("--tenant", help="tenant (default public)")
     p.add_argument("--namespace", help="namespace (default default)")
-    _admin_flags(p)
+    _admin_flags(p, default="json")
     p.set_defaults(handler=_wrap(cmd_list))
+    for verb, fn, helptext in (
+        ("reload", cmd_reload, "reload the built-in functions"),
+        ("available-functions", cmd_available_functions, "list the built-in functions"),
+    ):
+        p = functions.add_parser(verb, help=helptext)
+        _admin_flags(p)
+        p.set_defaults(handler=_wrap(fn))
     p = functions.add_parser("trigger", help="send one value through a function and print its output")
     _name_flags(p)
     p.add_argument("--trigger-value", "--triggerValue", dest="trigger_value")
@@ -490,7 +539,7 @@ def add_admin_parsers(functions: argparse._SubParsersAction, sub: argparse._SubP
     _name_flags(p)
     p.add_argument("-k", "--key", required=True)
     p.add_argument("-w", "--watch", action="store_true", help="poll once a second")
-    _admin_flags(p)
+    _admin_flags(p, default="json")
     p.set_defaults(handler=_wrap(cmd_querystate))
     p = functions.add_parser("putstate", help="write a state key")
     _name_flags(p)

@@ -1,6 +1,9 @@
-"""The ``pulsar-admin functions`` flags shared by localrun (and later create/update).
+"""The ``pulsar-admin functions`` flags shared by localrun, create and update.
 
-Flags that are set override the same fields of ``--function-config-file``.
+Flags that are set override the same fields of ``--function-config-file``. Each flag
+also answers to pulsar-admin's older camelCase spelling where it has one. Boolean
+flags take ``true``/``false``; ``--cleanup-subscription`` and ``--skip-to-latest`` may
+also stand alone (meaning ``true``), as in pulsar-admin.
 """
 
 from __future__ import annotations
@@ -50,7 +53,21 @@ _FLAGS: list[tuple[tuple[str, ...], str, str, str, str]] = [
         "json",
         "JSON map of topic to ConsumerConfig",
     ),
+    (
+        ("--input-type-class-name",),
+        "input_type_class_name",
+        "inputTypeClassName",
+        "str",
+        "input type class (accepted; Java only)",
+    ),
     (("-o", "--output"), "output", "output", "str", "output topic"),
+    (
+        ("--output-type-class-name",),
+        "output_type_class_name",
+        "outputTypeClassName",
+        "str",
+        "output type class (accepted; Java only)",
+    ),
     (
         ("--producer-config", "--producerConfig"),
         "producer_config",
@@ -121,10 +138,23 @@ _FLAGS: list[tuple[tuple[str, ...], str, str, str, str]] = [
         ("--cleanup-subscription",),
         "cleanup_subscription",
         "cleanupSubscription",
-        "bool",
-        "delete the subscription with the function (true/false)",
+        "optbool",
+        "delete the subscription with the function (alone, or true/false)",
     ),
-    (("--skip-to-latest",), "skip_to_latest", "skipToLatest", "flag", "start from the latest message"),
+    (
+        ("--skip-to-latest",),
+        "skip_to_latest",
+        "skipToLatest",
+        "optbool",
+        "after a failure, start from the latest message (alone, or true/false)",
+    ),
+    (
+        ("--runtime-flags",),
+        "runtime_flags",
+        "runtimeFlags",
+        "str",
+        "flags for the instance runtime (accepted; not used by Python instances)",
+    ),
     (("--parallelism",), "parallelism", "parallelism", "int", "number of instances"),
     (("--cpu",), "cpu", "resources.cpu", "float", "CPU cores per instance"),
     (("--ram",), "ram", "resources.ram", "int", "RAM bytes per instance"),
@@ -211,6 +241,10 @@ def add_function_flags(parser: argparse.ArgumentParser) -> None:
     for flags, dest, _field, kind, help_text in _FLAGS:
         if kind == "flag":
             parser.add_argument(*flags, dest=dest, action="store_true", default=None, help=help_text)
+        elif kind == "optbool":
+            parser.add_argument(
+                *flags, dest=dest, nargs="?", const="true", default=None, metavar="true|false", help=help_text
+            )
         else:
             parser.add_argument(*flags, dest=dest, default=None, help=help_text)
 
@@ -238,7 +272,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 raise ConfigError.single(flag, value, f"expected JSON ({exc})")
         elif kind == "csv":
             value = [v.strip() for v in value.split(",") if v.strip()]
-        elif kind == "bool":
+        elif kind in ("bool", "optbool"):
             if value.lower() not in ("true", "false"):
                 raise ConfigError.single(flag, value, "expected true or false")
             value = value.lower() == "true"

@@ -25,6 +25,7 @@ def add_broker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker-url",
         "--broker-service-url",
+        "--brokerServiceUrl",
         dest="broker_url",
         help="pulsar:// or pulsar+ssl:// URL; without it an embedded broker is started",
     )
@@ -35,12 +36,40 @@ def add_broker_flags(parser: argparse.ArgumentParser) -> None:
         help="what the --broker-url broker is: apache (default) or pulsar-lite, whose faults are "
         "then worked around (the embedded broker is always pulsar-lite)",
     )
-    parser.add_argument("--client-auth-plugin", help="authentication plugin (e.g. AuthenticationToken)")
-    parser.add_argument("--client-auth-params", help="authentication parameters (e.g. token:XYZ)")
-    parser.add_argument("--use-tls", action="store_true", help="use TLS")
-    parser.add_argument("--tls-allow-insecure", action="store_true", help="accept untrusted certificates")
-    parser.add_argument("--tls-trust-cert-path", help="CA certificate file")
-    parser.add_argument("--hostname-verification-enabled", action="store_true", help="verify the broker host")
+    # Each flag also answers to the spelling older pulsar-admin releases used.
+    parser.add_argument(
+        "--client-auth-plugin",
+        "--clientAuthPlugin",
+        dest="client_auth_plugin",
+        help="authentication plugin (e.g. AuthenticationToken)",
+    )
+    parser.add_argument(
+        "--client-auth-params",
+        "--clientAuthParams",
+        dest="client_auth_params",
+        help="authentication parameters (e.g. token:XYZ)",
+    )
+    parser.add_argument("--use-tls", "--use_tls", dest="use_tls", action="store_true", help="use TLS")
+    parser.add_argument(
+        "--tls-allow-insecure",
+        "--tls_allow_insecure",
+        dest="tls_allow_insecure",
+        action="store_true",
+        help="accept untrusted certificates",
+    )
+    parser.add_argument(
+        "--tls-trust-cert-path",
+        "--tls_trust_cert_path",
+        dest="tls_trust_cert_path",
+        help="CA certificate file",
+    )
+    parser.add_argument(
+        "--hostname-verification-enabled",
+        "--hostname_verification_enabled",
+        dest="hostname_verification_enabled",
+        action="store_true",
+        help="verify the broker host",
+    )
 
 
 def broker_options(args: argparse.Namespace) -> BrokerOptions | None:
@@ -68,15 +97,34 @@ def add_localrun_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--state-storage-url",
         "--state-storage-service-url",
+        "--stateStorageServiceUrl",
         dest="state_storage_url",
         help="sqlite:///path or postgresql://user@host/db (default: state.db in the data dir)",
     )
-    p.add_argument("--instance-id-offset", type=int, default=0, help="first instance id")
+    p.add_argument(
+        "--web-service-url",
+        dest="web_service_url",
+        help="the Pulsar web service URL (accepted; Python instances have no admin client)",
+    )
+    p.add_argument(
+        "--instance-id-offset",
+        "--instanceIdOffset",
+        dest="instance_id_offset",
+        type=int,
+        default=0,
+        help="first instance id",
+    )
+    p.add_argument(
+        "--cluster-name",
+        dest="cluster_name",
+        default="standalone",
+        help="the cluster label of the metrics (default standalone)",
+    )
     p.add_argument(
         "--runtime", default="THREAD", choices=["THREAD", "thread"], help="instances run as threads"
     )
     p.add_argument("--metrics-port-start", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT")
-    p.add_argument("--secrets-provider-classname", help="env (default), file, cleartext, or a class path")
+    p.add_argument("--secrets-provider-classname", help="cleartext (default), env, file, or a class path")
     p.add_argument("--secrets-provider-config", help="JSON config for the secrets provider")
     p.add_argument("--hotpath", choices=["native", "pure"], help="hot-path twin (default: native if built)")
     p.add_argument("--batch-max-messages", type=int, default=1000, help="messages per received batch")
@@ -111,6 +159,7 @@ def run_localrun(args: argparse.Namespace) -> int:
             hotpath=args.hotpath,
             instance_id_offset=args.instance_id_offset,
             metrics_port=args.metrics_port_start,
+            cluster_name=args.cluster_name,
             secrets_provider=args.secrets_provider_classname,
             secrets_provider_config=secrets_config,
             instance=InstanceOptions(

@@ -13,6 +13,7 @@ from engine.cli.connectors_cmd import add_connector_parsers
 from engine.cli.demo_cmd import add_demo_parser
 from engine.cli.http_client import add_global_flags
 from engine.cli.localrun_cmd import add_localrun_parser
+from engine.cli.packages_cmd import add_packages_parser
 from engine.cli.tenants_cmd import add_tenant_parsers
 from engine.cli.tokens_cmd import add_tokens_parser
 from engine.cli.worker_cmd import add_worker_parsers
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_parsers(fsub, sub)
     add_worker_parsers(sub)
     add_connector_parsers(sub)
+    add_packages_parser(sub)
     add_demo_parser(sub)
     add_tokens_parser(sub)
     add_tenant_parsers(sub)

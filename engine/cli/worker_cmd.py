@@ -18,6 +18,7 @@ from engine.api.guard import listen_refusal
 from engine.cli.auth_flags import add_auth_flags, auth_settings
 from engine.cli.client_log import ClientLogSummary
 from engine.cli.localrun_cmd import add_broker_flags, broker_options
+from engine.cluster.foreign import ForeignWorkerError
 from engine.security.settings import (
     DEFAULT_MAX_INSTANCES_PER_TENANT,
     DEFAULT_MAX_PARALLELISM,
@@ -49,7 +50,7 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
         help="sqlite:///path or postgresql://user@host/db (default: state.db in the data dir)",
     )
     p.add_argument("--hotpath", choices=["native", "pure"], help="hot-path twin (default: native if built)")
-    p.add_argument("--secrets-provider-classname", help="env (default), file, cleartext, or a class path")
+    p.add_argument("--secrets-provider-classname", help="cleartext (default), env, file, or a class path")
     p.add_argument(
         "--consumer-id-spread",
         type=int,
@@ -87,6 +88,9 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
         default=DEFAULT_MAX_INSTANCES_PER_TENANT,
         help="the most instances of all functions of one tenant "
         f"(default {DEFAULT_MAX_INSTANCES_PER_TENANT})",
+    )
+    p.add_argument(
+        "--cluster-name", default="standalone", help="the cluster label of the metrics (default standalone)"
     )
     p.add_argument("--heartbeat-interval", type=float, default=0.5, help="seconds between heartbeats")
     p.add_argument(
@@ -208,6 +212,7 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
             security_settings(args), authentication_enabled=security.authentication_enabled
         ),
         embedded_broker_port=_standalone_broker_port(args.broker_port) if standalone else None,
+        cluster_name=args.cluster_name,
     )
     refusal = listen_refusal(config.host, config.security)
     if refusal is not None:
@@ -237,7 +242,11 @@ async def _serve(config: WorkerConfig) -> int:
     http = await serve(worker)
     security = security_of(http)
     try:
-        await worker.start()
+        try:
+            await worker.start()
+        except ForeignWorkerError as exc:
+            print(f"magnetar: {exc}", file=sys.stderr, flush=True)
+            return 2
         assert worker.client is not None
         await security.start(worker.client, config.namespace)
         print(

@@ -45,6 +45,7 @@ def to_details(spec: FunctionSpec) -> pb.FunctionDetails:
         retainKeyOrdering=spec.retain_key_ordering,
         subscriptionPosition=pb.EARLIEST if spec.subscription_position == "Earliest" else pb.LATEST,
         customRuntimeOptions=spec.config.custom_runtime_options or "",
+        runtimeFlags=spec.config.runtime_flags or "",
         magnetarFunctionConfig=orjson.dumps(spec.config.to_dict()).decode(),
     )
     d.resources.cpu = spec.resources.cpu or 0.0
@@ -144,6 +145,9 @@ def config_from_details(d: pb.FunctionDetails) -> FunctionConfig:
             data["deadLetterTopic"] = d.retryDetails.deadLetterTopic
     if d.customRuntimeOptions:
         data["customRuntimeOptions"] = d.customRuntimeOptions
+    if d.runtimeFlags:
+        data["runtimeFlags"] = d.runtimeFlags
+    data["forwardSourceMessageProperty"] = d.sink.forwardSourceMessageProperty
     return parse_function_config(data)
 
 

@@ -39,8 +39,10 @@ def _camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-def _meta(kind: str, choices: tuple[str, ...] = (), camel: str | None = None) -> dict[str, Any]:
-    return {"kind": kind, "choices": choices, "camel": camel}
+def _meta(
+    kind: str, choices: tuple[str, ...] = (), camel: str | None = None, aliases: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    return {"kind": kind, "choices": choices, "camel": camel, "aliases": aliases}
 
 
 @dataclass
@@ -49,12 +51,14 @@ class ConsumerConfig:
 
     schema_type: str | None = field(default=None, metadata=_meta("str"))
     serde_class_name: str | None = field(default=None, metadata=_meta("str"))
-    is_regex_pattern: bool = field(default=False, metadata=_meta("bool"))
+    # Pulsar's own JSON names this boolean ``regexPattern`` (its getter is ``isRegexPattern``).
+    is_regex_pattern: bool = field(default=False, metadata=_meta("bool", aliases=("regexPattern",)))
     schema_properties: dict[str, str] = field(default_factory=dict, metadata=_meta("strmap"))
     consumer_properties: dict[str, str] = field(default_factory=dict, metadata=_meta("strmap"))
     receiver_queue_size: int | None = field(default=None, metadata=_meta("int"))
     crypto_config: dict[str, Any] | None = field(default=None, metadata=_meta("map"))
     pool_messages: bool = field(default=False, metadata=_meta("bool"))
+    message_payload_processor_config: dict[str, Any] | None = field(default=None, metadata=_meta("map"))
 
 
 @dataclass
@@ -121,6 +125,8 @@ class FunctionConfig:
     namespace: str | None = field(default=None, metadata=_meta("str"))
     name: str | None = field(default=None, metadata=_meta("str"))
     class_name: str | None = field(default=None, metadata=_meta("str"))
+    fqfn: str | None = field(default=None, metadata=_meta("str"))
+    function_type: str | None = field(default=None, metadata=_meta("str"))
     py: str | None = field(default=None, metadata=_meta("str"))
     jar: str | None = field(default=None, metadata=_meta("str"))
     go: str | None = field(default=None, metadata=_meta("str"))
@@ -130,9 +136,11 @@ class FunctionConfig:
     custom_serde_inputs: dict[str, str] | None = field(default=None, metadata=_meta("strmap"))
     custom_schema_inputs: dict[str, str] | None = field(default=None, metadata=_meta("strmap"))
     input_specs: dict[str, ConsumerConfig] | None = field(default=None, metadata=_meta("specmap"))
+    input_type_class_name: str | None = field(default=None, metadata=_meta("str"))
     output: str | None = field(default=None, metadata=_meta("str"))
     output_schema_type: str | None = field(default=None, metadata=_meta("str"))
     output_serde_class_name: str | None = field(default=None, metadata=_meta("str"))
+    output_type_class_name: str | None = field(default=None, metadata=_meta("str"))
     custom_schema_outputs: dict[str, str] | None = field(default=None, metadata=_meta("strmap"))
     producer_config: ProducerConfig | None = field(default=None, metadata=_meta("ProducerConfig"))
     batch_builder: str | None = field(default=None, metadata=_meta("enum", BATCH_BUILDERS))
@@ -149,6 +157,7 @@ class FunctionConfig:
     cleanup_subscription: bool | None = field(default=None, metadata=_meta("bool"))
     skip_to_latest: bool | None = field(default=None, metadata=_meta("bool"))
     log_topic: str | None = field(default=None, metadata=_meta("str"))
+    log_level: str | None = field(default=None, metadata=_meta("str"))
     user_config: dict[str, Any] | None = field(default=None, metadata=_meta("map"))
     secrets: dict[str, Any] | None = field(default=None, metadata=_meta("map"))
     parallelism: int | None = field(default=None, metadata=_meta("int"))
@@ -202,9 +211,10 @@ class _Parser:
             self.bad(path or "functionConfig", data, "expected a mapping of field names to values")
             return cls()
         by_camel = {(f.metadata.get("camel") or _camel(f.name)): f for f in fields(cls)}
+        aliases = {alias: f for f in fields(cls) for alias in f.metadata.get("aliases", ())}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            f = by_camel.get(key)
+            f = by_camel.get(key) or aliases.get(key)
             where = f"{path}.{key}" if path else str(key)
             if f is None:
                 near = difflib.get_close_matches(str(key), list(by_camel), n=1)

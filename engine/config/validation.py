@@ -11,6 +11,7 @@ or stored from a config that fails here.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ import orjson
 
 from engine.config.errors import ConfigError, ConfigProblem
 from engine.config.function_config import FunctionConfig, ProducerConfig, Resources
+from engine.config.ignored import ignored_fields, warn_ignored
 from engine.config.topics import normalize_topic
 from engine.config.windows import WindowSpec, check_window
 
@@ -30,6 +32,17 @@ DEFAULT_RESOURCES = Resources(cpu=1.0, ram=1073741824, disk=10737418240)
 
 #: The most threads ``concurrency`` may ask for.
 MAX_CONCURRENCY = 1024
+#: Log levels accepted by ``logLevel`` (Python's and log4j's names) -> Python's level name.
+LOG_LEVELS = {
+    "TRACE": "DEBUG",
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARN": "WARNING",
+    "WARNING": "WARNING",
+    "ERROR": "ERROR",
+    "FATAL": "CRITICAL",
+    "CRITICAL": "CRITICAL",
+}
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.=")
 
@@ -70,6 +83,7 @@ class FunctionSpec:
     dead_letter_topic: str | None
     timeout_ms: int | None
     log_topic: str | None
+    log_level: str
     user_config: dict[str, Any]
     secrets: dict[str, Any]
     parallelism: int
@@ -83,6 +97,8 @@ class FunctionSpec:
     concurrency: int
     window: WindowSpec | None
     config: FunctionConfig
+    #: ``(field, reason)`` of every field that is set but has no effect (warned once).
+    ignored: tuple[tuple[str, str], ...] = ()
 
     @property
     def fqfn(self) -> str:
@@ -118,7 +134,18 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
     cfg = copy.deepcopy(config)
     chk = _Checker()
 
-    # Identity: tenant/namespace default like the CLI, name from the class name.
+    # Identity: fqfn stands for the three fields; tenant/namespace default like the CLI,
+    # the name comes from the class name.
+    if cfg.fqfn is not None:
+        parts = cfg.fqfn.split("/")
+        if len(parts) != 3 or not all(parts):
+            chk.bad("fqfn", cfg.fqfn, "expected tenant/namespace/name")
+        else:
+            for field_name, part in zip(("tenant", "namespace", "name"), parts, strict=True):
+                given = getattr(cfg, field_name)
+                if given is not None and given != part:
+                    chk.bad("fqfn", cfg.fqfn, f"names {field_name} {part!r} but {field_name} is {given!r}")
+                setattr(cfg, field_name, part)
     if cfg.tenant is None:
         cfg.tenant = "public"
     if cfg.namespace is None:
@@ -192,6 +219,7 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         )
     if cfg.topics_pattern:
         add_input(cfg.topics_pattern, "topicsPattern", is_regex_pattern=True)
+    _check_patterns(chk, specs)
     if not specs and not any(p.field.startswith(("inputs", "custom", "inputSpecs")) for p in chk.problems):
         chk.missing(
             "inputs",
@@ -220,6 +248,13 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         chk.bad(
             "outputSchemaType", cfg.output_schema_type, "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES)
         )
+    log_level = "INFO"
+    if cfg.log_level is not None:
+        level = LOG_LEVELS.get(cfg.log_level.upper())
+        if level is None:
+            chk.bad("logLevel", cfg.log_level, "expected one of " + ", ".join(LOG_LEVELS))
+        else:
+            log_level = level
     log_topic = chk.topic("logTopic", cfg.log_topic, tenant, namespace) if cfg.log_topic else None
     dlq = (
         chk.topic("deadLetterTopic", cfg.dead_letter_topic, tenant, namespace)
@@ -293,6 +328,8 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         sub_type = "SHARED"
 
     assert cfg.tenant and cfg.namespace and cfg.name and cfg.class_name
+    ignored = ignored_fields(cfg)
+    warn_ignored(f"{cfg.tenant}/{cfg.namespace}/{cfg.name}", ignored)
     return FunctionSpec(
         tenant=cfg.tenant,
         namespace=cfg.namespace,
@@ -314,12 +351,14 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         dead_letter_topic=dlq,
         timeout_ms=cfg.timeout_ms,
         log_topic=log_topic,
+        log_level=log_level,
         user_config=dict(cfg.user_config or {}),
         secrets=dict(cfg.secrets or {}),
         parallelism=parallelism,
         resources=resources,
         producer=producer,
-        forward_source_message_property=bool(cfg.forward_source_message_property),
+        # True unless disabled, as pulsar-admin defaults it.
+        forward_source_message_property=cfg.forward_source_message_property is not False,
         cleanup_subscription=cfg.cleanup_subscription if cfg.cleanup_subscription is not None else True,
         skip_to_latest=bool(cfg.skip_to_latest),
         custom_runtime_options=runtime_options,
@@ -327,7 +366,27 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         concurrency=concurrency,
         window=window,
         config=cfg,
+        ignored=tuple(ignored),
     )
+
+
+def _check_patterns(chk: _Checker, specs: dict[str, InputSpec]) -> None:
+    """One topic pattern, alone: the instance subscribes either topics or a single pattern."""
+    patterns = [s.topic for s in specs.values() if s.is_regex_pattern]
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            chk.bad("topicsPattern", pattern, f"not a valid regular expression ({exc})")
+    if len(patterns) > 1:
+        chk.bad("topicsPattern", patterns, "only one topic pattern per function is supported")
+    topics = [s.topic for s in specs.values() if not s.is_regex_pattern]
+    if patterns and topics:
+        chk.bad(
+            "topicsPattern",
+            patterns[0],
+            f"cannot be combined with input topics {topics}; give either a pattern or a list of topics",
+        )
 
 
 def _check_producer(chk: _Checker, cfg: FunctionConfig) -> ProducerConfig:

@@ -56,6 +56,7 @@ class InstanceContext(pulsar.Context):
         state_store: StateStore | None,
         state_buffer: Any,
         acknowledge: Callable[[Any, str], None],
+        pulsar_client: Any = None,
     ) -> None:
         self._message: Any = None
         #: ``(start, end)`` in ms of the window being processed (window functions only).
@@ -69,7 +70,9 @@ class InstanceContext(pulsar.Context):
         self._instance_id = instance_id
         self._input_topics = list(input_topics)
         self._output_topic = output_topic
-        self._output_serde_class_name = output_serde_class_name or DEFAULT_SERDE
+        # As Apache's: the configured class name, "" when none was given.
+        self._output_serde_class_name = output_serde_class_name or ""
+        self._pulsar_client = pulsar_client
         self._user_config = dict(user_config)
         self._secrets = dict(secrets)
         self._secrets_provider = secrets_provider
@@ -95,9 +98,9 @@ class InstanceContext(pulsar.Context):
         """Id of the message being processed (a ``_pulsar.MessageId``)."""
         return self._message.message_id()
 
-    def get_message_key(self) -> str | None:
-        """Key of the message being processed."""
-        return self._message.partition_key() or None
+    def get_message_key(self) -> str:
+        """Key of the message being processed ("" when it has none, as in Apache)."""
+        return str(self._message.partition_key())
 
     def get_message_eventtime(self) -> int:
         """Event time of the message (epoch ms, 0 when unset)."""
@@ -151,8 +154,9 @@ class InstanceContext(pulsar.Context):
     def get_function_id(self) -> str:
         return self._function_id
 
-    def get_instance_id(self) -> int:
-        return self._instance_id
+    def get_instance_id(self) -> str:
+        """The instance id, a string as in Apache's Python context."""
+        return str(self._instance_id)
 
     def get_function_version(self) -> str:
         return self._function_version
@@ -187,6 +191,10 @@ class InstanceContext(pulsar.Context):
 
     def get_output_serde_class_name(self) -> str:
         return self._output_serde_class_name
+
+    def get_pulsar_client(self) -> Any:
+        """The instance's ``pulsar.Client``."""
+        return self._pulsar_client
 
     # -- publishing and acking -----------------------------------------------
     def publish(

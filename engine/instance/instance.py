@@ -200,6 +200,7 @@ class FunctionInstance:
             state_store=self.state_store,
             state_buffer=self.state_buffer,
             acknowledge=self.inputs.ack_id,
+            pulsar_client=self.client,
         )
         parts = SettlementParts(
             spec=spec,
@@ -226,7 +227,7 @@ class FunctionInstance:
         return settlement
 
     def _logger(self, log_producer: Any) -> logging.Logger:
-        logger = function_logger(self.spec.fqfn, self.instance_id, log_producer)
+        logger = function_logger(self.spec.fqfn, self.instance_id, log_producer, self.spec.log_level)
         path = self.options.output_log
         if path:
             handler = file_handler(path)

@@ -27,10 +27,13 @@ class LogTopicHandler(logging.Handler):
             self.handleError(record)
 
 
-def function_logger(fqfn: str, instance_id: int, producer: Any | None) -> logging.Logger:
-    """The logger handed to a function instance, publishing to ``producer`` when given."""
+def function_logger(fqfn: str, instance_id: int, producer: Any | None, level: str = "INFO") -> logging.Logger:
+    """The logger handed to a function instance, publishing to ``producer`` when given.
+
+    ``level`` is the function's ``logLevel`` (a Python level name).
+    """
     logger = logging.getLogger(f"magnetar.function.{fqfn}.{instance_id}")
-    logger.setLevel(logging.INFO)
+    logger.setLevel(level)
     for handler in list(logger.handlers):
         if isinstance(handler, LogTopicHandler):
             logger.removeHandler(handler)

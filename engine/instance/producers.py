@@ -56,7 +56,7 @@ class ProducerPool:
             if batching is None
             else batching.batching_max_publish_delay_ms,
             "max_pending_messages": cfg.max_pending_messages or 100000,
-            "compression_type": _COMPRESSION[cfg.compression_type or "NONE"],
+            "compression_type": _COMPRESSION[cfg.compression_type or "LZ4"],  # Apache's default
         }
         if cfg.max_pending_messages_across_partitions:
             opts["max_pending_messages_across_partitions"] = cfg.max_pending_messages_across_partitions

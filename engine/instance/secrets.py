@@ -2,12 +2,13 @@
 
 The function config's ``secrets`` maps a secret name to a provider-specific value:
 
-* ``EnvironmentSecretsProvider`` (default, as Apache's ``EnvironmentBasedSecretsProvider``):
+* ``ClearTextSecretsProvider`` (the default, as Apache's for localrun and the process
+  runtime): the value itself;
+* ``EnvironmentSecretsProvider`` (as Apache's ``EnvironmentBasedSecretsProvider``):
   the environment variable named after the secret, or the one named by the value when
   the value is ``{"env": "VAR"}``;
 * ``FileSecretsProvider``: the value is a path, or ``{"path": ..., "key": ...}`` to
-  read one key of a JSON or YAML file; the file's text (stripped) otherwise;
-* ``ClearTextSecretsProvider`` (Apache's): the value itself.
+  read one key of a JSON or YAML file; the file's text (stripped) otherwise.
 """
 
 from __future__ import annotations
@@ -87,9 +88,12 @@ _ALIASES = {
 
 
 def make_secrets_provider(class_name: str | None, config: dict[str, Any] | None = None) -> Any:
-    """A provider by alias (``env``, ``file``, ``cleartext``), Apache class name, or import path."""
+    """A provider by alias (``env``, ``file``, ``cleartext``), Apache class name, or import path.
+
+    Without a name, clear text: the configured value is the secret, as Apache's default.
+    """
     if not class_name:
-        return EnvironmentSecretsProvider()
+        return ClearTextSecretsProvider()
     cls = _ALIASES.get(class_name) or _ALIASES.get(class_name.lower())
     if cls is None:
         cls = import_object(class_name)

@@ -42,6 +42,8 @@ class LocalRunOptions:
     hotpath: str | None = None
     instance_id_offset: int = 0
     metrics_port: int | None = None
+    #: The ``cluster`` label of the metrics.
+    cluster_name: str = "standalone"
     secrets_provider: str | None = None
     secrets_provider_config: dict[str, Any] | None = None
     instance: InstanceOptions = field(default_factory=InstanceOptions)
@@ -117,7 +119,9 @@ class LocalRunner:
             if opts.metrics_port is not None:
                 from engine.runtime.metrics import serve_metrics
 
-                self._metrics_server = serve_metrics(opts.metrics_port, lambda: list(self.instances))
+                self._metrics_server = serve_metrics(
+                    opts.metrics_port, lambda: list(self.instances), opts.cluster_name
+                )
         except BaseException:
             self.stop()
             raise

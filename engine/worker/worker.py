@@ -30,6 +30,7 @@ from engine.broker.client import BrokerOptions, make_client
 from engine.broker.embedded import EmbeddedBroker
 from engine.cluster.assignments import AssignmentRecord, AssignmentTable
 from engine.cluster.election import LeaderElection, WorkerInfo
+from engine.cluster.foreign import check_no_foreign_worker
 from engine.cluster.leader import LeaderDuties
 from engine.cluster.metadata import MetadataService
 from engine.cluster.packages import PackageStore
@@ -78,6 +79,8 @@ class WorkerConfig:
     secrets_provider: str | None = None
     consumer_id_spread: int = 4096
     runtime: str = "thread"
+    #: The ``cluster`` label of the metrics (Apache's ``pulsarFunctionsCluster``).
+    cluster_name: str = "standalone"
     instance: InstanceOptions = field(default_factory=InstanceOptions)
     #: Authentication, authorization and TLS (``functions_worker.yml`` names).
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -144,6 +147,7 @@ class Worker:
             client_log_path=broker.client_log_path or os.path.abspath(os.path.join(cfg.data_dir, CLIENT_LOG)),
         )
         self.client = await asyncio.to_thread(make_client, broker, 2)
+        await asyncio.to_thread(check_no_foreign_worker, self.client, self.topics)
         # Calls to other workers carry this worker's own credentials (and trust its TLS CA).
         self.http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=30), **internal_http_options(cfg.auth)

@@ -180,9 +180,9 @@ def test_cli_verbs(cluster3: Cluster, client: pulsar.Client, tmp_path: Path) -> 
 
     assert name in ok("functions", "list")
     assert '"className": "exclaim_example.Exclaim"' in ok("functions", "get", "--name", name)
-    assert "RUNNING" in ok("functions", "status", "--name", name)
+    assert "RUNNING" in ok("functions", "status", "--name", name, "--output", "table")
     assert ok("functions", "trigger", "--name", name, "--trigger-value", "hey").strip() == "hey!"
-    assert "RECEIVED" in ok("functions", "stats", "--name", name)
+    assert "RECEIVED" in ok("functions", "stats", "--name", name, "--output", "table")
     assert '"numRunning": 1' in ok("functions", "status", "--name", name, "--output", "json")
     ok("functions", "putstate", "--name", name, "--state", '{"key": "k1", "stringValue": "v1"}')
     assert "v1" in ok("functions", "querystate", "--name", name, "-k", "k1")

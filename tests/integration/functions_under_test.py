@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulsar
 from pulsar import Function
 
 
@@ -73,6 +74,8 @@ class ContextEcho(Function):  # type: ignore[misc]
                 "output": context.get_output_topic(),
                 "msgid_is_set": context.get_message_id() is not None,
                 "partition_index": context.get_message_partition_index(),
+                "serde": context.get_output_serde_class_name(),
+                "client": isinstance(context.get_pulsar_client(), pulsar.Client),
             }
         )
 

@@ -33,18 +33,31 @@ def test_user_config_secrets_and_message_fields(
         "userConfig": {"threshold": 5, "nested": {"a": [1]}},
         "secrets": {"apiKey": "ignored-by-env"},
     }
-    with runner_for(broker.url, hot.name, data_dir, cfg):
-        produce(client, inp, [(b"hello", "key-1", {"p": "v"})])
-        got = json.loads(consume(client, out, 1)[0].data())
+    with runner_for(broker.url, hot.name, data_dir, cfg, secrets_provider="env"):
+        produce(client, inp, [(b"hello", "key-1", {"p": "v"}), b"no-key"])
+        got, no_key = (json.loads(m.data()) for m in consume(client, out, 2))
     assert got["input"] == "hello" and got["threshold"] == 5
     assert got["config"] == {"threshold": 5, "nested": {"a": [1]}}
     assert got["secret"] == "s3cr3t" and got["missing_secret"] is None
     assert got["key"] == "key-1" and got["props"] == {"p": "v"}
     assert got["topic"] == f"persistent://public/default/{inp}"
-    assert got["name"] == ["public", "default", "echo"] and got["instance"] == 0
+    assert got["name"] == ["public", "default", "echo"] and got["instance"] == "0"
     assert got["inputs"] == [f"persistent://public/default/{inp}"]
     assert got["output"] == f"persistent://public/default/{out}"
     assert got["msgid_is_set"] is True and got["partition_index"] == -1
+    # Apache's answers for empty values, and the client.
+    assert no_key["key"] == "" and got["serde"] == "" and got["client"] is True
+
+
+def test_default_secrets_provider_is_clear_text(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
+    inp, out = f"{topic_prefix}-in", f"{topic_prefix}-out"
+    cfg = {"className": "ContextEcho", "inputs": [inp], "output": out, "secrets": {"apiKey": "the-key"}}
+    with runner_for(broker.url, hot.name, data_dir, cfg):
+        produce(client, inp, [b"x"])
+        got = json.loads(consume(client, out, 1)[0].data())
+    assert got["secret"] == "the-key" and got["missing_secret"] is None
 
 
 def test_file_secrets_provider(

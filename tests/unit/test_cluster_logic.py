@@ -134,6 +134,8 @@ def test_details_round_trip_keeps_the_config() -> None:
             "maxMessageRetries": 2,
             "deadLetterTopic": "d",
             "processingGuarantees": "ATMOST_ONCE",
+            "runtimeFlags": "-X dev",
+            "forwardSourceMessageProperty": False,
         }
     )
     spec = resolve(cfg)
@@ -153,3 +155,4 @@ def test_details_round_trip_keeps_the_config() -> None:
     by_topic = lambda inputs: sorted(inputs, key=lambda i: i.topic)  # noqa: E731 - map order is not kept
     assert by_topic(rebuilt.inputs) == by_topic(spec.inputs) and rebuilt.output == spec.output
     assert rebuilt.parallelism == 3 and rebuilt.max_message_retries == 2
+    assert rebuilt.config.runtime_flags == "-X dev" and rebuilt.forward_source_message_property is False

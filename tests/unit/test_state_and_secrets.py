@@ -88,7 +88,8 @@ def test_unsupported_store_url() -> None:
 def test_secrets_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_KEY", "from-env")
     monkeypatch.setenv("OTHER_VAR", "other")
-    env = make_secrets_provider(None)
+    assert make_secrets_provider(None).provide_secret("API_KEY", "the-value") == "the-value"
+    env = make_secrets_provider("env")
     assert env.provide_secret("API_KEY", "ignored") == "from-env"
     assert env.provide_secret("x", {"env": "OTHER_VAR"}) == "other"
     (tmp_path / "tok").write_text("s3cret\n")

@@ -1,0 +1,96 @@
+"""FunctionConfig fields Magnetar accepts but that have no effect on a Python function.
+
+Pulsar's FunctionConfig carries fields for the Java and Go runtimes, for Kubernetes and
+for features Magnetar does not run yet. A config that sets them is valid (so Apache's
+files work unchanged); :func:`ignored_fields` names each such field with the reason it
+has no effect, and :func:`warn_ignored` logs that once per function and field.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from engine.config.function_config import FunctionConfig
+
+__all__ = ["ignored_fields", "warn_ignored"]
+
+log = logging.getLogger("engine.config")
+
+_JAVA_TYPES = "a Java type class; a Python function's types come from its SerDe or schema type"
+
+# (field as written in the config, is it set?, why it has no effect)
+_RULES: list[tuple[str, Callable[[FunctionConfig], Any], str]] = [
+    ("functionType", lambda c: c.function_type, "built-in function types are not shipped; give py"),
+    ("inputTypeClassName", lambda c: c.input_type_class_name, _JAVA_TYPES),
+    ("outputTypeClassName", lambda c: c.output_type_class_name, _JAVA_TYPES),
+    (
+        "customSchemaOutputs",
+        lambda c: c.custom_schema_outputs,
+        "schemas of other output topics are set by the Java runtime only",
+    ),
+    (
+        "runtimeFlags",
+        lambda c: c.runtime_flags,
+        "flags for the instance's interpreter are not passed on (instances start from the worker)",
+    ),
+    (
+        "skipToLatest",
+        lambda c: c.skip_to_latest,
+        "recorded, but instances do not yet skip to the latest message when they recover",
+    ),
+    (
+        "maxPendingAsyncRequests",
+        lambda c: c.max_pending_async_requests is not None,
+        "applies to Java AsyncFunction only",
+    ),
+    (
+        "exposePulsarAdminClientEnabled",
+        lambda c: c.expose_pulsar_admin_client_enabled,
+        "the Python context has no admin client",
+    ),
+    (
+        "producerConfig.useThreadLocalProducers",
+        lambda c: c.producer_config and c.producer_config.use_thread_local_producers,
+        "applies to the Java runtime's threads only",
+    ),
+]
+
+_SPEC_RULES: list[tuple[str, Callable[[Any], Any], str]] = [
+    ("cryptoConfig", lambda s: s.crypto_config, "encrypted inputs are not decrypted yet"),
+    (
+        "messagePayloadProcessorConfig",
+        lambda s: s.message_payload_processor_config,
+        "the Python client has no message payload processor",
+    ),
+    ("poolMessages", lambda s: s.pool_messages, "applies to the Java client only"),
+    (
+        "schemaProperties",
+        lambda s: s.schema_properties,
+        "input schemas are not registered with the broker yet",
+    ),
+]
+
+
+def ignored_fields(config: FunctionConfig) -> list[tuple[str, str]]:
+    """``(field, reason)`` for every field of ``config`` that is set but has no effect."""
+    out = [(name, why) for name, is_set, why in _RULES if is_set(config)]
+    for topic, spec in (config.input_specs or {}).items():
+        out.extend((f"inputSpecs[{topic}].{name}", why) for name, is_set, why in _SPEC_RULES if is_set(spec))
+    return out
+
+
+_warned: set[tuple[str, str]] = set()
+_lock = threading.Lock()
+
+
+def warn_ignored(fqfn: str, ignored: list[tuple[str, str]]) -> None:
+    """Log one warning per function and field of ``ignored`` (the first time it is seen)."""
+    for name, why in ignored:
+        with _lock:
+            if (fqfn, name) in _warned:
+                continue
+            _warned.add((fqfn, name))
+        log.warning("function %s: %s is accepted but has no effect: %s", fqfn, name, why)
