@@ -10,7 +10,9 @@ up, dead-lettered like a function's input (:class:`~engine.instance.settlement.A
 :class:`SinkEffectivelyOnce` is for a :class:`~engine.io.api.TransactionalSink`: the
 batch's writes and the new progress of each input partition
 (:class:`~engine.instance.progress.PartitionProgress`) commit in one transaction of
-the sink's own system; inputs already applied are skipped.
+the sink's own system; inputs already applied are skipped. Where the broker may never
+redeliver what a killed consumer held (pulsar-lite), inputs past the committed progress
+are read back from the topic, as for functions (:mod:`engine.instance.settlement.gaps`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from engine.instance.progress import PartitionProgress, position_with_size
 from engine.instance.settlement.at_least_once import AtLeastOnce
 from engine.instance.settlement.base import Settlement, SettlementParts
 from engine.instance.settlement.flushes import FlushTracker
+from engine.instance.settlement.gaps import GapRepair, NoGapRepair, ReadBackGaps
 from engine.io.api import Sink, SinkRecord, TransactionalSink
-from engine.state.store import StateConflict
+from engine.state.store import StateConflict, StateStoreError
 
 __all__ = ["SinkAtLeastOnce", "SinkEffectivelyOnce", "SinkStats", "records_of"]
 
@@ -176,6 +179,19 @@ class SinkAtLeastOnce(AtLeastOnce):
         super().shutdown(deadline)
 
 
+class _SinkProgressStore:
+    """The committed progress as gap repair reads it: from the sink's own system."""
+
+    def __init__(self, sink: TransactionalSink) -> None:
+        self._sink = sink
+
+    def get_positions(self, namespace: str) -> dict[str, str]:
+        try:
+            return self._sink.committed_progress(namespace)
+        except Exception as exc:  # the sink's system is unreachable: gap repair tries again later
+            raise StateStoreError(f"reading the sink's committed progress failed: {exc}") from exc
+
+
 class SinkEffectivelyOnce(Settlement):
     """Commit a batch's writes and its inputs' progress in one transaction of the sink."""
 
@@ -200,9 +216,28 @@ class SinkEffectivelyOnce(Settlement):
         self.flushes = FlushTracker(parts.hot, parts.producers, parts.stats, lambda _msgs, _ok: None)
         self._committed: dict[str, str] = {}
         self.progress: dict[str, PartitionProgress] = {}
+        self.store = _SinkProgressStore(sink)
+        self.gaps: GapRepair = (
+            ReadBackGaps(self, parts)  # type: ignore[arg-type]  # the same progress surface as EffectivelyOnce
+            if parts.capabilities.killed_consumer_may_lose_unacked
+            else NoGapRepair()
+        )
 
     def start(self) -> None:
         self.restore()
+
+    def committed(self, topic: str) -> str | None:
+        """The committed progress text of ``topic`` as this instance knows it."""
+        return self._committed.get(topic)
+
+    def adopt(self, topic: str, stored: str) -> None:
+        """Take progress another instance committed for ``topic``."""
+        self._committed[topic] = stored
+        self.progress[topic] = PartitionProgress.decode(stored)
+
+    def poll(self) -> None:
+        self.gaps.check()
+        super().poll()
 
     def restore(self) -> None:
         """Load the progress committed with the sink's writes (blocking)."""
@@ -210,6 +245,11 @@ class SinkEffectivelyOnce(Settlement):
         self.progress = {t: PartitionProgress.decode(text) for t, text in self._committed.items()}
 
     def settle(self, msgs: list[Any]) -> None:
+        self.gaps.note_input()
+        self.process(msgs, acknowledge=True)
+
+    def process(self, msgs: list[Any], acknowledge: bool) -> None:
+        """Write one batch as a whole (``acknowledge`` false for inputs read back from the topic)."""
         fresh: list[Any] = []
         dups: list[Any] = []
         seen: dict[str, list[Any]] = {}
@@ -226,12 +266,13 @@ class SinkEffectivelyOnce(Settlement):
                 fresh.append(msg)
         if dups:
             self.duplicates_dropped += len(dups)
-            self.inputs.ack(dups)
+            if acknowledge:
+                self.inputs.ack(dups)
         if not fresh:
             return
         records, bad = records_of(fresh, self.codec, lambda _i, _r: None, self.stats, self.sink_stats)
         if bad:
-            self._failure(fresh, bad[0][1])
+            self._failure(fresh, bad[0][1], acknowledge)
             return
         try:
             self._write(records, seen)
@@ -240,15 +281,15 @@ class SinkEffectivelyOnce(Settlement):
             self._rewind(delay=False)
             return
         except Exception as exc:  # the sink's system failed the transaction: nothing was written
-            self._failure(
-                fresh, f"{type(self.sink).__name__} transaction failed: {type(exc).__name__}: {exc}"
-            )
+            text = f"{type(self.sink).__name__} transaction failed: {type(exc).__name__}: {exc}"
+            self._failure(fresh, text, acknowledge)
             return
         self.sink_stats.written += len(records)
         self.stats.add_successes(len(records), 0.0)
         self.stats.set_last_invocation(int(time.time() * 1000))
         self.retries.forget(fresh)
-        self.inputs.ack(fresh)
+        if acknowledge:
+            self.inputs.ack(fresh)
 
     def _write(self, records: list[SinkRecord], seen: dict[str, list[Any]]) -> None:
         updated = {
@@ -261,7 +302,7 @@ class SinkEffectivelyOnce(Settlement):
         self._committed.update(encoded)
         self.progress.update(updated)
 
-    def _failure(self, msgs: list[Any], text: str) -> None:
+    def _failure(self, msgs: list[Any], text: str, acknowledge: bool) -> None:
         self.stats.add_system_exception(text)
         self.sink_stats.last_error = text
         self.sink_stats.last_error_at = int(time.time() * 1000)
@@ -269,9 +310,9 @@ class SinkEffectivelyOnce(Settlement):
         if all(self.retries.may_retry(m) for m in msgs):
             self._rewind(delay=True)
             return
-        self._one_by_one(msgs)
+        self._one_by_one(msgs, acknowledge)
 
-    def _one_by_one(self, msgs: list[Any]) -> None:
+    def _one_by_one(self, msgs: list[Any], acknowledge: bool) -> None:
         """Retries used up: write each input alone; dead-letter those that still fail."""
         for msg in msgs:
             pos = position_with_size(msg)
@@ -305,7 +346,8 @@ class SinkEffectivelyOnce(Settlement):
                 return
             self.dead_letters.count += 1
         self.retries.forget(msgs)
-        self.inputs.ack(msgs)
+        if acknowledge:
+            self.inputs.ack(msgs)
 
     def _failure_text(self, text: str) -> None:
         self.stats.add_system_exception(text)

@@ -215,7 +215,14 @@ def test_jdbc_postgres_effectively_once_survives_restarts(
     feeder.join()
     assert stopped_at < 3000
     second = run_connector(*args)
-    assert wait_until(lambda: count() == 3000, timeout=60)
+    assert wait_until(lambda: count() == 3000, timeout=60), (
+        count(),
+        second.status()["instances"][0]["status"],
+        second.instances[0].settlement.inputs_read_back,
+        type(second.instances[0].settlement.gaps).__name__,
+        {t: (p.mark, len(p.above)) for t, p in second.instances[0].settlement.progress.items()},
+        second.spec.subscription_type,
+    )
     second.stop()
     # The same sink read from the start by a new subscription: the committed progress drops every repeat.
     third = run_connector(*args, "--subs-name", "replay")
@@ -313,3 +320,42 @@ def test_http_sink_dead_letters_what_keeps_failing(
     dead = consume(client, dlq, 5)
     assert sorted(orjson.loads(m.data())["id"] for m in dead) == list(range(5))
     assert "503" in dead[0].properties()["__pfn_error__"]
+
+
+def test_jdbc_sqlite_effectively_once_reads_back_what_its_subscription_never_delivers(
+    run_connector, client: pulsar.Client, tmp_path: Path
+) -> None:
+    """Past the committed progress, inputs nobody delivers are read back from the topic (pulsar-lite)."""
+    db = tmp_path / "eo.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER, name TEXT, score REAL)")
+    src = topic()
+    config = orjson.dumps({"jdbcUrl": f"jdbc:sqlite:{db}", "tableName": "t"}).decode()
+    common = (
+        "sinks",
+        "localrun",
+        "--sink-type",
+        "jdbc-sqlite",
+        "--name",
+        "eo-lite",
+        "--inputs",
+        src,
+        "--processing-guarantees",
+        "EFFECTIVELY_ONCE",
+        "--sink-config",
+        config,
+    )
+
+    def ids() -> list[int]:
+        with sqlite3.connect(db) as conn:
+            return [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")]
+
+    first = run_connector(*common, "--subs-position", "Earliest")
+    produce(client, src, _rows(100))
+    assert wait_until(lambda: ids() == list(range(100)))
+    first.stop()
+    produce(client, src, _rows(50, start=100))
+    # A new subscription at Latest is never handed the 50: the sink's progress says they are due.
+    second = run_connector(*common, "--subs-name", "fresh", "--subs-position", "Latest")
+    assert wait_until(lambda: ids() == list(range(150)), timeout=30), ids()
+    assert second.instances[0].settlement.inputs_read_back == 50
