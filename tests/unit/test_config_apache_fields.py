@@ -180,11 +180,19 @@ def test_the_left_out_fields_in_their_own_configs() -> None:
     for field, value, reason in (
         ("jar", "f.jar", "Magnetar runs Python functions; give py"),
         ("go", "f", "Magnetar runs Python functions; give py"),
-        ("windowConfig", {"windowLengthCount": 10}, "windowing is not supported yet"),
     ):
         with pytest.raises(ConfigError) as info:
             resolve(parse_function_config({**base, "inputs": ["in"], field: value}))
         assert [p.expected for p in info.value.problems] == [reason]
+
+
+def test_window_config_runs_for_python() -> None:
+    spec = resolve(
+        parse_function_config(
+            {"className": "m.F", "inputs": ["in"], "windowConfig": {"windowLengthCount": 10}}
+        )
+    )
+    assert spec.window is not None and spec.window.length_count == 10 and spec.window.tumbling
 
 
 def test_topics_pattern_with_inputs_is_a_validation_error() -> None:
