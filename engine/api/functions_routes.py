@@ -31,6 +31,7 @@ from engine.cluster.subscriptions import remove_subscriptions
 from engine.config import ConfigError, parse_function_config, resolve
 from engine.config.details import config_from_details, to_details
 from engine.config.validation import FunctionSpec
+from engine.io.details import is_connector, sink_from_details, source_from_details
 from engine.packages.locations import store_package
 from engine.packages.routes import registry_of
 from engine.proto import Function_pb2 as pb
@@ -484,13 +485,30 @@ def _leader_metadata(fqfn: str, body: Any) -> tuple[pb.FunctionMetaData | None, 
     return md, expected
 
 
+def _check_connector(details: pb.FunctionDetails) -> None:
+    """A source's or sink's details validate as its submission did (a 400 naming the problem)."""
+    try:
+        if details.componentType == pb.FunctionDetails.SOURCE:
+            source_from_details(details)
+        else:
+            sink_from_details(details)
+    except ConfigError as exc:
+        raise _config_error(exc)
+
+
 async def leader_write(request: web.Request) -> web.Response:
     """Internal: a metadata change forwarded by another worker to the leader."""
     worker, fqfn = _worker(request), _fqfn(request)
     if not worker.election.is_leader:
         raise http_error(503, f"{worker.config.worker_id} is not the leader")
     md, expected = _leader_metadata(fqfn, await read_json(request, "leader"))
-    if md is not None:
+    if md is not None and is_connector(md.functionDetails):
+        _check_connector(md.functionDetails)
+        parallelism = max(1, md.functionDetails.parallelism)
+        bad = [iid for iid in md.instanceStates if not 0 <= iid < parallelism]
+        if bad:
+            raise http_error(400, f"instanceStates: instances {bad} do not exist (0..{parallelism - 1})")
+    elif md is not None:
         try:
             spec = resolve(config_from_details(md.functionDetails))
         except ConfigError as exc:

@@ -136,6 +136,8 @@ class FunctionInstance:
         self.state_buffer = hot.counters.StateBuffer()
         self.settlement: Settlement | None = None
         self.crash_ledger: CrashLedger | None = None
+        #: The function's logger (``function_logger`` names it so; :meth:`_build` configures it).
+        self.logger = logging.getLogger(f"magnetar.function.{spec.fqfn}.{instance_id}")
         #: Closed with the instance (the call modes' event loop or thread pool).
         self._closers: list[Callable[[], None]] = []
 

@@ -54,7 +54,7 @@ class PackageRegistry:
         self._store = store
         self._records: dict[str, PackageRecord] = {}
         self._last: Any = None
-        self._producer: Any = None
+        self._records_producer: Any = None
         self._lock = threading.Lock()
 
     # -- records ----------------------------------------------------------------------------
@@ -74,12 +74,12 @@ class PackageRegistry:
                 self._records[key] = PackageRecord(**orjson.loads(value))
 
     def _write(self, key: str, record: PackageRecord | None) -> None:
-        if self._producer is None:
-            self._producer = self._client.create_producer(
+        if self._records_producer is None:
+            self._records_producer = self._client.create_producer(
                 self._topic, batching_enabled=False, block_if_queue_full=True
             )
         value = orjson.dumps(record.__dict__) if record is not None else b""
-        self._producer.send(value, partition_key=key)
+        self._records_producer.send(value, partition_key=key)
         if record is None:
             self._records.pop(key, None)
         else:
@@ -173,6 +173,6 @@ class PackageRegistry:
     def close(self) -> None:
         """Close the producer."""
         with self._lock:
-            if self._producer is not None:
-                self._producer.close()
-            self._producer = None
+            if self._records_producer is not None:
+                self._records_producer.close()
+            self._records_producer = None

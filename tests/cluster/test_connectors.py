@@ -33,7 +33,7 @@ def test_source_and_sink_run_on_the_workers(broker: EmbeddedBroker, tmp_path: Pa
     cluster = new_cluster(broker, str(tmp_path / "c"), 2)
     try:
         w = cluster.workers[0].url
-        ns = cluster.namespace
+        ns = cluster.namespace + "-user"  # never the workers' own (reserved) namespace
         db = tmp_path / "rows.db"
         with sqlite3.connect(db) as conn:
             conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, name TEXT, value REAL, ts INTEGER)")
@@ -106,7 +106,7 @@ def test_create_rejects_bad_config_naming_the_field(broker: EmbeddedBroker, tmp_
     (tmp_path / "c").mkdir()
     cluster = new_cluster(broker, str(tmp_path / "c"), 1)
     try:
-        w, ns = cluster.workers[0].url, cluster.namespace
+        w, ns = cluster.workers[0].url, cluster.namespace + "-user"
         status, body = _create(w, "source", f"{ns}/x", {"sourceType": "no-such", "topicName": "t"})
         assert status == 400 and "sourceType" in body["reason"] and "data-generator" in body["reason"]
         status, body = _create(
@@ -127,7 +127,7 @@ def test_custom_zip_connectors_through_sources_and_sinks_create(
     (tmp_path / "c").mkdir()
     cluster = new_cluster(broker, str(tmp_path / "c"), 2)
     try:
-        w, ns = cluster.workers[1].url, cluster.namespace
+        w, ns = cluster.workers[1].url, cluster.namespace + "-user"
         tenant, namespace = ns.split("/")
         ident = ["--tenant", tenant, "--namespace", namespace, "--admin-url", w]
         src_zip = make_zip(str(tmp_path / "counter.zip"), {"counter_source/__init__.py": SOURCE})
