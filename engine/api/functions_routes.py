@@ -441,7 +441,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     registry = registry_of(worker)
     uploaded = await asyncio.to_thread(registry.is_uploaded_path, path)
     if not uploaded and not is_stored_package_path(path):  # never a file of the worker's own
-        raise http_error(400, f"path: got {path!r}; {STORED_PACKAGE_RULE} or a path uploaded to")
+        if path.startswith(("/", "file:")) or ".." in path.split("/"):
+            raise http_error(400, f"path: got {path!r}; {STORED_PACKAGE_RULE} or a path uploaded to")
+        raise http_error(404, f"path: nothing was uploaded to {path!r}")
     try:
         local = await asyncio.to_thread(registry.fetch_path, path)
     except PackageError as exc:

@@ -65,6 +65,9 @@ class CrashLedger:
         self._fd: int | None = None
         #: Position ranges per topic of the batch that was running when the process died.
         self._suspect_ranges: dict[str, list[tuple[Pos, Pos]]] = {}
+        #: What was in flight at the last death alone (read back once on brokers that lose it).
+        self._last_in_flight: dict[str, list[tuple[Pos, Pos]]] = {}
+        self._batch: dict[str, list[Any]] = {}
         #: Inputs known to have been running when the process died, with how many times.
         self.crashes: dict[Key, int] = {}
         #: How the last death ended, as the worker recorded it.
@@ -99,6 +102,10 @@ class CrashLedger:
                 self._suspect_ranges.setdefault(topic, []).append(((*low,), (*high,)))
         for topic, (low, high) in data.get("batch", {}).items():
             self._suspect_ranges.setdefault(topic, []).append(((*low,), (*high,)))
+            self._last_in_flight.setdefault(topic, []).append(((*low,), (*high,)))
+        if current is not None:
+            pos = (current[1], current[2], current[3])
+            self._last_in_flight.setdefault(current[0], []).append((pos, pos))
 
     # -- the loop ------------------------------------------------------------------------------------
     @property
@@ -117,13 +124,9 @@ class CrashLedger:
         pos = (key[1], key[2], key[3])
         return any(low <= pos <= high for low, high in ranges)
 
-    def suspect_ranges(self) -> dict[str, list[tuple[Pos, Pos]]]:
-        """Per topic, the position ranges that were in flight when the process died."""
-        ranges = {t: list(r) for t, r in self._suspect_ranges.items()}
-        for key in self.crashes:
-            pos = (key[1], key[2], key[3])
-            ranges.setdefault(key[0], []).append((pos, pos))
-        return ranges
+    def last_in_flight(self) -> dict[str, list[tuple[Pos, Pos]]]:
+        """Per topic, the position ranges that were in flight at the last death."""
+        return {t: list(r) for t, r in self._last_in_flight.items()}
 
     def crash_count(self, msg: Any) -> int:
         """How many times the process died while running ``msg``."""
@@ -141,11 +144,16 @@ class CrashLedger:
             else:
                 entry[0] = min(entry[0], pos)
                 entry[1] = max(entry[1], pos)
+        self._batch = ranges
         self._write({"batch": ranges, **self._known()})
 
+    def begin_isolation(self, msgs: list[Any]) -> None:
+        """A batch is about to run one input at a time: it stays the batch in flight."""
+        self.begin_batch(msgs)
+
     def begin_one(self, msg: Any) -> None:
-        """Record that ``msg`` alone is about to run."""
-        self._write({"current": list(_key(msg)), **self._known()})
+        """Record that ``msg`` alone is about to run (within the batch in flight)."""
+        self._write({"current": list(_key(msg)), "batch": self._batch, **self._known()})
 
     def _known(self) -> dict[str, Any]:
         # What earlier deaths taught stays until a clean stop: inputs of a suspect range may

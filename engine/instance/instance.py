@@ -313,7 +313,7 @@ class FunctionInstance:
         self._set_state(InstanceState.RUNNING)
         self._started.set()
         try:
-            if self.crash_ledger is not None and self.crash_ledger.has_suspects:
+            if self.crash_ledger is not None and self.crash_ledger.last_in_flight():
                 self._read_back_suspects(settlement, self.crash_ledger)
             if self.options.output_log:
                 with attribute_output(self.logger):
@@ -379,7 +379,7 @@ class FunctionInstance:
             "read-back-inputs-of-a-dead-process",
             "inputs held by a killed consumer may never be delivered again; they are read from the topic",
         )
-        for topic, ranges in ledger.suspect_ranges().items():
+        for topic, ranges in ledger.last_in_flight().items():
             low = min(r[0] for r in ranges)
             high = max(r[1] for r in ranges)
             msgs = read_positions(self.client, topic, low, high, self._stop)
@@ -403,6 +403,7 @@ class FunctionInstance:
     def _isolate(self, settlement: Settlement, ledger: CrashLedger, msgs: list[Any]) -> None:
         """Run a batch holding inputs that were in flight when the process died, one at a time."""
         retries = self.spec.max_message_retries
+        ledger.begin_isolation(msgs)
         for msg in msgs:
             crashes = ledger.crash_count(msg)
             if crashes:

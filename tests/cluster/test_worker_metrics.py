@@ -50,7 +50,7 @@ def test_worker_metrics_time_scheduling_rebalance_drain_and_instance_start_stop(
         other = next(w for w in cluster.workers if w is not lead)
         before = scrape(lead.url)
         assert set(before) == {PREFIX + n for n in EXISTING + TIMINGS}, sorted(before)
-        assert all(labels["cluster"] == "magnetar" for labels, _ in before.values())
+        assert all(labels["cluster"] == "standalone" for labels, _ in before.values())
         assert before[PREFIX + "drain_execution_time_total_ms"][1] == 0.0, "no drain has run yet"
 
         name = f"wm{uuid.uuid4().hex[:6]}"
@@ -64,7 +64,7 @@ def test_worker_metrics_time_scheduling_rebalance_drain_and_instance_start_stop(
         for timing in TIMINGS:
             labels, value = after[PREFIX + timing]
             assert value > 0, f"{timing} was not measured"
-            assert labels == {"cluster": "magnetar", "workerId": lead.worker_id}
+            assert labels == {"cluster": "standalone", "workerId": lead.worker_id}  # --cluster-name default
         assert after[PREFIX + "total_function_count"][1] == 1
         assert after[PREFIX + "is_leader"][1] == 1
         assert scrape(other.url)[PREFIX + "is_leader"][1] == 0
