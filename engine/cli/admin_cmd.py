@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 
 from engine.cli.function_flags import add_function_flags, overrides_from_args
-from engine.cli.http_client import AdminError, add_global_flags, call, target
+from engine.cli.http_client import AdminError, add_global_flags, call, raise_for_status, target
 from engine.cli.progress import Progress
 from engine.config import load_config_file, merge_overrides
 
@@ -326,12 +326,7 @@ async def _download(args: argparse.Namespace, path: str, params: dict[str, str],
         try:
             async with session.get(where.url + path, params=params, headers=headers) as resp:
                 if resp.status >= 400:
-                    body = await resp.read()
-                    try:
-                        reason = orjson.loads(body).get("reason", body.decode())
-                    except (orjson.JSONDecodeError, AttributeError):
-                        reason = body.decode(errors="replace")
-                    raise AdminError(f"{resp.status}: {reason}")
+                    raise_for_status(resp.status, await resp.read())
                 with Progress(f"downloading to {dest}", total=resp.content_length) as progress:
                     with open(dest, "wb") as fh:
                         async for chunk in resp.content.iter_chunked(_CHUNK):

@@ -30,6 +30,7 @@ __all__ = [
     "AdminTarget",
     "add_global_flags",
     "call",
+    "raise_for_status",
     "read_client_conf",
     "target",
 ]
@@ -120,6 +121,17 @@ def target(args: argparse.Namespace) -> AdminTarget:
     return AdminTarget(url, token, context)
 
 
+def raise_for_status(status: int, body: bytes) -> None:
+    """Raise :class:`AdminError` with the worker's ``reason`` for a 4xx/5xx answer."""
+    if status < 400:
+        return
+    try:
+        reason = orjson.loads(body).get("reason", body.decode())
+    except (orjson.JSONDecodeError, AttributeError):
+        reason = body.decode(errors="replace")
+    raise AdminError(f"{status}: {reason}")
+
+
 async def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
     where = target(args)
     headers = dict(kw.pop("headers", {}) or {})
@@ -131,12 +143,7 @@ async def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> 
         try:
             async with session.request(method, where.url + path, headers=headers, **kw) as resp:
                 body = await resp.read()
-                if resp.status >= 400:
-                    try:
-                        reason = orjson.loads(body).get("reason", body.decode())
-                    except (orjson.JSONDecodeError, AttributeError):
-                        reason = body.decode(errors="replace")
-                    raise AdminError(f"{resp.status}: {reason}")
+                raise_for_status(resp.status, body)
                 if resp.content_type == "application/json":
                     return orjson.loads(body) if body else None
                 return body

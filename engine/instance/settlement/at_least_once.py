@@ -17,7 +17,6 @@ again (pulsar-lite), a :class:`DuplicateFilter` drops them before they run twice
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from engine.instance.settlement.base import Settlement, SettlementParts
@@ -146,8 +145,5 @@ class AtLeastOnce(Settlement):
 
     def shutdown(self, deadline: float) -> None:
         super().shutdown(deadline)
-        while self.flushes.busy and time.monotonic() < deadline:
-            self.flushes.drain()
-            self.flushes.wait(min(0.1, max(0.0, deadline - time.monotonic())))
-        self.flushes.drain()
+        self.flushes.drain_until(deadline)
         self.run_callbacks()

@@ -12,6 +12,7 @@ instance thread applies them in :meth:`FlushTracker.drain`.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -92,6 +93,13 @@ class FlushTracker:
                     self._stats.add_system_exception("publishing outputs failed; inputs will be redelivered")
                 self._on_settled(self._pending.peek(token), state[1])
                 self._pending.complete(token, state[1])
+
+    def drain_until(self, deadline: float) -> None:
+        """Apply completions until nothing is parked or ``deadline`` (monotonic) passes (shutdown)."""
+        while self.busy and time.monotonic() < deadline:
+            self.drain()
+            self.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        self.drain()
 
     def flush_and_wait(self, timeout: float = 60.0) -> bool:
         """Flush the producers used since the last flush and wait; true if all persisted."""

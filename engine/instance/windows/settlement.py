@@ -284,7 +284,4 @@ class WindowedSettlement(Settlement):
 
     def shutdown(self, deadline: float) -> None:
         super().shutdown(deadline)
-        while self.flushes.busy and time.monotonic() < deadline:
-            self.flushes.drain()
-            self.flushes.wait(min(0.1, max(0.0, deadline - time.monotonic())))
-        self.flushes.drain()
+        self.flushes.drain_until(deadline)
