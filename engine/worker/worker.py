@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: The Pulsar client's own log, in the worker's data dir (the terminal gets a summary).
 CLIENT_LOG = "pulsar-client.log"
+#: How long a change waits for a reachable leader before it is answered 503.
+LEADER_WAIT_S = 20.0
 
 
 class NotLeader(Exception):
@@ -376,7 +378,10 @@ class Worker:
         return version
 
     async def _forward(self, fqfn: str, metadata: pb.FunctionMetaData | None, expected: int | None) -> int:
-        for _ in range(50):
+        # An election in progress (a restart, a failover) takes a few heartbeat timeouts on a
+        # busy machine: a change waits that long for a leader before the caller is told 503.
+        deadline = time.monotonic() + LEADER_WAIT_S
+        while time.monotonic() < deadline:
             url = self.leader_url()
             if url and url != self.config.url:
                 body = {
