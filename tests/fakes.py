@@ -37,6 +37,9 @@ class FakeMessageId:
     def partition(self) -> int:
         return self._p
 
+    def __lt__(self, other: FakeMessageId) -> bool:
+        return (self._l, self._e, self._b) < (other._l, other._e, other._b)
+
     def serialize(self) -> bytes:
         """The broker's MessageIdData encoding: ledgerId=1, entryId=2, partition=3, batch_index=4."""
         out = bytearray()

@@ -36,6 +36,10 @@ def _key(msg: Any) -> Key:
     return msg.topic_name(), mid.ledger_id(), mid.entry_id(), mid.batch_index()
 
 
+def _pos(mid: Any) -> list[int]:
+    return [mid.ledger_id(), mid.entry_id(), mid.batch_index()]
+
+
 def ledger_path(run_dir: str, tenant: str, namespace: str, name: str, instance_id: int) -> str:
     """Where instance ``instance_id`` of a function keeps its crash ledger."""
     return os.path.join(run_dir, f"{tenant}.{namespace}.{name}-{instance_id}.inflight")
@@ -72,6 +76,9 @@ class CrashLedger:
         self.crashes: dict[Key, int] = {}
         #: How the last death ended, as the worker recorded it.
         self.last_exit = ""
+        #: True when every input comes from one topic that has no partitions (the instance
+        #: sets it once subscribed): a batch's range then needs only its message ids.
+        self.one_topic = False
 
     # -- start-up ------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -134,6 +141,20 @@ class CrashLedger:
 
     def begin_batch(self, msgs: list[Any]) -> None:
         """Record the positions of the batch about to run (one write)."""
+        if self.one_topic and len(msgs) > 2:
+            # One topic: compare the message ids themselves, without reading each
+            # message's topic or splitting each id into its parts.
+            first = msgs[0]
+            lo = hi = first.message_id()
+            for msg in msgs:
+                mid = msg.message_id()
+                if mid < lo:
+                    lo = mid
+                elif hi < mid:
+                    hi = mid
+            self._batch = {first.topic_name(): [_pos(lo), _pos(hi)]}
+            self._write({"batch": self._batch, **self._known()})
+            return
         ranges: dict[str, list[Any]] = {}
         for msg in (msgs[0], msgs[-1]) if len(msgs) < 3 else msgs:
             mid = msg.message_id()

@@ -154,6 +154,8 @@ class InputConsumer:
             else BrokerRedelivers()
         )
         self.topics = [i.topic for i in spec.inputs]
+        #: True once subscribed to a single topic that has no partitions.
+        self.one_topic = False
         #: Called when every unacknowledged input is about to be delivered again.
         self.on_redeliver: list[Callable[[], None]] = []
 
@@ -162,6 +164,19 @@ class InputConsumer:
         """Subscribe (blocking; runs on the instance thread)."""
         self._subscription = self._subscribe()
         self.raw = raw_consumer(self._subscription)
+        self.one_topic = self._has_one_topic()
+
+    def _has_one_topic(self) -> bool:
+        """True when every input comes from one topic without partitions."""
+        inputs = self.spec.inputs
+        if len(inputs) != 1 or inputs[0].is_regex_pattern:
+            return False
+        try:
+            partitions = self.client.get_topic_partitions(inputs[0].topic)
+        except pulsar.PulsarException as exc:
+            log.debug("%s: partitions of %s unknown: %s", self.spec.fqfn, inputs[0].topic, exc)
+            return False
+        return len(partitions) == 1 and not _PARTITION.search(partitions[0])
 
     def _subscribe(self) -> Any:
         spec = self.spec

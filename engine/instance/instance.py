@@ -224,6 +224,7 @@ class FunctionInstance:
         if self.options.crash_ledger:
             ledger = CrashLedger(self.options.crash_ledger)
             ledger.open()
+            ledger.one_topic = self.inputs.one_topic
             self.crash_ledger = ledger
             self._closers.append(ledger.close)
         return settlement
