@@ -35,6 +35,7 @@ from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDisp
 from engine.instance.context import InstanceContext
 from engine.instance.crashes import CrashLedger, read_positions
 from engine.instance.inputs import InputConsumer
+from engine.instance.lag import InputLag
 from engine.instance.log_topic import function_logger
 from engine.instance.options import InstanceOptions
 from engine.instance.output import attribute_output, file_handler
@@ -133,6 +134,8 @@ class FunctionInstance:
             batch_timeout_ms=self.options.batch_timeout_ms,
             nack_delay_ms=self.options.nack_delay_ms,
         )
+        #: How far behind its inputs the instance is (one note per batch; read on demand).
+        self.lag = InputLag(self.inputs)
         self.state_buffer = hot.counters.StateBuffer()
         self.settlement: Settlement | None = None
         self.crash_ledger: CrashLedger | None = None
@@ -330,7 +333,7 @@ class FunctionInstance:
             self._set_state(InstanceState.FAILED if self.failure is not None else InstanceState.STOPPED)
 
     def _loop(self, settlement: Settlement) -> None:
-        inputs, stop, stats, ledger = self.inputs, self._stop, self.stats, self.crash_ledger
+        inputs, stop, stats, ledger, lag = self.inputs, self._stop, self.stats, self.crash_ledger, self.lag
         receive_failures = 0
         next_minute = time.monotonic() + 60.0
         idle = False
@@ -357,7 +360,10 @@ class FunctionInstance:
                 )
                 receive_failures = 0
             idle = not msgs
-            if msgs:
+            if idle:
+                lag.found_none()
+            else:
+                lag.took(msgs)
                 if ledger is None:
                     settlement.settle(msgs)
                 else:
@@ -448,7 +454,14 @@ class FunctionInstance:
         """Apache's ``MetricsData`` message for this instance."""
         from engine.instance.status import metrics_data
 
-        return metrics_data(self.stats.snapshot())
+        return metrics_data(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The stats snapshot with how far behind its inputs the instance is (may call the broker)."""
+        snap: dict[str, Any] = self.stats.snapshot()
+        snap["input_lag_ms"] = self.lag.lag_ms()
+        snap["input_backlog_entries"] = self.lag.backlog()
+        return snap
 
     def status(self) -> dict[str, Any]:
         """Apache's FunctionStatus fields for this instance, as a dict."""

@@ -27,7 +27,9 @@ def metrics_data(snapshot: dict[str, Any]) -> pb.MetricsData:
         avgProcessLatency=snapshot["avg_latency_ms"],
         avgProcessLatency_1min=snapshot["avg_latency_ms_1min"],
         lastInvocation=snapshot["last_invocation_ms"],
+        inputLagMs=snapshot.get("input_lag_ms", 0.0),
     )
+    m.inputBacklogEntries.update(snapshot.get("input_backlog_entries", {}))
     for name, (total, count, _lo, _hi) in snapshot["user_metrics"].items():
         m.userMetrics[f"user_metric_{name}_sum"] = total
         m.userMetrics[f"user_metric_{name}_count"] = count
@@ -130,4 +132,6 @@ def snapshot_from(metrics: pb.MetricsData, status: pb.FunctionStatus | None = No
         "latest_system_exceptions": latest_sys,
         "user_metrics": user,
         "user_metrics_1min": {},
+        "input_lag_ms": metrics.inputLagMs,
+        "input_backlog_entries": dict(metrics.inputBacklogEntries),
     }

@@ -347,7 +347,12 @@ class SourceInstance:
         """Apache's ``MetricsData`` message for this instance."""
         from engine.instance.status import metrics_data
 
-        return metrics_data(self.stats.snapshot())
+        return metrics_data(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The stats snapshot (a source has no input topic to lag behind)."""
+        snap: dict[str, Any] = self.stats.snapshot()
+        return snap
 
     def status(self) -> dict[str, Any]:
         """Apache's SourceStatus instance fields, as a dict."""

@@ -60,6 +60,10 @@ class InstanceHandle(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    def snapshot(self) -> dict[str, Any]:
+        """The stats snapshot the metrics collector reads (may block on a broker call)."""
+        ...
+
 
 async def _status_of(inst: InstanceHandle) -> dict[str, Any]:
     """The instance's status without blocking the loop (a child answers over gRPC)."""
@@ -78,7 +82,7 @@ async def _stop(inst: InstanceHandle) -> None:
 async def _snapshot_of(inst: InstanceHandle) -> dict[str, Any]:
     if isinstance(inst, ProcessInstance):
         return await inst.snapshot_async()
-    snap: dict[str, Any] = inst.stats.snapshot()
+    snap: dict[str, Any] = await asyncio.to_thread(inst.snapshot)
     return snap
 
 

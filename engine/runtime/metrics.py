@@ -13,6 +13,10 @@ dashboards built for it work unchanged:
   instance and minute are reported, as Apache rate-limits them);
 * summary ``pulsar_function_user_metric`` (label ``metric``).
 
+Beyond Apache's set, two gauges say whether a function falls behind (see
+:mod:`engine.instance.lag`): ``magnetar_function_input_lag_ms`` and
+``magnetar_function_input_backlog_entries`` (label ``topic``).
+
 Every series carries ``tenant``, ``namespace`` (``tenant/namespace``), ``name``,
 ``instance_id``, ``cluster`` and ``fqfn``. Counters and summaries also carry their
 ``_created`` samples, as prometheus_client's own metric classes emit them.
@@ -123,7 +127,7 @@ class InstanceCollector(Collector):
 
     def __init__(self, instances: Callable[[], Iterable[Any]], cluster: str = "standalone") -> None:
         self._pairs: Callable[[], Iterable[tuple[Any, dict[str, Any]]]] = lambda: (
-            (inst, inst.stats.snapshot()) for inst in instances()
+            (inst, inst.snapshot()) for inst in instances()
         )
         self._cluster = cluster
         self._tracked: dict[tuple[str, int, int], _Tracked] = {}
@@ -167,6 +171,17 @@ class InstanceCollector(Collector):
             _P + "system_exception", "Exception from system code", labels=EXCEPTION_LABELS
         )
         user = _summary("user_metric", "User metrics", [*LABELS, "metric"])
+        input_lag = GaugeMetricFamily(
+            "magnetar_function_input_lag_ms",
+            "Time since the newest input the instance took was published, ms"
+            " (0 once its inputs were found empty)",
+            labels=LABELS,
+        )
+        input_backlog = GaugeMetricFamily(
+            "magnetar_function_input_backlog_entries",
+            "Entries published on an input topic after the newest one the instance took",
+            labels=[*LABELS, "topic"],
+        )
         with self._lock:
             live: set[tuple[str, int, int]] = set()
             for inst, snap in self._pairs():
@@ -198,6 +213,9 @@ class InstanceCollector(Collector):
                 for family, reports in ((user_exc, tracked.user), (sys_exc, tracked.system)):
                     for error, ts in reports.reported:
                         family.add_metric([*labels, error, ts], 1.0)
+                input_lag.add_metric(labels, snap.get("input_lag_ms", 0.0))
+                for topic, entries in snap.get("input_backlog_entries", {}).items():
+                    input_backlog.add_metric([*labels, topic], entries)
                 for metric, (total, count, _lo, _hi) in snap["user_metrics"].items():
                     user.add_metric([*labels, metric], count, total)
                     user.add_sample(_P + "user_metric_created", {**named, "metric": metric}, tracked.created)
@@ -210,6 +228,8 @@ class InstanceCollector(Collector):
         yield user_exc
         yield sys_exc
         yield user
+        yield input_lag
+        yield input_backlog
 
 
 def serve_metrics(port: int, instances: Callable[[], Iterable[Any]], cluster: str = "standalone") -> Any:

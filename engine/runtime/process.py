@@ -283,6 +283,11 @@ class ProcessInstance:
         """The REST API's status fields for this instance, answered within about a second."""
         return status_dict(await self.status_proto_async())
 
+    def snapshot(self) -> dict[str, Any]:
+        """``stats.snapshot()`` of the child (blocking: a gRPC call)."""
+        snap: dict[str, Any] = self.stats.snapshot()
+        return snap
+
     async def snapshot_async(self) -> dict[str, Any]:
         """``stats.snapshot()`` without blocking the event loop."""
         metrics, _code = await self._call_async("GetMetrics")

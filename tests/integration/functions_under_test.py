@@ -265,3 +265,16 @@ class Crasher(Function):  # type: ignore[misc]
 
             os._exit(1)
         return input + "!"
+
+
+#: Opened by a test to let :class:`Gated` return (the thread runtime runs in the test's process).
+GATE = __import__("threading").Event()
+
+
+class Gated(Function):  # type: ignore[misc]
+    """Holds every call until the test opens :data:`GATE`."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        if not GATE.wait(60):
+            raise TimeoutError("the gate was never opened")
+        return input
