@@ -51,7 +51,7 @@ async def overview(request: web.Request) -> web.Response:
 
 async def local(request: web.Request) -> web.Response:
     """This worker's instances (what ``overview`` gathers from each worker)."""
-    return web.json_response(local_view(_worker(request)), headers={"Cache-Control": "no-store"})
+    return web.json_response(await local_view(_worker(request)), headers={"Cache-Control": "no-store"})
 
 
 def add_dashboard_routes(app: web.Application) -> None:

@@ -86,7 +86,7 @@ async def cluster_overview(worker: Worker, headers: dict[str, str] | None = None
     me = worker.config.worker_id
     others = [m for m in members if m.get("workerId") != me]
     answers = await asyncio.gather(*(_remote_view(worker, m, headers or {}) for m in others))
-    views: dict[str, dict[str, Any]] = {me: local_view(worker)}
+    views: dict[str, dict[str, Any]] = {me: await local_view(worker)}
     problems: dict[str, str] = {}
     for member, answer in zip(others, answers, strict=True):
         if isinstance(answer, str):

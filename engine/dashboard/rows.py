@@ -6,6 +6,7 @@ meshes later are more rows of the same table), so the page needs no change when 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -75,9 +76,10 @@ def _latest_errors(status: dict[str, Any]) -> list[dict[str, Any]]:
     return errors[:_LATEST_ERRORS]
 
 
-def _row(worker: Worker, slot: InstanceSlot) -> dict[str, Any]:
+def _row(
+    worker: Worker, slot: InstanceSlot, status: dict[str, Any], snap: dict[str, Any] | None
+) -> dict[str, Any]:
     fqfn, iid = split_instance_key(slot.key)
-    status = worker.runtime.status(slot.key) or {}
     state, reason = instance_state(slot, worker.runtime.MAX_BACKOFF)
     return {
         "key": slot.key,
@@ -95,19 +97,32 @@ def _row(worker: Worker, slot: InstanceSlot) -> dict[str, Any]:
         "deadLettered": status.get("numDeadLettered", 0),
         "averageLatencyMs": status.get("averageLatency", 0.0),
         "lastInvocationMs": status.get("lastInvocationTime", 0),
-        "backlog": None,  # not reported by the instance yet; the page shows it when present
+        # Entries waiting on the input topic, when the instance can tell (one topic, no partitions).
+        "backlog": sum(snap["input_backlog_entries"].values())
+        if snap and snap.get("input_backlog_entries")
+        else None,
+        "inputLagMs": snap.get("input_lag_ms", 0.0) if snap else None,
         "latestErrors": _latest_errors(status),
     }
 
 
-def local_view(worker: Worker) -> dict[str, Any]:
-    """This worker's part of the overview: its instances, and, while it leads, the drains."""
+async def local_view(worker: Worker) -> dict[str, Any]:
+    """This worker's part of the overview: its instances, and, while it leads, the drains.
+
+    Status and snapshots are gathered off the loop (a child answers over gRPC).
+    """
     leading = worker.election.is_leader
+    slots = list(worker.runtime.slots.values())
+    statuses = await asyncio.gather(*(worker.runtime.status_async(s.key) for s in slots))
+    snaps = {id(inst): snap for inst, snap in await worker.runtime.snapshots()}
     return {
         "workerId": worker.config.worker_id,
         "url": worker.config.url,
         "isLeader": leading,
         "runtime": worker.runtime.runtime,
         "draining": sorted(worker.duties.draining) if leading else None,
-        "instances": [_row(worker, s) for s in list(worker.runtime.slots.values())],
+        "instances": [
+            _row(worker, s, st or {}, snaps.get(id(s.instance)) if s.instance is not None else None)
+            for s, st in zip(slots, statuses, strict=True)
+        ],
     }

@@ -180,6 +180,7 @@ function renderComponents(data) {
       const notes = [];
       if (row.reason) notes.push(row.state + ": " + row.reason);
       if (row.lastFailure) notes.push("last failure: " + row.lastFailure);
+      if (row.inputLagMs > 1000) notes.push("behind its inputs: the newest input taken was published " + (row.inputLagMs / 1000).toFixed(1) + " s ago");
       if (notes.length) {
         tbody.append(el("tr", { class: "detail", "data-detail": row.key },
           el("td", {}, ""), el("td", { colspan: "14" }, notes.join(" · "))));
