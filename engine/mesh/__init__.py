@@ -4,13 +4,15 @@ A mesh is read from PIP-66 YAML or a ``FunctionMesh`` resource (:mod:`~engine.me
 its members are validated as a standalone submission would be (:mod:`~engine.mesh.members`),
 its graph is checked (:mod:`~engine.mesh.graph`), and it is stored as one versioned
 metadata record that owns its members (:mod:`~engine.mesh.record`).
+
+The names below load their module on first use: the metadata registry imports the
+record format alone, without the validation stack.
 """
 
-from engine.mesh.forms import API_VERSION, KIND, parse_mesh
-from engine.mesh.graph import Edge, MeshGraph, check_graph
-from engine.mesh.members import Endpoint, ResolvedMember, resolve_members
-from engine.mesh.model import MemberKind, MemberSpec, MeshError, MeshSpec
-from engine.mesh.plan import MeshPlan, plan_mesh
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "API_VERSION",
@@ -29,3 +31,28 @@ __all__ = [
     "plan_mesh",
     "resolve_members",
 ]
+
+_HOMES = {
+    "API_VERSION": "forms",
+    "KIND": "forms",
+    "parse_mesh": "forms",
+    "Edge": "graph",
+    "MeshGraph": "graph",
+    "check_graph": "graph",
+    "Endpoint": "members",
+    "ResolvedMember": "members",
+    "resolve_members": "members",
+    "MemberKind": "model",
+    "MemberSpec": "model",
+    "MeshError": "model",
+    "MeshSpec": "model",
+    "MeshPlan": "plan",
+    "plan_mesh": "plan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'engine.mesh' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"engine.mesh.{home}"), name)
