@@ -14,7 +14,11 @@ from typing import Protocol
 from engine.mesh.record import MemberRecord, MeshChange, MeshRecord, mesh_name_of
 from engine.proto import Function_pb2 as pb
 
-__all__ = ["MemberConflict", "RegistryView", "settle_change"]
+__all__ = ["MemberConflict", "RegistryView", "package_identity", "settle_change"]
+
+#: How the package store's paths begin (``engine.cluster.packages.SCHEME``), kept here so that
+#: settling needs no broker client.
+STORED_PACKAGE_SCHEME = "magnetar-package://"
 
 
 class MemberConflict(Exception):
@@ -33,8 +37,19 @@ class RegistryView(Protocol):
     def mesh(self, key: str) -> MeshRecord | None: ...
 
 
+def package_identity(location: pb.PackageLocationMetaData) -> tuple[str, str]:
+    """What makes two package locations the same code: a stored package's content digest
+    (its path also names where it was written, which differs between uploads), else the path."""
+    path = location.packagePath
+    if path.startswith(STORED_PACKAGE_SCHEME):
+        path = path.split("@", 1)[0]
+    return path, location.originalFileName
+
+
 def _same(a: pb.FunctionMetaData, b: pb.FunctionMetaData) -> bool:
-    return a.functionDetails == b.functionDetails and a.packageLocation == b.packageLocation
+    return a.functionDetails == b.functionDetails and package_identity(a.packageLocation) == package_identity(
+        b.packageLocation
+    )
 
 
 def settle_change(registry: RegistryView, key: str, change: MeshChange | None, now_ms: int) -> MeshRecord:

@@ -45,10 +45,12 @@ def test_create_update_delete_as_one_record() -> None:
     updated = write(reg, MeshChange("t/n/m", {"doc": 2}, [member("a"), member("b", "mod.G"), member("d")]))
     assert updated.diff == {"added": ["d"], "changed": ["b"], "removed": ["c"], "unchanged": ["a"]}
     assert reg.get("t/n/a") is untouched  # the very same metadata: nothing restarts it
-    assert reg.current_version("t/n/b") == 1 and reg.get("t/n/b").functionDetails.className == "mod.G"
+    b = reg.get("t/n/b")
+    assert b is not None and reg.current_version("t/n/b") == 1 and b.functionDetails.className == "mod.G"
     assert reg.get("t/n/c") is None and reg.current_version("t/n/c") == 1  # a tombstone
     assert reg.owner("t/n/c") is None
-    assert reg.mesh(KEY).document == {"doc": 2} and reg.current_version(KEY) == 1
+    mesh = reg.mesh(KEY)
+    assert mesh is not None and mesh.document == {"doc": 2} and reg.current_version(KEY) == 1
 
     deleted = write(reg, None)
     assert sorted(deleted.diff["removed"]) == ["a", "b", "d"]
@@ -88,7 +90,26 @@ def test_snapshot_keeps_meshes_and_ownership() -> None:
     fresh = FunctionRegistry()
     fresh.load_snapshot(f2, t2, 1, meshes)
     assert fresh.meshes("t", "n") == ["m"] and fresh.owner("t/n/b") == "t/n/m"
-    assert fresh.current_version(KEY) == 0 and fresh.mesh(KEY).document == {"x": 1}
+    mesh = fresh.mesh(KEY)
+    assert mesh is not None and fresh.current_version(KEY) == 0 and mesh.document == {"x": 1}
     # A snapshot written before meshes existed still reads.
     old = encode_snapshot(functions, tombstones)[:-4]
     assert decode_snapshot(old)[2] == {}
+
+
+def test_the_same_package_uploaded_again_is_no_change() -> None:
+    reg = FunctionRegistry()
+
+    def with_package(position: str) -> MemberRecord:
+        m = member("a")
+        m.metadata.packageLocation.packagePath = f"magnetar-package://abc123@{position}"
+        m.metadata.packageLocation.originalFileName = "f.py"
+        return m
+
+    write(reg, MeshChange("t/n/m", {}, [with_package("AAA")]))
+    again = write(reg, MeshChange("t/n/m", {}, [with_package("BBB")]))
+    assert again.diff["unchanged"] == ["a"]
+    other = member("a")
+    other.metadata.packageLocation.packagePath = "magnetar-package://def456@CCC"
+    other.metadata.packageLocation.originalFileName = "f.py"
+    assert write(reg, MeshChange("t/n/m", {}, [other])).diff["changed"] == ["a"]
