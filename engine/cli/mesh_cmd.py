@@ -153,7 +153,15 @@ def cmd_manifests(args: argparse.Namespace) -> Any:
 
     if not args.file:
         raise AdminError("-f FILE: the mesh file is required")
-    text = manifests_yaml(_load(args.file), args.tenant, args.namespace, image=args.image)
+    text = manifests_yaml(
+        _load(args.file),
+        args.tenant,
+        args.namespace,
+        image=args.image,
+        broker_url=args.broker_url,
+        state_storage_url=args.state_storage_url,
+        base_dir=os.path.dirname(os.path.abspath(args.file)),
+    )
     if args.output:
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -207,5 +215,11 @@ def add_mesh_parsers(sub: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("manifests", help="write Kubernetes manifests for the mesh (offline)")
     _flags(p, file_required=True)
     p.add_argument("--image", default=None, help="the container image with Magnetar installed")
+    p.add_argument(
+        "--broker-url", default=None, help="the broker the instances use (pulsar://pulsar-broker:6650)"
+    )
+    p.add_argument(
+        "--state-storage-url", default=None, help="the state store the instances use (postgresql://...)"
+    )
     p.add_argument("-o", "--output", help="write to this file (0600) instead of stdout")
     p.set_defaults(handler=_handler(cmd_manifests))
