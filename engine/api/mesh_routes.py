@@ -211,8 +211,7 @@ async def _clean_up(worker: Worker, old: MeshRecord) -> None:
     plan = _replan(old)
     for member in plan.members if plan is not None else []:
         fqfn = member.member.fqfn
-        if member.kind is not MemberKind.SOURCE:
-            await _delete_state(worker, fqfn)
+        await _delete_state(worker, fqfn)
         spec = member.function
         if spec is None or not spec.cleanup_subscription or worker.client is None:
             continue
