@@ -92,7 +92,7 @@ def _plan(request: web.Request, doc: Any) -> MeshPlan:
 def _check_members(worker: Worker, plan: MeshPlan) -> None:
     """This worker's names, reserved-topic and limit rules, and that built-in connectors exist."""
     problems = []
-    for member in plan.members:
+    for member in plan.stored:
         try:
             if member.function is not None:
                 check_submission(member.function, worker.config.security, worker.metadata.registry.items())
@@ -134,7 +134,7 @@ async def _change(
     request: web.Request, worker: Worker, plan: MeshPlan, packages: dict[str, bytes], old: MeshRecord | None
 ) -> MeshChange:
     members = []
-    for member in plan.members:
+    for member in plan.stored:
         where = f"{member.kind.value} {member.name}"
         md = pb.FunctionMetaData(functionDetails=member.details, createTime=int(time.time() * 1000))
         before = old.member(member.name) if old is not None else None
@@ -209,7 +209,7 @@ async def delete(request: web.Request) -> web.Response:
 async def _clean_up(worker: Worker, old: MeshRecord) -> None:
     """Remove the deleted members' state and (where configured) their subscriptions."""
     plan = _replan(old)
-    for member in plan.members if plan is not None else []:
+    for member in plan.stored if plan is not None else []:
         fqfn = member.member.fqfn
         await _delete_state(worker, fqfn)
         spec = member.function
@@ -283,11 +283,11 @@ async def status(request: web.Request) -> web.Response:
         keys = _instance_keys(worker, fqfn, md)
         return list(await asyncio.gather(*(_instance_status(worker, request, k) for k in keys)))
 
-    names = [m.name for m in plan.members]
-    results = await asyncio.gather(*(member_statuses(m.member.fqfn) for m in plan.members))
+    names = [m.name for m in plan.stored]
+    results = await asyncio.gather(*(member_statuses(m.member.fqfn) for m in plan.stored))
     sampler = request.app[_SAMPLER]
     return web.json_response(
-        mesh_status(fqmn, record.version, plan.graph, dict(zip(names, results, strict=True)), sampler)
+        mesh_status(fqmn, record.version, plan.stored_graph, dict(zip(names, results, strict=True)), sampler)
     )
 
 
@@ -298,7 +298,7 @@ async def graph(request: web.Request) -> web.Response:
         raise http_error(400, f"format: got {fmt!r}; expected one of {', '.join(FORMATS)}")
     plan = _graph_of(_existing(worker, fqmn))
     content_type = {"text": "text/plain", "dot": "text/vnd.graphviz", "svg": "image/svg+xml"}[fmt]
-    return web.Response(text=render(fqmn, plan.graph, fmt), content_type=content_type)
+    return web.Response(text=render(fqmn, plan.stored_graph, fmt), content_type=content_type)
 
 
 def _leader_change(request: web.Request, fqmn: str, body: Any) -> tuple[MeshChange | None, int | None]:
@@ -320,9 +320,9 @@ def _leader_change(request: web.Request, fqmn: str, body: Any) -> tuple[MeshChan
     plan = _plan(request, change.document)
     _check_members(worker_of(request), plan)
     given = {m.name: m for m in change.members}
-    if sorted(given) != sorted(m.name for m in plan.members):
+    if sorted(given) != sorted(m.name for m in plan.stored):
         raise http_error(400, "change: its members are not the document's")
-    for member in plan.members:
+    for member in plan.stored:
         record = given[member.name]
         if record.kind != member.kind.value or record.metadata.functionDetails != member.details:
             raise http_error(400, f"change: member {member.name} does not match the document")

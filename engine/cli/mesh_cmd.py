@@ -144,7 +144,7 @@ def cmd_graph(args: argparse.Namespace) -> Any:
         from engine.mesh.render import render
 
         plan = plan_mesh(_load(args.file), args.tenant, args.namespace)
-        return render(plan.spec.fqmn, plan.graph, args.format)
+        return render(plan.spec.fqmn, plan.stored_graph, args.format)
     return call(args, "GET", f"/admin/v3/meshes/{_identity(args)}/graph", params={"format": args.format})
 
 

@@ -299,7 +299,7 @@ def build_manifests(
     """
     plan = plan_mesh(doc, tenant, namespace)
     out = [_as_function_mesh(plan)]
-    for member in plan.members:
+    for member in plan.stored:
         out.extend(
             _member_manifests(
                 plan,
