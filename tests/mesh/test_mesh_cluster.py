@@ -161,6 +161,22 @@ def test_meshes_end_to_end_on_two_workers(
     )
     assert "source gen" in text.stdout and "-> function shout" in text.stdout, text.stderr
 
+    # -- all or nothing: one invalid member stores nothing; a second create of a name is refused -----
+    bad = pip66(ns)
+    bad["name"] = "half-valid"
+    bad["functionInfos"][0]["name"] = "lonely"
+    bad["functionInfos"][1].update(name="broken", processingGuarantees="SOMETIMES")
+    res = magnetar("mesh", "create", "-f", str(_write(tmp_path / "bad.yaml", bad)), "--admin-url", w1)
+    assert res.returncode != 0 and "function broken: processingGuarantees" in res.stderr
+    with pytest.raises(RestError) as err:
+        rest(w1, "POST", f"/admin/v3/meshes/public/{ns}/half-valid", {"mesh": bad})
+    assert err.value.status == 400 and "function broken" in err.value.reason
+    with pytest.raises(RestError) as err:
+        rest(w2, "POST", f"/admin/v3/meshes/{chain}", {"mesh": chain_doc})
+    assert err.value.status == 409
+    assert _mesh("list", "--tenant", "public", "--namespace", ns, url=w2) == ["exclaim-chain", "gen-pipeline"]
+    assert "lonely" not in rest(w1, "GET", f"/admin/v3/functions/public/{ns}")
+
     # -- a member is the mesh's: not deleted or updated on its own ------------------------------------
     for path in (f"/admin/v3/functions/public/{ns}/first", f"/admin/v3/sources/public/{ns}/gen"):
         with pytest.raises(RestError) as err:
@@ -221,6 +237,14 @@ def test_meshes_end_to_end_on_two_workers(
         assert {i["status"]["workerId"] for m in st["members"] for i in m["instances"]} == {"w1"}
     produce(client, chain_in, [b"d"])
     assert _seen(client, f"persistent://public/{ns}/chain-final", b"d!!!", timeout=60)
+    # The killed worker comes back knowing both meshes (from the new leader's snapshot and the log).
+    back = cluster2.start_worker("w2").url
+    assert _mesh("list", "--tenant", "public", "--namespace", ns, url=back) == [
+        "exclaim-chain",
+        "gen-pipeline",
+    ]
+    got = _mesh("get", "--tenant", "public", "--namespace", ns, "--name", "exclaim-chain", url=back)
+    assert [m["name"] for m in got["members"]] == ["first", "second", "third"] and got["version"] == 1
 
     # -- delete: every member and subscription gone ------------------------------------------------
     for name in ("exclaim-chain", "gen-pipeline"):
