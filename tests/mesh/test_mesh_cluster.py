@@ -160,6 +160,10 @@ def test_meshes_end_to_end_on_two_workers(
         "mesh", "graph", "gen-pipeline", "--tenant", "public", "--namespace", ns, "--admin-url", w1
     )
     assert "source gen" in text.stdout and "-> function shout" in text.stdout, text.stderr
+    svg = rest(w2, "GET", f"/admin/v3/meshes/{pipeline}/graph?format=svg")
+    assert svg.startswith(b"<svg") and b">shout</text>" in svg
+    dot = rest(w2, "GET", f"/admin/v3/meshes/{pipeline}/graph?format=dot")
+    assert b'"gen" -> "shout"' in dot and b'"shout" -> "store"' in dot
 
     # -- all or nothing: one invalid member stores nothing; a second create of a name is refused -----
     bad = pip66(ns)
