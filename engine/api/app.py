@@ -15,6 +15,7 @@ from engine.api.dashboard_routes import add_dashboard_routes
 from engine.api.errors import http_error
 from engine.api.functions_routes import add_function_routes
 from engine.api.guard import guard_middleware, listen_refusal
+from engine.api.mesh_routes import add_mesh_routes
 from engine.api.openapi import add_openapi_route
 from engine.api.tenants_routes import add_tenant_routes
 from engine.api.wire_errors import JsonErrorRunner
@@ -73,6 +74,7 @@ def build_app(worker: Worker) -> web.Application:
     app["security"] = WorkerSecurity(worker.config.auth)
     add_function_routes(app)
     add_connector_routes(app)
+    add_mesh_routes(app)
     add_worker_routes(app)
     add_tenant_routes(app)
     add_openapi_route(app)

@@ -5,7 +5,7 @@ With ``authenticationEnabled`` every request needs ``Authorization: Bearer <toke
 ``authenticateMetricsEndpoint`` is set. With ``authorizationEnabled`` the role must also
 be allowed what the route does (403 otherwise):
 
-- a function route of ``tenant/namespace``: the tenant's admin, or a role granted
+- a function or mesh route of ``tenant/namespace``: the tenant's admin, or a role granted
   ``functions`` on the namespace;
 - a tenant's info and its namespaces' permissions: the tenant's admin;
 - everything else (the worker and cluster routes, packages by path, the leader's internal
@@ -36,7 +36,7 @@ SUBMITTER_PROVIDER = "magnetar.submitter-role"
 
 # Decided by the matched route's pattern, never by a path prefix, so a tenant named
 # "leader" or "upload" is a tenant like any other.
-_FUNCTION_ROUTES = "/admin/v3/functions/{tenant}/{namespace}"
+_FUNCTION_ROUTES = ("/admin/v3/functions/{tenant}/{namespace}", "/admin/v3/meshes/{tenant}/{namespace}")
 _NAMESPACE_ROUTES = "/admin/v2/namespaces/{tenant}/{namespace}"
 _TENANT_ROUTE = "/admin/v2/tenants/{tenant}"
 

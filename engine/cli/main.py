@@ -38,6 +38,7 @@ def build_parser(localrun_only: bool = False) -> argparse.ArgumentParser:
     from engine.cli.connectors_cmd import add_connector_parsers
     from engine.cli.demo_cmd import add_demo_parser
     from engine.cli.http_client import add_global_flags
+    from engine.cli.mesh_cmd import add_mesh_parsers
     from engine.cli.packages_cmd import add_packages_parser
     from engine.cli.tenants_cmd import add_tenant_parsers
     from engine.cli.tokens_cmd import add_tokens_parser
@@ -52,6 +53,7 @@ def build_parser(localrun_only: bool = False) -> argparse.ArgumentParser:
     add_admin_parsers(fsub, sub)
     add_worker_parsers(sub)
     add_connector_parsers(sub)
+    add_mesh_parsers(sub)
     add_packages_parser(sub)
     add_demo_parser(sub)
     add_tokens_parser(sub)

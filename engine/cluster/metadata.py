@@ -28,6 +28,8 @@ from engine.cluster.registry import (
 )
 from engine.cluster.topic_io import TopicTailer, TopicWriter, read_range, topic_end
 from engine.cluster.topics import ClusterTopics
+from engine.mesh.record import MeshChange, MeshRecord, is_mesh_key
+from engine.mesh.versions import settle_change
 from engine.proto import Function_pb2 as pb
 
 __all__ = ["MetadataService", "record_from_message"]
@@ -46,6 +48,14 @@ def record_from_message(msg: Any) -> MetadataRecord | None:
     props = msg.properties()
     data = msg.data()
     try:
+        if is_mesh_key(msg.partition_key()):
+            return MetadataRecord(
+                fqfn=msg.partition_key(),
+                metadata=None,
+                version=int(props.get("version", "0")),
+                epoch=int(props.get("epoch", "0")),
+                mesh=MeshRecord.decode(data),
+            )
         return MetadataRecord(
             fqfn=msg.partition_key(),
             metadata=pb.FunctionMetaData.FromString(data) if data else None,
@@ -119,12 +129,12 @@ class MetadataService:
             )
             return None
         try:
-            functions, tombstones = decode_snapshot(b"".join(chunks[i] for i in sorted(chunks)))
+            functions, tombstones, meshes = decode_snapshot(b"".join(chunks[i] for i in sorted(chunks)))
         except (DecodeError, ValueError, struct.error) as exc:
             log.error("snapshot %s cannot be decoded (%s); reading the full log", snapshot_id, exc)
             self.undecodable_records += 1
             return None
-        self.registry.load_snapshot(functions, tombstones, int(props.get("epoch", "0")))
+        self.registry.load_snapshot(functions, tombstones, int(props.get("epoch", "0")), meshes)
         return pulsar.MessageId.deserialize(base64.b64decode(props["position"]))
 
     def load(self) -> None:
@@ -201,6 +211,32 @@ class MetadataService:
                 await self._write_snapshot_locked(epoch)
             return version
 
+    async def propose_mesh(
+        self, key: str, change: MeshChange | None, expected_version: int | None, epoch: int
+    ) -> MeshRecord:
+        """Record a mesh change (``None`` deletes the mesh) as one record; only the leader calls this.
+
+        Raises :class:`~engine.cluster.registry.StaleVersion` or
+        :class:`~engine.mesh.versions.MemberConflict`; returns the record written.
+        """
+        async with self._lock:
+            version = self.registry.next_version(key, expected_version)
+            record = settle_change(self.registry, key, change, int(time.time() * 1000))
+            record.version = version
+            if self._writer is None:
+                self._writer = await asyncio.to_thread(
+                    TopicWriter, self.client, self.topics.metadata, f"{self.worker_id}-leader"
+                )
+            props = {"version": str(version), "epoch": str(epoch), "kind": "mesh"}
+            await self._writer.write(key, record.encode(), props)
+            if self.registry.apply(MetadataRecord(key, None, version, epoch, mesh=record)):
+                for listener in self._listeners:
+                    listener([key])
+            self._since_snapshot += 1
+            if self._since_snapshot >= self.snapshot_every:
+                await self._write_snapshot_locked(epoch)
+            return record
+
     async def write_snapshot(self, epoch: int) -> None:
         """Write a snapshot of the registry now (leader only)."""
         async with self._lock:
@@ -213,7 +249,7 @@ class MetadataService:
         if end == pulsar.MessageId.earliest:
             return
         functions, tombstones = self.registry.snapshot_items()
-        blob = encode_snapshot(functions, tombstones)
+        blob = encode_snapshot(functions, tombstones, self.registry.mesh_items())
         if self._snap_writer is None:
             self._snap_writer = await asyncio.to_thread(
                 TopicWriter, self.client, self.topics.metadata_snapshots, f"{self.worker_id}-snap"

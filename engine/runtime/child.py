@@ -13,6 +13,12 @@ to stderr, the instance's log file):
 SIGTERM stops the instance in order (inputs settled, outputs flushed) and exits 0.
 If the worker disappears, the child notices within a fraction of a second and stops
 the same way.
+
+In a container (the StatefulSets of ``magnetar mesh manifests``) there is no worker:
+``--control-host``/``--control-port`` fix where InstanceControl listens,
+``--metrics-port`` serves ``/metrics`` (Apache's names), and
+``--instance-id-from-hostname`` takes the instance id from the pod's ordinal
+(``name-3`` is instance 3).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -74,7 +81,17 @@ def _emit(channel: TextIO, **event: Any) -> None:
     channel.flush()
 
 
-def _run(launch: Launch, channel: TextIO, stop: threading.Event) -> int:
+@dataclass(frozen=True)
+class Serving:
+    """Where the child serves InstanceControl and (optionally) Prometheus metrics."""
+
+    control_host: str = "127.0.0.1"
+    control_port: int = 0
+    metrics_port: int | None = None
+    cluster_name: str = "standalone"
+
+
+def _run(launch: Launch, channel: TextIO, stop: threading.Event, serving: Serving | None = None) -> int:
     from engine.broker.client import BrokerOptions, make_client
     from engine.hotpath import load
     from engine.instance.options import InstanceOptions
@@ -104,7 +121,12 @@ def _run(launch: Launch, channel: TextIO, stop: threading.Event) -> int:
             broker.capabilities,
         )
         inst.start()
-        server, port = serve_control(inst, launch.worker_id)
+        serving = serving or Serving()
+        server, port = serve_control(inst, launch.worker_id, serving.control_host, serving.control_port)
+        if serving.metrics_port is not None:
+            from engine.runtime.metrics import serve_metrics
+
+            serve_metrics(serving.metrics_port, lambda: [inst], serving.cluster_name, serving.control_host)
     except BaseException as exc:
         log.exception("instance %s:%s could not start", launch.fqfn, launch.instance_id)
         _emit(channel, event="error", error=f"{type(exc).__name__}: {exc}")
@@ -137,8 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("launch_file")
     parser.add_argument("--fqfn", help="shown in process listings only")
     parser.add_argument("--instance-id", help="shown in process listings only")
+    parser.add_argument("--control-host", default="127.0.0.1", help="where InstanceControl listens")
+    parser.add_argument("--control-port", type=int, default=0, help="InstanceControl's port (0: any free)")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
+    parser.add_argument("--cluster-name", default="standalone", help="the metrics' cluster label")
+    parser.add_argument(
+        "--instance-id-from-hostname",
+        action="store_true",
+        help="the instance id is the pod's ordinal (the hostname's last -N)",
+    )
     args = parser.parse_args(argv)
     launch = Launch.load(args.launch_file)
+    if args.instance_id_from_hostname:
+        launch.instance_id = int(socket.gethostname().rsplit("-", 1)[-1])
+    serving = Serving(args.control_host, args.control_port, args.metrics_port, args.cluster_name)
     # Keep fd 1 for the worker; everything else printed goes to the log (stderr).
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -150,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops us in order
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    return _run(launch, channel, stop)
+    return _run(launch, channel, stop, serving)
 
 
 if __name__ == "__main__":

@@ -51,11 +51,11 @@ class InstanceControlService(pb_grpc.InstanceControlServicer):
 
 
 def serve_control(
-    instance: FunctionInstance, worker_id: str = "", host: str = "127.0.0.1"
+    instance: FunctionInstance, worker_id: str = "", host: str = "127.0.0.1", port: int = 0
 ) -> tuple[Any, int]:
-    """Start the service on ``host`` at a free port; returns ``(server, port)``."""
+    """Start the service on ``host`` at ``port`` (0: a free one); returns ``(server, port)``."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="control"))
     pb_grpc.add_InstanceControlServicer_to_server(InstanceControlService(instance, worker_id), server)
-    port = server.add_insecure_port(f"{host}:0")
+    port = server.add_insecure_port(f"{host}:{port}")
     server.start()
     return server, port

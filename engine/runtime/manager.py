@@ -115,6 +115,8 @@ class InstanceSlot:
     backoff: float = 1.0
     busy: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    #: Wall-clock time (ms) the running instance started; 0 before the first start.
+    started_at_ms: int = 0
 
     @property
     def instance_id(self) -> int:
@@ -249,6 +251,7 @@ class RuntimeManager:
             return
         slot.instance = inst
         slot.started_at = time.monotonic()
+        slot.started_at_ms = int(time.time() * 1000)
         slot.failure = ""
         self.last_start_ms = (time.perf_counter() - t0) * 1000
 
@@ -393,6 +396,7 @@ class RuntimeManager:
         st["error"] = slot.failure or st.get("error", "")
         st["numRestarts"] = slot.restarts
         st["workerId"] = self.worker_id
+        st["instanceStartTimeMs"] = slot.started_at_ms
         if not slot.wanted:
             st["running"] = False
         return st

@@ -232,11 +232,13 @@ class InstanceCollector(Collector):
         yield input_backlog
 
 
-def serve_metrics(port: int, instances: Callable[[], Iterable[Any]], cluster: str = "standalone") -> Any:
-    """Serve ``/metrics`` on 127.0.0.1:``port``; returns the server (``shutdown()`` stops it)."""
+def serve_metrics(
+    port: int, instances: Callable[[], Iterable[Any]], cluster: str = "standalone", host: str = "127.0.0.1"
+) -> Any:
+    """Serve ``/metrics`` on ``host``:``port``; returns the server (``shutdown()`` stops it)."""
     from prometheus_client import start_http_server
 
     registry = CollectorRegistry()
     registry.register(InstanceCollector(instances, cluster))
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr=host, registry=registry)
     return server

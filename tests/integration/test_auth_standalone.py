@@ -259,3 +259,31 @@ def test_tokens_cli(tmp_path: Path) -> None:
         "tokens", "create", "--secret-key", f"file://{key}", "--subject", "x", "--expiry-time", "soon"
     )
     assert out.returncode == 2 and "--expiry-time: got 'soon'" in out.stderr
+
+
+def test_mesh_routes_are_authorized_like_functions(standalone: Standalone) -> None:
+    assert standalone.call("GET", "/admin/v3/meshes/ta/ns")[0] == 401
+    assert standalone.call("GET", "/admin/v3/meshes/ta/ns", "alice") == (200, [])
+    assert standalone.call("GET", "/admin/v3/meshes/ta/ns", "admin") == (200, [])
+    status, body = standalone.call("GET", "/admin/v3/meshes/ta/ns", "bob")
+    assert status == 403 and "'bob' is not authorized" in body["reason"]  # type: ignore[index]
+    mesh = {
+        "name": "m",
+        "tenant": "ta",
+        "namespace": "ns",
+        "py": f"file://{EXAMPLE}",
+        "functionInfos": [
+            {"name": "one", "classname": "exclaim_example.Exclaim", "inputs": ["a"], "output": "b"},
+            {"name": "two", "classname": "exclaim_example.Exclaim", "inputs": ["b"], "output": "c"},
+        ],
+    }
+    assert standalone.call("POST", "/admin/v3/meshes/ta/ns/m", "bob", {"mesh": mesh})[0] == 403
+    status, body = standalone.call("POST", "/admin/v3/meshes/ta/ns/m", "alice", {"mesh": mesh})
+    assert status == 200, body
+    assert standalone.call("GET", "/admin/v3/meshes/ta/ns", "alice") == (200, ["m"])
+    assert {"one", "two"} <= set(standalone.call("GET", "/admin/v3/functions/ta/ns", "alice")[1])  # type: ignore[arg-type]
+    assert standalone.call("GET", "/admin/v3/meshes/ta/ns/m/status", "bob")[0] == 403
+    # The internal leader route needs the worker's (superuser) role.
+    assert standalone.call("PUT", "/admin/v3/meshes/leader/ta/ns/m", "alice", {"change": None})[0] == 403
+    assert standalone.call("DELETE", "/admin/v3/meshes/ta/ns/m", "alice")[0] == 200
+    assert not {"one", "two"} & set(standalone.call("GET", "/admin/v3/functions/ta/ns", "alice")[1])  # type: ignore[arg-type]

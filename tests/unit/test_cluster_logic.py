@@ -64,7 +64,7 @@ def test_records_of_a_deposed_leader_are_ignored() -> None:
 def test_snapshot_round_trip() -> None:
     functions = {f"t/n/f{i}": md(f"f{i}", i) for i in range(50)}
     tombstones = {"t/n/gone": 7}
-    got_functions, got_tombstones = decode_snapshot(encode_snapshot(functions, tombstones))
+    got_functions, got_tombstones, _meshes = decode_snapshot(encode_snapshot(functions, tombstones))
     assert got_functions == functions and got_tombstones == tombstones
 
 
