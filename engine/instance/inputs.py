@@ -154,6 +154,10 @@ class InputConsumer:
             else BrokerRedelivers()
         )
         self.topics = [i.topic for i in spec.inputs]
+        #: The ``pulsar.schema.Schema`` registered on subscribing (``None``: none), set before :meth:`open`.
+        self.schema: Any = None
+        #: ``subscribe`` options for decryption (:mod:`engine.instance.crypto`), set before :meth:`open`.
+        self.crypto_options: dict[str, Any] = {}
         #: Called when every unacknowledged input is about to be delivered again.
         self.on_redeliver: list[Callable[[], None]] = []
 
@@ -192,6 +196,9 @@ class InputConsumer:
         )
         if spec.timeout_ms and spec.timeout_ms >= 10000:
             kwargs["unacked_messages_timeout_ms"] = spec.timeout_ms
+        if self.schema is not None:
+            kwargs["schema"] = self.schema
+        kwargs.update(self.crypto_options)
         if patterns:
             return self.client.subscribe(re.compile(patterns[0]), spec.subscription_name, **kwargs)
         return self.client.subscribe(

@@ -23,17 +23,26 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pulsar
 
 from engine.broker.adapter import MessageBuilder
 from engine.broker.capabilities import BrokerCapabilities
 from engine.config.validation import FunctionSpec
+from engine.function.errors import FunctionLoadError
 from engine.function.loader import LoadedFunction
-from engine.function.serdes import codec_for
+from engine.function.schemas import (
+    TopicSchema,
+    extra_output_schemas,
+    input_schemas,
+    output_schema,
+    subscription_schema,
+)
 from engine.hotpath import HotPath
 from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher
 from engine.instance.context import InstanceContext
 from engine.instance.crashes import CrashLedger, read_positions
+from engine.instance.crypto import consumer_crypto_options, producer_crypto_options
 from engine.instance.inputs import InputConsumer
 from engine.instance.log_topic import function_logger
 from engine.instance.options import InstanceOptions
@@ -140,6 +149,8 @@ class FunctionInstance:
         self.logger = logging.getLogger(f"magnetar.function.{spec.fqfn}.{instance_id}")
         #: Closed with the instance (the call modes' event loop or thread pool).
         self._closers: list[Callable[[], None]] = []
+        self._input_schemas: dict[str, TopicSchema] = {}
+        self._output_schema: TopicSchema | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
     def _set_state(self, state: InstanceState) -> None:
@@ -180,6 +191,7 @@ class FunctionInstance:
     def _build(self) -> Settlement:
         """Open the inputs and build the Context, the dispatcher and the settlement (blocking)."""
         spec, hot = self.spec, self.hot
+        self._configure_schemas_and_crypto()
         self.inputs.open()
         log_producer = self.producers.get(spec.log_topic) if spec.log_topic else None
         context = InstanceContext(
@@ -228,6 +240,34 @@ class FunctionInstance:
             self._closers.append(ledger.close)
         return settlement
 
+    def _configure_schemas_and_crypto(self) -> None:
+        """Resolve the topics' schemas and encryption, for the consumer and producers to register."""
+        spec, hot = self.spec, self.hot
+        self._input_schemas = input_schemas(hot, spec)
+        self._output_schema = output_schema(hot, spec)
+        self.inputs.schema = subscription_schema(spec, self._input_schemas)
+        cryptos = {
+            orjson.dumps(i.crypto_config, option=orjson.OPT_SORT_KEYS) for i in spec.inputs if i.crypto_config
+        }
+        if len(cryptos) > 1:
+            raise FunctionLoadError("inputSpecs: every encrypted input must use the same cryptoConfig")
+        for i in spec.inputs:
+            if i.crypto_config:
+                self.inputs.crypto_options = consumer_crypto_options(
+                    i.crypto_config, f"inputSpecs[{i.topic}].cryptoConfig"
+                )
+                break
+        if spec.output:
+            options = producer_crypto_options(spec.producer.crypto_config, "producerConfig.cryptoConfig")
+            registered = self._output_schema.registered if self._output_schema is not None else None
+            if registered is not None:
+                options["schema"] = registered
+            if options:
+                self.producers.configure_topic(spec.output, **options)
+        for topic, schema in extra_output_schemas(hot, spec).items():
+            if getattr(schema, "registrable", True) and topic != spec.output:
+                self.producers.configure_topic(topic, schema=schema)
+
     def _logger(self, log_producer: Any) -> logging.Logger:
         logger = function_logger(self.spec.fqfn, self.instance_id, log_producer, self.spec.log_level)
         path = self.options.output_log
@@ -246,15 +286,16 @@ class FunctionInstance:
     def _dispatcher(self, context: InstanceContext) -> Any:
         spec, hot = self.spec, self.hot
         patterns = [i for i in spec.inputs if i.is_regex_pattern]
+        schemas = self._input_schemas
         if patterns:  # topics are discovered at run time: one codec for all of them
             codecs: dict[str, Any] = {}
-            default_codec = codec_for(hot, patterns[0].serde_class_name, patterns[0].schema_type)
+            default_codec = schemas[patterns[0].topic].codec
         else:
-            codecs = {i.topic: codec_for(hot, i.serde_class_name, i.schema_type) for i in spec.inputs}
+            codecs = {topic: ts.codec for topic, ts in schemas.items()}
             default_codec = hot.serde.Codec(hot.serde.KIND_IDENTITY)
         output_codec = sender = None
-        if spec.output:
-            output_codec = codec_for(hot, spec.output_serde_class_name, spec.output_schema_type)
+        if spec.output and self._output_schema is not None:
+            output_codec = self._output_schema.codec
             sender = hot.batching.OutputSender(
                 self.producers.raw(spec.output),
                 MessageBuilder,

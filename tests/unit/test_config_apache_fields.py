@@ -40,16 +40,13 @@ WARNED = {
     "functionType",
     "inputTypeClassName",
     "outputTypeClassName",
-    "customSchemaOutputs",
     "runtimeFlags",
     "skipToLatest",
     "maxPendingAsyncRequests",
     "exposePulsarAdminClientEnabled",
     "producerConfig.useThreadLocalProducers",
     "inputSpecs[spec-in].messagePayloadProcessorConfig",
-    "inputSpecs[spec-in].cryptoConfig",
     "inputSpecs[spec-in].poolMessages",
-    "inputSpecs[spec-in].schemaProperties",
 }
 
 EVERY_FIELD_YAML = """
@@ -91,6 +88,11 @@ producerConfig:
   maxPendingMessages: 500
   maxPendingMessagesAcrossPartitions: 1000
   useThreadLocalProducers: true
+  cryptoConfig:
+    cryptoKeyReaderClassName: pulsar.CryptoKeyReader
+    cryptoKeyReaderConfig: {{public_key_path: /keys/pub.pem, private_key_path: /keys/priv.pem}}
+    encryptionKeys: [my-key]
+    producerCryptoFailureAction: FAIL
   batchBuilder: KEY_BASED
   compressionType: ZSTD
   batchingConfig:
@@ -133,10 +135,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_the_yaml_holds_every_apache_field() -> None:
     data = yaml.safe_load(EVERY_FIELD_YAML.format(name="f"))
     assert set(data) == APACHE_FUNCTION_CONFIG_FIELDS - LEFT_OUT
-    # serdeClassName and schemaType are either-or (serdeClassName is covered by customSerdeInputs);
-    # producer encryption is not supported yet (a named error).
+    # serdeClassName and schemaType are either-or (serdeClassName is covered by customSerdeInputs).
     assert set(data["inputSpecs"]["spec-in"]) == APACHE_CONSUMER_CONFIG_FIELDS - {"serdeClassName"}
-    assert set(data["producerConfig"]) == APACHE_PRODUCER_CONFIG_FIELDS - {"cryptoConfig"}
+    assert set(data["producerConfig"]) == APACHE_PRODUCER_CONFIG_FIELDS
 
 
 def test_every_field_is_honoured_or_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
