@@ -59,11 +59,6 @@ _RULES: list[tuple[str, Callable[[FunctionConfig], Any], str]] = [
         "flags for the instance's interpreter are not passed on (instances start from the worker)",
     ),
     (
-        "skipToLatest",
-        lambda c: c.skip_to_latest,
-        "recorded, but instances do not yet skip to the latest message when they recover",
-    ),
-    (
         "maxPendingAsyncRequests",
         lambda c: c.max_pending_async_requests is not None,
         "applies to Java AsyncFunction only",

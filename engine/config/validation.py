@@ -23,13 +23,21 @@ from engine.config.ignored import ignored_fields, warn_ignored
 from engine.config.topics import normalize_topic
 from engine.config.windows import WindowSpec, check_window
 
-__all__ = ["DEFAULT_RESOURCES", "SUPPORTED_SCHEMA_TYPES", "FunctionSpec", "InputSpec", "resolve"]
+__all__ = [
+    "DEFAULT_RESOURCES",
+    "FUNCTION_SCHEMA_TYPES",
+    "SUPPORTED_SCHEMA_TYPES",
+    "FunctionSpec",
+    "InputSpec",
+    "resolve",
+]
 
-#: Schema types resolved through ``pulsar.schema`` (any other value names a custom Schema class).
-SUPPORTED_SCHEMA_TYPES = (
-    "BYTES",
-    "STRING",
-    "JSON",
+#: Schema types a connector's built-in codecs decode without a SerDe class.
+SUPPORTED_SCHEMA_TYPES = ("BYTES", "STRING", "JSON")
+#: Schema types a function resolves through ``pulsar.schema`` (any other value names a custom
+#: Schema class); see :mod:`engine.function.schemas`.
+FUNCTION_SCHEMA_TYPES = (
+    *SUPPORTED_SCHEMA_TYPES,
     "AVRO",
     "KEY_VALUE",
     "INT8",
@@ -467,12 +475,12 @@ def _schema_conf(chk: _Checker, where: str, value: str) -> tuple[str | None, dic
 
 
 def _check_schema_type(chk: _Checker, where: str, schema_type: str) -> None:
-    if schema_type.upper() in SUPPORTED_SCHEMA_TYPES or _CLASS_NAME.match(schema_type):
+    if schema_type.upper() in FUNCTION_SCHEMA_TYPES or _CLASS_NAME.match(schema_type):
         return
     chk.bad(
         where,
         schema_type,
-        "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES) + " or a pulsar.schema.Schema class name",
+        "expected one of " + ", ".join(FUNCTION_SCHEMA_TYPES) + " or a pulsar.schema.Schema class name",
     )
 
 

@@ -25,6 +25,7 @@ import pulsar
 
 from engine.broker.adapter import last_message_id, raw_consumer
 from engine.broker.capabilities import BrokerCapabilities
+from engine.broker.skip_to_latest import now_ms, skip_to_latest
 from engine.config.topics import normalize_topic
 from engine.config.validation import FunctionSpec
 from engine.hotpath import HotPath
@@ -138,6 +139,10 @@ class InputConsumer:
         nack_delay_ms: int = 1000,
     ) -> None:
         self.client = client
+        self._capabilities = capabilities
+        #: Inputs read before the loop's first receive (``skipToLatest`` on a broker without seek).
+        self._pending: list[Any] = []
+        self._skipped_to_latest = False
         self.spec = spec
         self.instance_id = instance_id
         self._acks = hot.acks
@@ -163,9 +168,18 @@ class InputConsumer:
 
     # -- subscription ----------------------------------------------------------------------
     def open(self) -> None:
-        """Subscribe (blocking; runs on the instance thread)."""
+        """Subscribe (blocking; runs on the instance thread).
+
+        With ``skipToLatest`` the first open of the instance skips the inputs published
+        before it started, as Apache's instance does on every start (a reopen to redeliver
+        does not skip).
+        """
+        started = now_ms()
         self._subscription = self._subscribe()
         self.raw = raw_consumer(self._subscription)
+        if self.spec.skip_to_latest and not self._skipped_to_latest:
+            self._skipped_to_latest = True
+            self._pending = skip_to_latest(self._subscription, self.raw, self._capabilities, started)
 
     def _subscribe(self) -> Any:
         spec = self.spec
@@ -233,6 +247,9 @@ class InputConsumer:
     def receive(self, wait_first: bool) -> list[Any]:
         """The next batch; with ``wait_first`` block up to ``IDLE_WAIT_MS`` for its first message."""
         raw = self.raw
+        if self._pending:
+            pending, self._pending = self._pending, []
+            return [*pending, *raw.batch_receive()]
         if not wait_first:
             return list(raw.batch_receive())
         try:

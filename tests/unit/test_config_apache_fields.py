@@ -41,7 +41,6 @@ WARNED = {
     "inputTypeClassName",
     "outputTypeClassName",
     "runtimeFlags",
-    "skipToLatest",
     "maxPendingAsyncRequests",
     "exposePulsarAdminClientEnabled",
     "producerConfig.useThreadLocalProducers",
