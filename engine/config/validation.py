@@ -20,6 +20,7 @@ import orjson
 from engine.config.errors import ConfigError, ConfigProblem
 from engine.config.function_config import FunctionConfig, ProducerConfig, Resources
 from engine.config.ignored import ignored_fields, warn_ignored
+from engine.config.patterns import combined_pattern
 from engine.config.topics import normalize_topic
 from engine.config.windows import WindowSpec, check_window
 
@@ -413,21 +414,31 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
 
 
 def _check_patterns(chk: _Checker, specs: dict[str, InputSpec]) -> None:
-    """One topic pattern, alone: the instance subscribes either topics or a single pattern."""
+    """Patterns compile, and with any other inputs join into one pattern of one namespace.
+
+    The instance's one subscription covers them all (:func:`engine.config.patterns.combined_pattern`),
+    so every input must then be decoded alike.
+    """
     patterns = [s.topic for s in specs.values() if s.is_regex_pattern]
     for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as exc:
             chk.bad("topicsPattern", pattern, f"not a valid regular expression ({exc})")
-    if len(patterns) > 1:
-        chk.bad("topicsPattern", patterns, "only one topic pattern per function is supported")
+    if not patterns:
+        return
     topics = [s.topic for s in specs.values() if not s.is_regex_pattern]
-    if patterns and topics:
+    try:
+        combined_pattern(topics, patterns)
+    except ValueError as exc:
+        chk.bad("topicsPattern", patterns, str(exc))
+        return
+    decodings = {(s.serde_class_name, (s.schema_type or "").upper() or None) for s in specs.values()}
+    if len(decodings) > 1:
         chk.bad(
             "topicsPattern",
-            patterns[0],
-            f"cannot be combined with input topics {topics}; give either a pattern or a list of topics",
+            patterns,
+            "with a topic pattern every input must use the same serdeClassName or schemaType",
         )
 
 

@@ -26,11 +26,12 @@ import pulsar
 from engine.broker.adapter import last_message_id, raw_consumer
 from engine.broker.capabilities import BrokerCapabilities
 from engine.broker.skip_to_latest import now_ms, skip_to_latest
+from engine.config.patterns import combined_pattern
 from engine.config.topics import normalize_topic
 from engine.config.validation import FunctionSpec
 from engine.hotpath import HotPath
 
-__all__ = ["BrokerRedelivers", "InputConsumer", "RedeliveryPolicy", "ReopenToRedeliver"]
+__all__ = ["BrokerLacksFeature", "BrokerRedelivers", "InputConsumer", "RedeliveryPolicy", "ReopenToRedeliver"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ _PARTITION = re.compile(r"-partition-\d+$")
 
 #: How long the loop blocks for a first message when it is idle.
 IDLE_WAIT_MS = 100
+
+
+class BrokerLacksFeature(RuntimeError):
+    """The function needs something the broker does not do (see :mod:`engine.broker.capabilities`)."""
 
 
 class RedeliveryPolicy(Protocol):
@@ -185,8 +190,6 @@ class InputConsumer:
         spec = self.spec
         topics = [i.topic for i in spec.inputs if not i.is_regex_pattern]
         patterns = [i.topic for i in spec.inputs if i.is_regex_pattern]
-        if patterns and topics:
-            raise ValueError("a function cannot mix topicsPattern with explicit inputs yet")
         queue = max((i.receiver_queue_size or 0 for i in spec.inputs), default=0) or max(
             1000, self._batch_max
         )
@@ -214,7 +217,13 @@ class InputConsumer:
             kwargs["schema"] = self.schema
         kwargs.update(self.crypto_options)
         if patterns:
-            return self.client.subscribe(re.compile(patterns[0]), spec.subscription_name, **kwargs)
+            if not self._capabilities.regex_subscriptions:
+                raise BrokerLacksFeature(
+                    f"{spec.fqfn}: the broker ({self._capabilities.kind}) has no topic-pattern "
+                    f"subscriptions; list the input topics instead of {patterns}"
+                )
+            pattern = re.compile(combined_pattern(topics, patterns))
+            return self.client.subscribe(pattern, spec.subscription_name, **kwargs)
         return self.client.subscribe(
             topics if len(topics) > 1 else topics[0], spec.subscription_name, **kwargs
         )

@@ -1,12 +1,14 @@
-"""``skipToLatest``: inputs published while a function was down are skipped when it starts, on the real broker."""
+"""Where inputs start, on the real broker: `skipToLatest`, and topic patterns (which pulsar-lite lacks)."""
 
 from __future__ import annotations
 
 import pulsar
+import pytest
 
 from engine.broker import EmbeddedBroker
 from engine.broker.capabilities import workarounds_run
 from engine.hotpath import HotPath
+from engine.instance.inputs import BrokerLacksFeature
 from tests.integration.harness import consume, drain, produce, runner_for
 
 
@@ -38,3 +40,17 @@ def test_without_skip_to_latest_the_backlog_is_processed(
     with runner_for(broker.url, hot.name, data_dir, config):
         got = consume(client, out, 2)
     assert sorted(m.data() for m in got) == [b"a!", b"b!"]
+
+
+def test_a_topic_pattern_on_pulsar_lite_fails_to_start_with_a_clear_error(
+    broker: EmbeddedBroker, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
+    config = {
+        "className": "Exclaim",
+        "topicsPattern": f"persistent://public/default/{topic_prefix}-a-.*",
+        "inputSpecs": {f"persistent://public/default/{topic_prefix}-b-.*": {"regexPattern": True}},
+        "output": f"{topic_prefix}-out",
+    }
+    with pytest.raises(BrokerLacksFeature, match="no topic-pattern subscriptions"):
+        with runner_for(broker.url, hot.name, data_dir, config):
+            pass
