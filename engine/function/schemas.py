@@ -57,6 +57,7 @@ __all__ = [
     "output_schema",
     "subscription_schema",
     "topic_schema",
+    "with_writer_schema",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class TopicSchema:
 
     schema: Schema | None
     codec: Codec
+    #: The ``pulsar.schema.Record`` class of a JSON, AVRO or KEY_VALUE value, if any.
+    record: type | None = None
 
     @property
     def registered(self) -> Schema | None:
@@ -289,7 +292,47 @@ def topic_schema(
         schema = _plain_schema(name, record, where)
     else:
         schema = _custom_schema(schema_type, record, props)
-    return TopicSchema(schema, serde.Codec(serde.KIND_USER, _SchemaSerDe(schema)))
+    return TopicSchema(schema, serde.Codec(serde.KIND_USER, _SchemaSerDe(schema)), record)
+
+
+class _AvroWriterSerDe:
+    """Decode Avro written with another (compatible) schema: Avro resolves writer fields to the reader's."""
+
+    __slots__ = ("_reader", "_record", "_schema", "_writer")
+
+    def __init__(self, schema: Schema, record: type, writer: dict[str, Any]) -> None:
+        import fastavro
+
+        reader = record.schema()  # type: ignore[attr-defined]
+        self._schema = schema
+        self._record = record
+        self._reader = fastavro.parse_schema(reader)
+        self._writer = fastavro.parse_schema({**writer, "name": reader["name"]})
+
+    def serialize(self, value: Any) -> bytes:
+        return self._schema.encode(value)
+
+    def deserialize(self, data: bytes) -> Any:
+        import io
+
+        import fastavro
+
+        fields: Any = fastavro.schemaless_reader(io.BytesIO(data), self._writer, self._reader)
+        return self._record(**fields)
+
+
+def with_writer_schema(hot: HotPath, resolved: TopicSchema, writer_definition: str) -> TopicSchema:
+    """``resolved`` decoding AVRO written with ``writer_definition`` (JSON), if it differs from its own."""
+    import json
+
+    schema, record = resolved.schema, resolved.record
+    if schema is None or record is None or schema.schema_info().schema_type() != _pulsar.SchemaType.AVRO:
+        return resolved
+    writer = json.loads(writer_definition)
+    if writer == record.schema():  # type: ignore[attr-defined]
+        return resolved
+    serde = hot.serde
+    return TopicSchema(schema, serde.Codec(serde.KIND_USER, _AvroWriterSerDe(schema, record, writer)), record)
 
 
 def _codec_or_schema(

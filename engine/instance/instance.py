@@ -28,6 +28,7 @@ import pulsar
 
 from engine.broker.adapter import MessageBuilder
 from engine.broker.capabilities import BrokerCapabilities
+from engine.broker.schema_registry import SchemaChecks
 from engine.config.validation import FunctionSpec
 from engine.function.errors import FunctionLoadError
 from engine.function.loader import LoadedFunction
@@ -37,6 +38,7 @@ from engine.function.schemas import (
     input_schemas,
     output_schema,
     subscription_schema,
+    with_writer_schema,
 )
 from engine.hotpath import HotPath
 from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher
@@ -257,16 +259,28 @@ class FunctionInstance:
                     i.crypto_config, f"inputSpecs[{i.topic}].cryptoConfig"
                 )
                 break
-        if spec.output:
-            options = producer_crypto_options(spec.producer.crypto_config, "producerConfig.cryptoConfig")
-            registered = self._output_schema.registered if self._output_schema is not None else None
-            if registered is not None:
-                options["schema"] = registered
-            if options:
-                self.producers.configure_topic(spec.output, **options)
-        for topic, schema in extra_output_schemas(hot, spec).items():
-            if getattr(schema, "registrable", True) and topic != spec.output:
-                self.producers.configure_topic(topic, schema=schema)
+        checks = SchemaChecks(self.client, self.capabilities)
+        try:
+            for i in spec.inputs:
+                if not i.is_regex_pattern:
+                    resolved = self._input_schemas[i.topic]
+                    recorded = checks.check_consumer(i.topic, resolved.registered)
+                    if recorded is not None:  # decode with the writer's schema, as the broker would serve it
+                        self._input_schemas[i.topic] = with_writer_schema(hot, resolved, recorded["schema"])
+            if spec.output:
+                options = producer_crypto_options(spec.producer.crypto_config, "producerConfig.cryptoConfig")
+                registered = self._output_schema.registered if self._output_schema is not None else None
+                if registered is not None:
+                    checks.register_producer(spec.output, registered)
+                    options["schema"] = registered
+                if options:
+                    self.producers.configure_topic(spec.output, **options)
+            for topic, schema in extra_output_schemas(hot, spec).items():
+                if getattr(schema, "registrable", True) and topic != spec.output:
+                    checks.register_producer(topic, schema)
+                    self.producers.configure_topic(topic, schema=schema)
+        finally:
+            checks.close()
 
     def _logger(self, log_producer: Any) -> logging.Logger:
         logger = function_logger(self.spec.fqfn, self.instance_id, log_producer, self.spec.log_level)

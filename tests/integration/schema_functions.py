@@ -50,3 +50,26 @@ class PublishInvoice(Function):  # type: ignore[misc]
     def process(self, order: Order, context: Any) -> None:
         topic = context.get_user_config_value("invoices")
         context.publish(topic, Invoice(item=order.item, quantity=order.quantity, total=order.quantity * 10))
+
+
+class InvoiceSummary(Record):  # type: ignore[misc]
+    """A reader's view of an Invoice: some of its fields, in another order."""
+
+    total = Integer()
+    item = String()
+
+
+class Shipment(Record):  # type: ignore[misc]
+    """Needs a field no Invoice has."""
+
+    item = String()
+    address = String()
+
+
+class Summarize:
+    """An InvoiceSummary in, ``item=total`` out."""
+
+    def process(self, summary: InvoiceSummary) -> str:
+        if not isinstance(summary, InvoiceSummary):
+            raise TypeError(f"expected an InvoiceSummary, got {type(summary).__name__}")
+        return f"{summary.item}={summary.total}"

@@ -6,6 +6,7 @@ schema, as an Apache user reads it.
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from pulsar.schema import AvroSchema, JsonSchema, Schema
 
 from engine.broker import EmbeddedBroker
+from engine.broker.capabilities import workarounds_run
 from engine.config import ConfigError, parse_function_config, resolve
 from engine.function.errors import FunctionLoadError
 from engine.hotpath import HotPath
@@ -174,3 +176,44 @@ def test_a_record_schema_without_a_record_class_or_an_unknown_type_is_a_named_er
     with pytest.raises(FunctionLoadError, match=r"AVRO needs a pulsar\.schema\.Record class"):
         with runner:
             pass
+
+
+def test_the_next_functions_input_schema_is_checked_against_the_output_schema(
+    broker: EmbeddedBroker, client: pulsar.Client, hot: HotPath, data_dir: str, topic_prefix: str
+) -> None:
+    """Chained functions: the broker (here: the engine, as pulsar-lite checks nothing) refuses a mismatch."""
+    orders, invoices, summaries = (f"{topic_prefix}-{n}" for n in ("orders", "invoices", "summaries"))
+    first = {
+        "name": "price",
+        "className": f"{MOD}.PriceOrder",
+        "inputSpecs": {orders: {"schemaType": "AVRO"}},
+        "inputTypeClassName": f"{MOD}.Order",
+        "output": invoices,
+        "outputSchemaType": "AVRO",
+        "outputTypeClassName": f"{MOD}.Invoice",
+    }
+
+    def second(schema_type: str, record: str) -> dict[str, Any]:
+        return {
+            "name": f"next-{schema_type.lower()}-{record.lower()}",
+            "className": f"{MOD}.Summarize",
+            "inputSpecs": {invoices: {"schemaType": schema_type}},
+            "inputTypeClassName": f"{MOD}.{record}",
+            "output": summaries,
+            "outputSchemaType": "STRING",
+        }
+
+    with runner_for(broker.url, hot.name, data_dir, first):
+        for schema_type, record, why in (
+            ("JSON", "InvoiceSummary", "the topic's schema is AVRO, not JSON"),
+            ("AVRO", "Shipment", "field 'address' is not in the topic's AVRO schema"),
+        ):
+            with pytest.raises(pulsar.IncompatibleSchema, match=re.escape(why)):
+                with runner_for(broker.url, hot.name, f"{data_dir}/{record}", second(schema_type, record)):
+                    pass
+        # A reader schema with a subset of the fields, in another order, reads what was written.
+        with runner_for(broker.url, hot.name, f"{data_dir}/ok", second("AVRO", "InvoiceSummary")):
+            _send(client, orders, AvroSchema(Order), ORDERS)
+            got = _read(client, summaries, None, len(ORDERS))
+    assert sorted(b.decode() for b in got) == sorted(f"item{i}={(i + 1) * 10}" for i in range(3))
+    assert "pulsar-lite:engine-checks-schemas" in workarounds_run()
