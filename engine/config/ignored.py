@@ -69,6 +69,13 @@ _RULES: list[tuple[str, Callable[[FunctionConfig], Any], str]] = [
         "the Python context has no admin client",
     ),
     (
+        "producerConfig.cryptoConfig.producerCryptoFailureAction",
+        lambda c: c.producer_config
+        and c.producer_config.crypto_config
+        and str(c.producer_config.crypto_config.get("producerCryptoFailureAction", "")).upper() == "SEND",
+        "SEND: the Python client fails a send it cannot encrypt (FAIL)",
+    ),
+    (
         "producerConfig.useThreadLocalProducers",
         lambda c: c.producer_config and c.producer_config.use_thread_local_producers,
         "applies to the Java runtime's threads only",

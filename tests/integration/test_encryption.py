@@ -122,3 +122,20 @@ def test_crypto_configs_are_checked_as_apache_checks_them() -> None:
     assert "producerConfig.cryptoConfig.encryptionKeys" in text
     assert "inputSpecs[a].cryptoConfig.cryptoKeyReaderClassName" in text
     assert "inputSpecs[a].cryptoConfig.consumerCryptoFailureAction" in text
+
+
+def test_producer_crypto_failure_action_send_is_warned_and_more_than_one_key_refused() -> None:
+    crypto = {"cryptoKeyReaderClassName": "pulsar.CryptoKeyReader", "encryptionKeys": ["k"]}
+    base = {"className": "m.F", "inputs": ["a"], "output": "b"}
+    spec = resolve(
+        parse_function_config(
+            {**base, "producerConfig": {"cryptoConfig": {**crypto, "producerCryptoFailureAction": "SEND"}}}
+        )
+    )
+    assert [f for f, _ in spec.ignored] == ["producerConfig.cryptoConfig.producerCryptoFailureAction"]
+    with pytest.raises(ConfigError, match="the Python client encrypts with one key"):
+        resolve(
+            parse_function_config(
+                {**base, "producerConfig": {"cryptoConfig": {**crypto, "encryptionKeys": ["k", "l"]}}}
+            )
+        )
