@@ -23,28 +23,19 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pulsar
 
 from engine.broker.adapter import MessageBuilder
 from engine.broker.capabilities import BrokerCapabilities
-from engine.broker.schema_registry import SchemaChecks
 from engine.config.validation import FunctionSpec
-from engine.function.errors import FunctionLoadError
 from engine.function.loader import LoadedFunction
 from engine.function.schemas import (
     TopicSchema,
-    extra_output_schemas,
-    input_schemas,
-    output_schema,
-    subscription_schema,
-    with_writer_schema,
 )
 from engine.hotpath import HotPath
 from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher
 from engine.instance.context import InstanceContext
 from engine.instance.crashes import CrashLedger, read_positions
-from engine.instance.crypto import consumer_crypto_options, producer_crypto_options
 from engine.instance.inputs import InputConsumer
 from engine.instance.log_topic import function_logger
 from engine.instance.options import InstanceOptions
@@ -56,6 +47,7 @@ from engine.instance.settlement import (
     SettlementParts,
     settlement_for,
 )
+from engine.instance.topic_setup import prepare_topics
 from engine.instance.windows import WindowCall
 from engine.state.store import StateStore
 
@@ -193,7 +185,9 @@ class FunctionInstance:
     def _build(self) -> Settlement:
         """Open the inputs and build the Context, the dispatcher and the settlement (blocking)."""
         spec, hot = self.spec, self.hot
-        self._configure_schemas_and_crypto()
+        self._input_schemas, self._output_schema = prepare_topics(
+            spec, hot, self.client, self.capabilities, self.inputs, self.producers
+        )
         self.inputs.open()
         log_producer = self.producers.get(spec.log_topic) if spec.log_topic else None
         context = InstanceContext(
@@ -241,46 +235,6 @@ class FunctionInstance:
             self.crash_ledger = ledger
             self._closers.append(ledger.close)
         return settlement
-
-    def _configure_schemas_and_crypto(self) -> None:
-        """Resolve the topics' schemas and encryption, for the consumer and producers to register."""
-        spec, hot = self.spec, self.hot
-        self._input_schemas = input_schemas(hot, spec)
-        self._output_schema = output_schema(hot, spec)
-        self.inputs.schema = subscription_schema(spec, self._input_schemas)
-        cryptos = {
-            orjson.dumps(i.crypto_config, option=orjson.OPT_SORT_KEYS) for i in spec.inputs if i.crypto_config
-        }
-        if len(cryptos) > 1:
-            raise FunctionLoadError("inputSpecs: every encrypted input must use the same cryptoConfig")
-        for i in spec.inputs:
-            if i.crypto_config:
-                self.inputs.crypto_options = consumer_crypto_options(
-                    i.crypto_config, f"inputSpecs[{i.topic}].cryptoConfig"
-                )
-                break
-        checks = SchemaChecks(self.client, self.capabilities)
-        try:
-            for i in spec.inputs:
-                if not i.is_regex_pattern:
-                    resolved = self._input_schemas[i.topic]
-                    recorded = checks.check_consumer(i.topic, resolved.registered)
-                    if recorded is not None:  # decode with the writer's schema, as the broker would serve it
-                        self._input_schemas[i.topic] = with_writer_schema(hot, resolved, recorded["schema"])
-            if spec.output:
-                options = producer_crypto_options(spec.producer.crypto_config, "producerConfig.cryptoConfig")
-                registered = self._output_schema.registered if self._output_schema is not None else None
-                if registered is not None:
-                    checks.register_producer(spec.output, registered)
-                    options["schema"] = registered
-                if options:
-                    self.producers.configure_topic(spec.output, **options)
-            for topic, schema in extra_output_schemas(hot, spec).items():
-                if getattr(schema, "registrable", True) and topic != spec.output:
-                    checks.register_producer(topic, schema)
-                    self.producers.configure_topic(topic, schema=schema)
-        finally:
-            checks.close()
 
     def _logger(self, log_producer: Any) -> logging.Logger:
         logger = function_logger(self.spec.fqfn, self.instance_id, log_producer, self.spec.log_level)

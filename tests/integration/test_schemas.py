@@ -41,7 +41,11 @@ def _read(
     """``count`` values read by a consumer subscribed with ``schema`` (``msg.value()``)."""
     kwargs: dict[str, Any] = {"schema": schema} if schema is not None else {}
     consumer = client.subscribe(
-        topic, f"reader-{uuid.uuid4().hex[:6]}", initial_position=pulsar.InitialPosition.Earliest, **kwargs
+        topic,
+        f"reader-{uuid.uuid4().hex[:6]}",
+        initial_position=pulsar.InitialPosition.Earliest,
+        consumer_type=pulsar.ConsumerType.Shared,  # pulsar-lite may repeat entries to Exclusive consumers
+        **kwargs,
     )
     got: list[Any] = []
     deadline = time.monotonic() + timeout
