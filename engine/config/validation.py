@@ -275,6 +275,7 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
     if cfg.output_schema_type:
         _check_schema_type(chk, "outputSchemaType", cfg.output_schema_type)
     output_schema_properties: dict[str, str] = {}
+    output_schema_type = cfg.output_schema_type
     custom_outputs: dict[str, str] = {}
     for topic, conf in (cfg.custom_schema_outputs or {}).items():
         where = f"customSchemaOutputs[{topic}]"
@@ -284,8 +285,9 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
             continue
         if full == output:
             output_schema_properties = parsed[1]
-            if parsed[0] and not cfg.output_schema_type:
-                cfg.output_schema_type = parsed[0]
+            if parsed[0] and not output_schema_type:
+                _check_schema_type(chk, where, parsed[0])
+                output_schema_type = parsed[0]
         elif parsed[0]:
             _check_schema_type(chk, where, parsed[0])
             custom_outputs[full] = parsed[0]
@@ -380,7 +382,7 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         inputs=tuple(specs.values()),
         output=output,
         output_serde_class_name=cfg.output_serde_class_name,
-        output_schema_type=cfg.output_schema_type,
+        output_schema_type=output_schema_type,
         processing_guarantees=guarantee,
         auto_ack=auto_ack,
         subscription_type=sub_type,

@@ -129,3 +129,24 @@ def test_compatibility_follows_type_and_record_fields() -> None:
     assert why == "field 'label' is not in the topic's AVRO schema and has no default"
     assert incompatibility(_d(AvroSchema(Labelled)), _d(AvroSchema(Point))) is not None  # y is missing
     assert incompatibility(_d(StringSchema()), _d(StringSchema())) is None
+
+
+def test_custom_schema_outputs_resolve_without_changing_the_submitted_config() -> None:
+    from engine.config import parse_function_config, resolve
+
+    cfg = parse_function_config(
+        {
+            "className": "m.F",
+            "inputs": ["a"],
+            "output": "o",
+            "customSchemaOutputs": {
+                "o": '{"schemaType": "KEY_VALUE", "schemaProperties": {"key.schema.type": "INT32"}}',
+                "side": "AVRO",
+            },
+        }
+    )
+    spec = resolve(cfg)
+    assert spec.output_schema_type == "KEY_VALUE"
+    assert spec.output_schema_properties == {"key.schema.type": "INT32"}
+    assert spec.custom_schema_outputs == {"persistent://public/default/side": "AVRO"}
+    assert spec.config.output_schema_type is None and "outputSchemaType" not in spec.config.to_dict()
