@@ -244,6 +244,7 @@ class InputConsumer:
         self._close_consumer()
 
     def _close_consumer(self) -> None:
+        self._pending = []  # unacknowledged: the broker hands them to the next consumer
         consumer, self._subscription = self._subscription, None
         if consumer is None:
             return
