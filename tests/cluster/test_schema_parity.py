@@ -19,9 +19,12 @@ from tests.cluster.conftest import Cluster, magnetar, new_cluster
 EXAMPLE = Path(__file__).resolve().parent / "avro_example.py"
 
 
-@pytest.fixture(scope="module")
-def cluster1(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = new_cluster(broker, str(tmp_path_factory.mktemp("schema-parity")), 1)
+@pytest.fixture(scope="module", params=["thread", "process"])
+def cluster1(
+    request: pytest.FixtureRequest, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """One worker running instances in its threads, or in child processes."""
+    c = new_cluster(broker, str(tmp_path_factory.mktemp("schema-parity")), 1, ["--runtime", request.param])
     yield c
     c.stop_all()
 
