@@ -55,6 +55,12 @@ class BrokerCapabilities:
         Failover/Exclusive consumers may receive entries again that were already acked.
     failover_may_stall
         A Failover subscription may deliver to no one after its active consumer died.
+    regex_subscriptions
+        Topic-pattern subscriptions work (pulsar-lite answers them with a LookupError).
+    schema_registry
+        The broker stores the schemas producers and consumers register, checks their
+        compatibility and serves them back (pulsar-lite accepts any schema, checks none
+        and answers no schema look-up).
     """
 
     kind: str
@@ -65,6 +71,8 @@ class BrokerCapabilities:
     seek_supported: bool
     duplicates_on_ordered: bool
     failover_may_stall: bool
+    regex_subscriptions: bool = True
+    schema_registry: bool = True
 
     @classmethod
     def apache(cls) -> BrokerCapabilities:
@@ -92,6 +100,8 @@ class BrokerCapabilities:
             seek_supported=False,
             duplicates_on_ordered=True,
             failover_may_stall=True,
+            regex_subscriptions=False,
+            schema_registry=False,
         )
 
     @classmethod

@@ -153,8 +153,12 @@ def cmd_get(args: argparse.Namespace) -> None:
 def cmd_list(args: argparse.Namespace) -> None:
     ns = f"{args.tenant or 'public'}/{args.namespace or 'default'}"
     out = call(args, "GET", f"/admin/v3/functions/{ns}")
+    if args.output_format is None:  # pulsar-admin prints one name per line
+        for name in out:
+            print(name)
+        return
     if args.output_format == "json":
-        _emit(args, out)  # the names, as pulsar-admin prints them
+        _emit(args, out)
         return
     table = []
     for name in out:
@@ -442,7 +446,9 @@ def cmd_function_stats(args: argparse.Namespace) -> None:
 # -- parsers ------------------------------------------------------------------------------
 
 
-def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True, default: str = "table") -> None:
+def _admin_flags(
+    p: argparse.ArgumentParser, output_flag: bool = True, default: str | None = "table"
+) -> None:
     add_global_flags(p)
     # create/update use -o/--output for the output topic, as pulsar-admin does.
     flags = ["--output", "--output-format"] if output_flag else ["--output-format"]
@@ -451,7 +457,7 @@ def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True, default: 
         dest="output_format",
         choices=["table", "json"],
         default=default,
-        help=f"table or json (default {default})",
+        help=f"table or json (default {default or 'as pulsar-admin prints it'})",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the worker")
 
@@ -511,10 +517,10 @@ def add_admin_parsers(functions: argparse._SubParsersAction, sub: argparse._SubP
         _name_flags(p, inst)
         _admin_flags(p, default=default)
         p.set_defaults(handler=_wrap(fn))
-    p = functions.add_parser("list", help="list functions of a namespace")
+    p = functions.add_parser("list", help="list the functions of a namespace, one name per line")
     p.add_argument("--tenant", help="tenant (default public)")
     p.add_argument("--namespace", help="namespace (default default)")
-    _admin_flags(p, default="json")
+    _admin_flags(p, default=None)
     p.set_defaults(handler=_wrap(cmd_list))
     for verb, fn, helptext in (
         ("reload", cmd_reload, "reload the built-in functions"),

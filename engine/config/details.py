@@ -68,13 +68,25 @@ def to_details(spec: FunctionSpec) -> pb.FunctionDetails:
             cs.receiverQueueSize.value = inp.receiver_queue_size
         for k, v in inp.consumer_properties.items():
             cs.consumerProperties[k] = v
+        for k, v in inp.schema_properties.items():
+            cs.schemaProperties[k] = v
+        if inp.crypto_config:
+            _crypto_spec(cs.cryptoSpec, inp.crypto_config)
+    if spec.config.input_type_class_name:
+        src.typeClassName = spec.config.input_type_class_name
     sink = d.sink
     if spec.output:
         sink.topic = spec.output
     sink.serDeClassName = spec.output_serde_class_name or ""
     sink.schemaType = spec.output_schema_type or ""
     sink.forwardSourceMessageProperty = spec.forward_source_message_property
+    if spec.config.output_type_class_name:
+        sink.typeClassName = spec.config.output_type_class_name
+    for k, v in spec.output_schema_properties.items():
+        sink.schemaProperties[k] = v
     prod = spec.producer
+    if prod.crypto_config:
+        _crypto_spec(sink.producerSpec.cryptoSpec, prod.crypto_config)
     if prod.max_pending_messages:
         sink.producerSpec.maxPendingMessages = prod.max_pending_messages
     if prod.max_pending_messages_across_partitions:
@@ -85,6 +97,33 @@ def to_details(spec: FunctionSpec) -> pb.FunctionDetails:
         d.retryDetails.maxMessageRetries = spec.max_message_retries
         d.retryDetails.deadLetterTopic = spec.dead_letter_topic or ""
     return d
+
+
+def _crypto_spec(out: pb.CryptoSpec, conf: dict[str, Any]) -> None:
+    """Apache's CryptoSpec from a CryptoConfig (the key-reader config as JSON)."""
+    out.cryptoKeyReaderClassName = conf.get("cryptoKeyReaderClassName") or ""
+    out.cryptoKeyReaderConfig = orjson.dumps(conf.get("cryptoKeyReaderConfig") or {}).decode()
+    out.producerEncryptionKeyName.extend(conf.get("encryptionKeys") or [])
+    actions: Any = pb.CryptoSpec.FailureAction
+    out.producerCryptoFailureAction = actions.Value(
+        (conf.get("producerCryptoFailureAction") or "FAIL").upper()
+    )
+    out.consumerCryptoFailureAction = actions.Value(
+        (conf.get("consumerCryptoFailureAction") or "FAIL").upper()
+    )
+
+
+def _crypto_config(spec: pb.CryptoSpec) -> dict[str, Any]:
+    actions = pb.CryptoSpec.FailureAction
+    return {
+        "cryptoKeyReaderClassName": spec.cryptoKeyReaderClassName,
+        "cryptoKeyReaderConfig": orjson.loads(spec.cryptoKeyReaderConfig)
+        if spec.cryptoKeyReaderConfig
+        else {},
+        "encryptionKeys": list(spec.producerEncryptionKeyName),
+        "producerCryptoFailureAction": actions.Name(spec.producerCryptoFailureAction),
+        "consumerCryptoFailureAction": actions.Name(spec.consumerCryptoFailureAction),
+    }
 
 
 def config_from_details(d: pb.FunctionDetails) -> FunctionConfig:
@@ -128,6 +167,10 @@ def config_from_details(d: pb.FunctionDetails) -> FunctionConfig:
             spec["receiverQueueSize"] = cs.receiverQueueSize.value
         if cs.consumerProperties:
             spec["consumerProperties"] = dict(cs.consumerProperties)
+        if cs.schemaProperties:
+            spec["schemaProperties"] = dict(cs.schemaProperties)
+        if cs.HasField("cryptoSpec"):
+            spec["cryptoConfig"] = _crypto_config(cs.cryptoSpec)
         specs[topic] = spec
     for topic, serde in src.topicsToSerDeClassName.items():
         specs.setdefault(topic, {"serdeClassName": serde} if serde else {})
@@ -139,6 +182,12 @@ def config_from_details(d: pb.FunctionDetails) -> FunctionConfig:
         data["outputSerdeClassName"] = d.sink.serDeClassName
     if d.sink.schemaType:
         data["outputSchemaType"] = d.sink.schemaType
+    if src.typeClassName:
+        data["inputTypeClassName"] = src.typeClassName
+    if d.sink.typeClassName:
+        data["outputTypeClassName"] = d.sink.typeClassName
+    if d.sink.HasField("producerSpec") and d.sink.producerSpec.HasField("cryptoSpec"):
+        data["producerConfig"] = {"cryptoConfig": _crypto_config(d.sink.producerSpec.cryptoSpec)}
     if d.HasField("retryDetails"):
         data["maxMessageRetries"] = d.retryDetails.maxMessageRetries
         if d.retryDetails.deadLetterTopic:

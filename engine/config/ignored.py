@@ -19,27 +19,44 @@ __all__ = ["ignored_fields", "warn_ignored"]
 
 log = logging.getLogger("engine.config")
 
-_JAVA_TYPES = "a Java type class; a Python function's types come from its SerDe or schema type"
+_JAVA_TYPES = (
+    "without a JSON, AVRO, KEY_VALUE or custom schema type it names a Java type; "
+    "a Python function's types come from its SerDe or schema type"
+)
+_RECORD_SCHEMAS = ("JSON", "AVRO", "KEY_VALUE")
+
+
+def _uses_record(schema_type: str | None) -> bool:
+    """Whether a schema type takes a Record class (JSON, AVRO, KEY_VALUE or a custom schema)."""
+    if not schema_type:
+        return False
+    return schema_type.upper() in _RECORD_SCHEMAS or "." in schema_type
+
+
+def _input_types_unused(c: FunctionConfig) -> bool:
+    schema_types = [s.schema_type for s in (c.input_specs or {}).values()]
+    schema_types += [v for v in (c.custom_schema_inputs or {}).values()]
+    return bool(c.input_type_class_name) and not any(
+        _uses_record(t) or (t or "").lstrip().startswith("{") for t in schema_types
+    )
+
+
+def _output_types_unused(c: FunctionConfig) -> bool:
+    schema_types = [c.output_schema_type, *(c.custom_schema_outputs or {}).values()]
+    return bool(c.output_type_class_name) and not any(
+        _uses_record(t) or (t or "").lstrip().startswith("{") for t in schema_types
+    )
+
 
 # (field as written in the config, is it set?, why it has no effect)
 _RULES: list[tuple[str, Callable[[FunctionConfig], Any], str]] = [
     ("functionType", lambda c: c.function_type, "built-in function types are not shipped; give py"),
-    ("inputTypeClassName", lambda c: c.input_type_class_name, _JAVA_TYPES),
-    ("outputTypeClassName", lambda c: c.output_type_class_name, _JAVA_TYPES),
-    (
-        "customSchemaOutputs",
-        lambda c: c.custom_schema_outputs,
-        "schemas of other output topics are set by the Java runtime only",
-    ),
+    ("inputTypeClassName", _input_types_unused, _JAVA_TYPES),
+    ("outputTypeClassName", _output_types_unused, _JAVA_TYPES),
     (
         "runtimeFlags",
         lambda c: c.runtime_flags,
         "flags for the instance's interpreter are not passed on (instances start from the worker)",
-    ),
-    (
-        "skipToLatest",
-        lambda c: c.skip_to_latest,
-        "recorded, but instances do not yet skip to the latest message when they recover",
     ),
     (
         "maxPendingAsyncRequests",
@@ -52,6 +69,13 @@ _RULES: list[tuple[str, Callable[[FunctionConfig], Any], str]] = [
         "the Python context has no admin client",
     ),
     (
+        "producerConfig.cryptoConfig.producerCryptoFailureAction",
+        lambda c: c.producer_config
+        and c.producer_config.crypto_config
+        and str(c.producer_config.crypto_config.get("producerCryptoFailureAction", "")).upper() == "SEND",
+        "SEND: the Python client fails a send it cannot encrypt (FAIL)",
+    ),
+    (
         "producerConfig.useThreadLocalProducers",
         lambda c: c.producer_config and c.producer_config.use_thread_local_producers,
         "applies to the Java runtime's threads only",
@@ -59,18 +83,12 @@ _RULES: list[tuple[str, Callable[[FunctionConfig], Any], str]] = [
 ]
 
 _SPEC_RULES: list[tuple[str, Callable[[Any], Any], str]] = [
-    ("cryptoConfig", lambda s: s.crypto_config, "encrypted inputs are not decrypted yet"),
     (
         "messagePayloadProcessorConfig",
         lambda s: s.message_payload_processor_config,
         "the Python client has no message payload processor",
     ),
     ("poolMessages", lambda s: s.pool_messages, "applies to the Java client only"),
-    (
-        "schemaProperties",
-        lambda s: s.schema_properties,
-        "input schemas are not registered with the broker yet",
-    ),
 ]
 
 

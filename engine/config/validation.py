@@ -20,13 +20,36 @@ import orjson
 from engine.config.errors import ConfigError, ConfigProblem
 from engine.config.function_config import FunctionConfig, ProducerConfig, Resources
 from engine.config.ignored import ignored_fields, warn_ignored
+from engine.config.patterns import combined_pattern
 from engine.config.topics import normalize_topic
 from engine.config.windows import WindowSpec, check_window
 
-__all__ = ["DEFAULT_RESOURCES", "SUPPORTED_SCHEMA_TYPES", "FunctionSpec", "InputSpec", "resolve"]
+__all__ = [
+    "DEFAULT_RESOURCES",
+    "FUNCTION_SCHEMA_TYPES",
+    "SUPPORTED_SCHEMA_TYPES",
+    "FunctionSpec",
+    "InputSpec",
+    "resolve",
+]
 
-#: Schema types the instance can decode and encode without a SerDe class.
+#: Schema types a connector's built-in codecs decode without a SerDe class.
 SUPPORTED_SCHEMA_TYPES = ("BYTES", "STRING", "JSON")
+#: Schema types a function resolves through ``pulsar.schema`` (any other value names a custom
+#: Schema class); see :mod:`engine.function.schemas`.
+FUNCTION_SCHEMA_TYPES = (
+    *SUPPORTED_SCHEMA_TYPES,
+    "AVRO",
+    "KEY_VALUE",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FLOAT",
+    "DOUBLE",
+    "BOOLEAN",
+)
+_CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 #: Pulsar's per-instance resource defaults.
 DEFAULT_RESOURCES = Resources(cpu=1.0, ram=1073741824, disk=10737418240)
 
@@ -57,6 +80,9 @@ class InputSpec:
     is_regex_pattern: bool = False
     receiver_queue_size: int | None = None
     consumer_properties: dict[str, str] = field(default_factory=dict)
+    schema_properties: dict[str, str] = field(default_factory=dict)
+    #: Apache's CryptoConfig for this input (``cryptoKeyReaderClassName``, …), if any.
+    crypto_config: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +125,10 @@ class FunctionSpec:
     config: FunctionConfig
     #: ``(field, reason)`` of every field that is set but has no effect (warned once).
     ignored: tuple[tuple[str, str], ...] = ()
+    #: Schema properties of the output (``customSchemaOutputs`` of the output topic).
+    output_schema_properties: dict[str, str] = field(default_factory=dict)
+    #: ``customSchemaOutputs``: schema type of other topics ``context.publish`` writes.
+    custom_schema_outputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def fqfn(self) -> str:
@@ -188,16 +218,14 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
     for topic, serde in (cfg.custom_serde_inputs or {}).items():
         add_input(topic, f"customSerdeInputs[{topic}]", serde_class_name=serde or None)
     for topic, schema in (cfg.custom_schema_inputs or {}).items():
-        schema_type = schema
-        if schema.strip().startswith("{"):
-            try:
-                schema_type = orjson.loads(schema).get("schemaType")
-            except orjson.JSONDecodeError:
-                chk.bad(
-                    f"customSchemaInputs[{topic}]", schema, "expected a schema type or a ConsumerConfig JSON"
-                )
-                continue
-        add_input(topic, f"customSchemaInputs[{topic}]", schema_type=schema_type)
+        parsed = _schema_conf(chk, f"customSchemaInputs[{topic}]", schema)
+        if parsed is not None:
+            add_input(
+                topic,
+                f"customSchemaInputs[{topic}]",
+                schema_type=parsed[0],
+                schema_properties=parsed[1] or None,
+            )
     for topic, spec in (cfg.input_specs or {}).items():
         where = f"inputSpecs[{topic}]"
         if spec.schema_type and spec.serde_class_name:
@@ -216,7 +244,11 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
             is_regex_pattern=spec.is_regex_pattern,
             receiver_queue_size=spec.receiver_queue_size,
             consumer_properties=spec.consumer_properties or None,
+            schema_properties=spec.schema_properties or None,
+            crypto_config=spec.crypto_config or None,
         )
+        if spec.crypto_config:
+            _check_crypto(chk, f"{where}.cryptoConfig", spec.crypto_config, producer=False)
     if cfg.topics_pattern:
         add_input(cfg.topics_pattern, "topicsPattern", is_regex_pattern=True)
     _check_patterns(chk, specs)
@@ -227,12 +259,8 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
             "customSchemaInputs or inputSpecs)",
         )
     for input_spec in specs.values():
-        if input_spec.schema_type and input_spec.schema_type.upper() not in SUPPORTED_SCHEMA_TYPES:
-            chk.bad(
-                f"inputs[{input_spec.topic}].schemaType",
-                input_spec.schema_type,
-                "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES) + " (or a serdeClassName)",
-            )
+        if input_spec.schema_type:
+            _check_schema_type(chk, f"inputs[{input_spec.topic}].schemaType", input_spec.schema_type)
 
     # Output, log and dead-letter topics.
     output = chk.topic("output", cfg.output, tenant, namespace) if cfg.output else None
@@ -244,10 +272,25 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
             cfg.output_schema_type,
             "give outputSchemaType or outputSerdeClassName, not both",
         )
-    if cfg.output_schema_type and cfg.output_schema_type.upper() not in SUPPORTED_SCHEMA_TYPES:
-        chk.bad(
-            "outputSchemaType", cfg.output_schema_type, "expected one of " + ", ".join(SUPPORTED_SCHEMA_TYPES)
-        )
+    if cfg.output_schema_type:
+        _check_schema_type(chk, "outputSchemaType", cfg.output_schema_type)
+    output_schema_properties: dict[str, str] = {}
+    output_schema_type = cfg.output_schema_type
+    custom_outputs: dict[str, str] = {}
+    for topic, conf in (cfg.custom_schema_outputs or {}).items():
+        where = f"customSchemaOutputs[{topic}]"
+        parsed = _schema_conf(chk, where, conf)
+        full = chk.topic(where, topic, tenant, namespace)
+        if parsed is None or full is None:
+            continue
+        if full == output:
+            output_schema_properties = parsed[1]
+            if parsed[0] and not output_schema_type:
+                _check_schema_type(chk, where, parsed[0])
+                output_schema_type = parsed[0]
+        elif parsed[0]:
+            _check_schema_type(chk, where, parsed[0])
+            custom_outputs[full] = parsed[0]
     log_level = "INFO"
     if cfg.log_level is not None:
         level = LOG_LEVELS.get(cfg.log_level.upper())
@@ -339,7 +382,7 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         inputs=tuple(specs.values()),
         output=output,
         output_serde_class_name=cfg.output_serde_class_name,
-        output_schema_type=cfg.output_schema_type,
+        output_schema_type=output_schema_type,
         processing_guarantees=guarantee,
         auto_ack=auto_ack,
         subscription_type=sub_type,
@@ -367,25 +410,37 @@ def resolve(config: FunctionConfig) -> FunctionSpec:
         window=window,
         config=cfg,
         ignored=tuple(ignored),
+        output_schema_properties=output_schema_properties,
+        custom_schema_outputs=custom_outputs,
     )
 
 
 def _check_patterns(chk: _Checker, specs: dict[str, InputSpec]) -> None:
-    """One topic pattern, alone: the instance subscribes either topics or a single pattern."""
+    """Patterns compile, and with any other inputs join into one pattern of one namespace.
+
+    The instance's one subscription covers them all (:func:`engine.config.patterns.combined_pattern`),
+    so every input must then be decoded alike.
+    """
     patterns = [s.topic for s in specs.values() if s.is_regex_pattern]
     for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as exc:
             chk.bad("topicsPattern", pattern, f"not a valid regular expression ({exc})")
-    if len(patterns) > 1:
-        chk.bad("topicsPattern", patterns, "only one topic pattern per function is supported")
+    if not patterns:
+        return
     topics = [s.topic for s in specs.values() if not s.is_regex_pattern]
-    if patterns and topics:
+    try:
+        combined_pattern(topics, patterns)
+    except ValueError as exc:
+        chk.bad("topicsPattern", patterns, str(exc))
+        return
+    decodings = {(s.serde_class_name, (s.schema_type or "").upper() or None) for s in specs.values()}
+    if len(decodings) > 1:
         chk.bad(
             "topicsPattern",
-            patterns[0],
-            f"cannot be combined with input topics {topics}; give either a pattern or a list of topics",
+            patterns,
+            "with a topic pattern every input must use the same serdeClassName or schemaType",
         )
 
 
@@ -412,5 +467,59 @@ def _check_producer(chk: _Checker, cfg: FunctionConfig) -> ProducerConfig:
                 camel = "".join(p.title() if i else p for i, p in enumerate(name.split("_")))
                 chk.bad(f"producerConfig.batchingConfig.{camel}", value, "expected an integer greater than 0")
     if producer.crypto_config:
-        chk.bad("producerConfig.cryptoConfig", "…", "end-to-end encryption is not supported yet")
+        _check_crypto(chk, "producerConfig.cryptoConfig", producer.crypto_config, producer=True)
     return producer
+
+
+def _schema_conf(chk: _Checker, where: str, value: str) -> tuple[str | None, dict[str, str]] | None:
+    """A schema type, or a ConsumerConfig JSON's ``schemaType`` and ``schemaProperties``."""
+    if not value.strip().startswith("{"):
+        return value or None, {}
+    try:
+        conf = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        chk.bad(where, value, "expected a schema type or a ConsumerConfig JSON")
+        return None
+    props = conf.get("schemaProperties") or {}
+    if not isinstance(conf, dict) or not isinstance(props, dict):
+        chk.bad(where, value, "expected a ConsumerConfig JSON object with a schemaProperties object")
+        return None
+    return conf.get("schemaType") or None, {str(k): str(v) for k, v in props.items()}
+
+
+def _check_schema_type(chk: _Checker, where: str, schema_type: str) -> None:
+    if schema_type.upper() in FUNCTION_SCHEMA_TYPES or _CLASS_NAME.match(schema_type):
+        return
+    chk.bad(
+        where,
+        schema_type,
+        "expected one of " + ", ".join(FUNCTION_SCHEMA_TYPES) + " or a pulsar.schema.Schema class name",
+    )
+
+
+#: CryptoConfig's failure actions, as Apache names them.
+PRODUCER_CRYPTO_FAILURE_ACTIONS = ("FAIL", "SEND")
+CONSUMER_CRYPTO_FAILURE_ACTIONS = ("FAIL", "DISCARD", "CONSUME")
+
+
+def _check_crypto(chk: _Checker, where: str, conf: dict[str, Any], producer: bool) -> None:
+    """Apache's CryptoConfig rules: a key-reader class, and encryption keys for a producer."""
+    if not isinstance(conf.get("cryptoKeyReaderClassName"), str) or not conf["cryptoKeyReaderClassName"]:
+        chk.missing(f"{where}.cryptoKeyReaderClassName", "a CryptoKeyReader class name is required")
+    reader_conf = conf.get("cryptoKeyReaderConfig")
+    if reader_conf is not None and not isinstance(reader_conf, dict):
+        chk.bad(f"{where}.cryptoKeyReaderConfig", reader_conf, "expected an object")
+    keys = conf.get("encryptionKeys")
+    if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys)):
+        chk.bad(f"{where}.encryptionKeys", keys, "expected a list of key names")
+    if producer and not keys:
+        chk.missing(f"{where}.encryptionKeys", "a producer crypto config needs at least one key name")
+    elif producer and isinstance(keys, list) and len(keys) > 1:
+        chk.bad(f"{where}.encryptionKeys", keys, "one key name: the Python client encrypts with one key")
+    for name, allowed in (
+        ("producerCryptoFailureAction", PRODUCER_CRYPTO_FAILURE_ACTIONS),
+        ("consumerCryptoFailureAction", CONSUMER_CRYPTO_FAILURE_ACTIONS),
+    ):
+        action = conf.get(name)
+        if action is not None and (not isinstance(action, str) or action.upper() not in allowed):
+            chk.bad(f"{where}.{name}", action, "expected one of " + ", ".join(allowed))

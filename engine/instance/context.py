@@ -216,11 +216,14 @@ class InstanceContext(pulsar.Context):
         topic = normalize_topic(topic_name)
         if is_reserved_topic(topic):
             raise ReservedTopic(f"publish: {topic!r} is in the worker's internal namespace")
-        codec = self._codecs.get(serde_class_name)
-        if codec is None:
-            codec = codec_for(self._hot, serde_class_name)
-            self._codecs[serde_class_name] = codec
-        payload = codec.encode(message)
+        if serde_class_name == DEFAULT_SERDE and self._pool.schema_of(topic) is not None:
+            payload = message  # the topic's producer encodes with its registered schema
+        else:
+            codec = self._codecs.get(serde_class_name)
+            if codec is None:
+                codec = codec_for(self._hot, serde_class_name)
+                self._codecs[serde_class_name] = codec
+            payload = codec.encode(message)
         conf = dict(message_conf or {})
         props = dict(conf.pop("properties", None) or {})
         if properties:

@@ -25,11 +25,13 @@ import pulsar
 
 from engine.broker.adapter import last_message_id, raw_consumer
 from engine.broker.capabilities import BrokerCapabilities
+from engine.broker.skip_to_latest import now_ms, skip_to_latest
+from engine.config.patterns import combined_pattern
 from engine.config.topics import normalize_topic
 from engine.config.validation import FunctionSpec
 from engine.hotpath import HotPath
 
-__all__ = ["BrokerRedelivers", "InputConsumer", "RedeliveryPolicy", "ReopenToRedeliver"]
+__all__ = ["BrokerLacksFeature", "BrokerRedelivers", "InputConsumer", "RedeliveryPolicy", "ReopenToRedeliver"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,10 @@ _PARTITION = re.compile(r"-partition-\d+$")
 
 #: How long the loop blocks for a first message when it is idle.
 IDLE_WAIT_MS = 100
+
+
+class BrokerLacksFeature(RuntimeError):
+    """The function needs something the broker does not do (see :mod:`engine.broker.capabilities`)."""
 
 
 class RedeliveryPolicy(Protocol):
@@ -138,6 +144,10 @@ class InputConsumer:
         nack_delay_ms: int = 1000,
     ) -> None:
         self.client = client
+        self._capabilities = capabilities
+        #: Inputs read before the loop's first receive (``skipToLatest`` on a broker without seek).
+        self._pending: list[Any] = []
+        self._skipped_to_latest = False
         self.spec = spec
         self.instance_id = instance_id
         self._acks = hot.acks
@@ -156,15 +166,28 @@ class InputConsumer:
         self.topics = [i.topic for i in spec.inputs]
         #: True once subscribed to a single topic that has no partitions.
         self.one_topic = False
+        #: The ``pulsar.schema.Schema`` registered on subscribing (``None``: none), set before :meth:`open`.
+        self.schema: Any = None
+        #: ``subscribe`` options for decryption (:mod:`engine.instance.crypto`), set before :meth:`open`.
+        self.crypto_options: dict[str, Any] = {}
         #: Called when every unacknowledged input is about to be delivered again.
         self.on_redeliver: list[Callable[[], None]] = []
 
     # -- subscription ----------------------------------------------------------------------
     def open(self) -> None:
-        """Subscribe (blocking; runs on the instance thread)."""
+        """Subscribe (blocking; runs on the instance thread).
+
+        With ``skipToLatest`` the first open of the instance skips the inputs published
+        before it started, as Apache's instance does on every start (a reopen to redeliver
+        does not skip).
+        """
+        started = now_ms()
         self._subscription = self._subscribe()
         self.raw = raw_consumer(self._subscription)
         self.one_topic = self._has_one_topic()
+        if self.spec.skip_to_latest and not self._skipped_to_latest:
+            self._skipped_to_latest = True
+            self._pending = skip_to_latest(self._subscription, self.raw, self._capabilities, started)
 
     def _has_one_topic(self) -> bool:
         """True when every input comes from one topic without partitions."""
@@ -182,8 +205,6 @@ class InputConsumer:
         spec = self.spec
         topics = [i.topic for i in spec.inputs if not i.is_regex_pattern]
         patterns = [i.topic for i in spec.inputs if i.is_regex_pattern]
-        if patterns and topics:
-            raise ValueError("a function cannot mix topicsPattern with explicit inputs yet")
         queue = max((i.receiver_queue_size or 0 for i in spec.inputs), default=0) or max(
             1000, self._batch_max
         )
@@ -207,8 +228,17 @@ class InputConsumer:
         )
         if spec.timeout_ms and spec.timeout_ms >= 10000:
             kwargs["unacked_messages_timeout_ms"] = spec.timeout_ms
+        if self.schema is not None:
+            kwargs["schema"] = self.schema
+        kwargs.update(self.crypto_options)
         if patterns:
-            return self.client.subscribe(re.compile(patterns[0]), spec.subscription_name, **kwargs)
+            if not self._capabilities.regex_subscriptions:
+                raise BrokerLacksFeature(
+                    f"{spec.fqfn}: the broker ({self._capabilities.kind}) has no topic-pattern "
+                    f"subscriptions; list the input topics instead of {patterns}"
+                )
+            pattern = re.compile(combined_pattern(topics, patterns))
+            return self.client.subscribe(pattern, spec.subscription_name, **kwargs)
         return self.client.subscribe(
             topics if len(topics) > 1 else topics[0], spec.subscription_name, **kwargs
         )
@@ -229,6 +259,7 @@ class InputConsumer:
         self._close_consumer()
 
     def _close_consumer(self) -> None:
+        self._pending = []  # unacknowledged: the broker hands them to the next consumer
         consumer, self._subscription = self._subscription, None
         if consumer is None:
             return
@@ -241,6 +272,9 @@ class InputConsumer:
     def receive(self, wait_first: bool) -> list[Any]:
         """The next batch; with ``wait_first`` block up to ``IDLE_WAIT_MS`` for its first message."""
         raw = self.raw
+        if self._pending:
+            pending, self._pending = self._pending, []
+            return [*pending, *raw.batch_receive()]
         if not wait_first:
             return list(raw.batch_receive())
         try:

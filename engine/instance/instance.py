@@ -29,7 +29,9 @@ from engine.broker.adapter import MessageBuilder
 from engine.broker.capabilities import BrokerCapabilities
 from engine.config.validation import FunctionSpec
 from engine.function.loader import LoadedFunction
-from engine.function.serdes import codec_for
+from engine.function.schemas import (
+    TopicSchema,
+)
 from engine.hotpath import HotPath
 from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher
 from engine.instance.context import InstanceContext
@@ -46,6 +48,7 @@ from engine.instance.settlement import (
     SettlementParts,
     settlement_for,
 )
+from engine.instance.topic_setup import prepare_topics
 from engine.instance.windows import WindowCall
 from engine.state.store import StateStore
 
@@ -143,6 +146,8 @@ class FunctionInstance:
         self.logger = logging.getLogger(f"magnetar.function.{spec.fqfn}.{instance_id}")
         #: Closed with the instance (the call modes' event loop or thread pool).
         self._closers: list[Callable[[], None]] = []
+        self._input_schemas: dict[str, TopicSchema] = {}
+        self._output_schema: TopicSchema | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
     def _set_state(self, state: InstanceState) -> None:
@@ -183,6 +188,9 @@ class FunctionInstance:
     def _build(self) -> Settlement:
         """Open the inputs and build the Context, the dispatcher and the settlement (blocking)."""
         spec, hot = self.spec, self.hot
+        self._input_schemas, self._output_schema = prepare_topics(
+            spec, hot, self.client, self.capabilities, self.inputs, self.producers
+        )
         self.inputs.open()
         log_producer = self.producers.get(spec.log_topic) if spec.log_topic else None
         context = InstanceContext(
@@ -250,15 +258,16 @@ class FunctionInstance:
     def _dispatcher(self, context: InstanceContext) -> Any:
         spec, hot = self.spec, self.hot
         patterns = [i for i in spec.inputs if i.is_regex_pattern]
+        schemas = self._input_schemas
         if patterns:  # topics are discovered at run time: one codec for all of them
             codecs: dict[str, Any] = {}
-            default_codec = codec_for(hot, patterns[0].serde_class_name, patterns[0].schema_type)
+            default_codec = schemas[patterns[0].topic].codec
         else:
-            codecs = {i.topic: codec_for(hot, i.serde_class_name, i.schema_type) for i in spec.inputs}
+            codecs = {topic: ts.codec for topic, ts in schemas.items()}
             default_codec = hot.serde.Codec(hot.serde.KIND_IDENTITY)
         output_codec = sender = None
-        if spec.output:
-            output_codec = codec_for(hot, spec.output_serde_class_name, spec.output_schema_type)
+        if spec.output and self._output_schema is not None:
+            output_codec = self._output_schema.codec
             sender = hot.batching.OutputSender(
                 self.producers.raw(spec.output),
                 MessageBuilder,

@@ -42,6 +42,21 @@ class ProducerPool:
         self._prefix = producer_name_prefix
         self._by_topic: dict[str, Any] = {}
         self._touched: dict[str, Any] = {}
+        #: Per-topic creation options: the schema to register, encryption.
+        self._topic_options: dict[str, dict[str, Any]] = {}
+
+    def configure_topic(self, topic: str, **options: Any) -> None:
+        """Create ``topic``'s producer with ``options`` too (``schema=``, ``crypto_key_reader=``, …).
+
+        Must be called before the producer is first used.
+        """
+        if topic in self._by_topic:
+            raise RuntimeError(f"the producer of {topic} exists already")
+        self._topic_options.setdefault(topic, {}).update(options)
+
+    def schema_of(self, topic: str) -> Any:
+        """The schema ``topic``'s producer registers, or ``None``."""
+        return self._topic_options.get(topic, {}).get("schema")
 
     def _options(self) -> dict[str, Any]:
         cfg = self._config
@@ -79,7 +94,9 @@ class ProducerPool:
         """The high-level producer for ``topic``, created on first use."""
         producer = self._by_topic.get(topic)
         if producer is None:
-            producer = self._client.create_producer(topic, **self._options())
+            producer = self._client.create_producer(
+                topic, **self._options(), **self._topic_options.get(topic, {})
+            )
             self._by_topic[topic] = producer
         return producer
 

@@ -21,7 +21,7 @@ from engine.config.details import config_from_details
 from engine.config.validation import FunctionSpec, resolve
 from engine.function.loader import LoadedFunction, add_code_paths, load_function
 from engine.function.package import prepare_package
-from engine.function.serdes import codec_for
+from engine.function.schemas import extra_output_schemas, input_schemas, output_schema
 from engine.hotpath import HotPath
 from engine.instance.crashes import ledger_path
 from engine.instance.instance import FunctionInstance
@@ -53,10 +53,9 @@ def load_code(spec: FunctionSpec, data_dir: str, hot: HotPath) -> LoadedFunction
         paths = prepare_package(spec.py, os.path.join(data_dir, "packages"))
         add_code_paths(paths)
     function = load_function(spec.class_name, paths)
-    for inp in spec.inputs:
-        codec_for(hot, inp.serde_class_name, inp.schema_type)
-    if spec.output:
-        codec_for(hot, spec.output_serde_class_name, spec.output_schema_type)
+    input_schemas(hot, spec)  # SerDes, schemas and Record classes resolve, or the load fails here
+    output_schema(hot, spec)
+    extra_output_schemas(hot, spec)
     return function
 
 

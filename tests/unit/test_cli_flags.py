@@ -61,7 +61,9 @@ def test_verbs_and_default_outputs() -> None:
     parser = build_parser()
     for verb in ("get", "status", "getstatus", "stats"):
         assert parser.parse_args(["functions", verb, "--name", "f"]).output_format == "json"
-    assert parser.parse_args(["functions", "list"]).output_format == "json"
+    # list prints one name per line as pulsar-admin does, unless --output json/table is given.
+    assert parser.parse_args(["functions", "list"]).output_format is None
+    assert parser.parse_args(["functions", "list", "--output", "json"]).output_format == "json"
     table = parser.parse_args(["functions", "status", "--name", "f", "--output", "table"])
     assert table.output_format == "table"
     assert parser.parse_args(["functions", "update", "--name", "f", "--update-auth-data"]).update_auth_data

@@ -156,3 +156,39 @@ def test_details_round_trip_keeps_the_config() -> None:
     assert by_topic(rebuilt.inputs) == by_topic(spec.inputs) and rebuilt.output == spec.output
     assert rebuilt.parallelism == 3 and rebuilt.max_message_retries == 2
     assert rebuilt.config.runtime_flags == "-X dev" and rebuilt.forward_source_message_property is False
+
+
+def test_schemas_and_crypto_survive_details_written_without_the_submitted_config() -> None:
+    crypto = {
+        "cryptoKeyReaderClassName": "pulsar.CryptoKeyReader",
+        "cryptoKeyReaderConfig": {"public_key_path": "/k/pub.pem", "private_key_path": "/k/priv.pem"},
+    }
+    cfg = parse_function_config(
+        {
+            "className": "m.F",
+            "inputSpecs": {
+                "a": {"schemaType": "AVRO", "schemaProperties": {"p": "1"}, "cryptoConfig": crypto},
+            },
+            "inputTypeClassName": "m.Order",
+            "output": "o",
+            "outputSchemaType": "JSON",
+            "outputTypeClassName": "m.Invoice",
+            "producerConfig": {"cryptoConfig": {**crypto, "encryptionKeys": ["k"]}},
+        }
+    )
+    spec = resolve(cfg)
+    details = pb.FunctionDetails.FromString(to_details(spec).SerializeToString())
+    assert details.source.typeClassName == "m.Order" and details.sink.typeClassName == "m.Invoice"
+    assert list(details.sink.producerSpec.cryptoSpec.producerEncryptionKeyName) == ["k"]
+    details.ClearField("magnetarFunctionConfig")  # as another worker would have written it
+    rebuilt = resolve(config_from_details(details))
+    (inp,) = rebuilt.inputs
+    assert inp.schema_type == "AVRO" and inp.schema_properties == {"p": "1"}
+    assert (
+        inp.crypto_config is not None
+        and inp.crypto_config["cryptoKeyReaderConfig"] == crypto["cryptoKeyReaderConfig"]
+    )
+    assert rebuilt.config.input_type_class_name == "m.Order"
+    assert rebuilt.config.output_type_class_name == "m.Invoice" and rebuilt.output_schema_type == "JSON"
+    assert rebuilt.producer.crypto_config is not None
+    assert rebuilt.producer.crypto_config["encryptionKeys"] == ["k"]

@@ -111,7 +111,7 @@ def test_inputs_from_every_source_merge() -> None:
             "give schemaType or serdeClassName",
         ),
         ({"inputSpecs": {"x": {"receiverQueueSize": -1}}}, "inputSpecs[x].receiverQueueSize: got -1"),
-        ({"outputSchemaType": "AVRO", "output": "o"}, "outputSchemaType: got 'AVRO'; expected one of BYTES"),
+        ({"outputSchemaType": "XML", "output": "o"}, "outputSchemaType: got 'XML'; expected one of BYTES"),
         (
             {"producerConfig": {"maxPendingMessages": 0}, "output": "o"},
             "producerConfig.maxPendingMessages: got 0; expected an integer greater than 0",

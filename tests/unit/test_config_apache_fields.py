@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from engine.config import ConfigError, build_function_config, parse_function_config, resolve
+from engine.config.patterns import combined_pattern
 
 #: The fields of Pulsar's FunctionConfig (FunctionConfig.java), as its JSON/YAML names them.
 APACHE_FUNCTION_CONFIG_FIELDS = {
@@ -40,16 +42,12 @@ WARNED = {
     "functionType",
     "inputTypeClassName",
     "outputTypeClassName",
-    "customSchemaOutputs",
     "runtimeFlags",
-    "skipToLatest",
     "maxPendingAsyncRequests",
     "exposePulsarAdminClientEnabled",
     "producerConfig.useThreadLocalProducers",
     "inputSpecs[spec-in].messagePayloadProcessorConfig",
-    "inputSpecs[spec-in].cryptoConfig",
     "inputSpecs[spec-in].poolMessages",
-    "inputSpecs[spec-in].schemaProperties",
 }
 
 EVERY_FIELD_YAML = """
@@ -91,6 +89,11 @@ producerConfig:
   maxPendingMessages: 500
   maxPendingMessagesAcrossPartitions: 1000
   useThreadLocalProducers: true
+  cryptoConfig:
+    cryptoKeyReaderClassName: pulsar.CryptoKeyReader
+    cryptoKeyReaderConfig: {{public_key_path: /keys/pub.pem, private_key_path: /keys/priv.pem}}
+    encryptionKeys: [my-key]
+    producerCryptoFailureAction: FAIL
   batchBuilder: KEY_BASED
   compressionType: ZSTD
   batchingConfig:
@@ -133,10 +136,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_the_yaml_holds_every_apache_field() -> None:
     data = yaml.safe_load(EVERY_FIELD_YAML.format(name="f"))
     assert set(data) == APACHE_FUNCTION_CONFIG_FIELDS - LEFT_OUT
-    # serdeClassName and schemaType are either-or (serdeClassName is covered by customSerdeInputs);
-    # producer encryption is not supported yet (a named error).
+    # serdeClassName and schemaType are either-or (serdeClassName is covered by customSerdeInputs).
     assert set(data["inputSpecs"]["spec-in"]) == APACHE_CONSUMER_CONFIG_FIELDS - {"serdeClassName"}
-    assert set(data["producerConfig"]) == APACHE_PRODUCER_CONFIG_FIELDS - {"cryptoConfig"}
+    assert set(data["producerConfig"]) == APACHE_PRODUCER_CONFIG_FIELDS
 
 
 def test_every_field_is_honoured_or_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -195,12 +197,41 @@ def test_window_config_runs_for_python() -> None:
     assert spec.window is not None and spec.window.length_count == 10 and spec.window.tumbling
 
 
-def test_topics_pattern_with_inputs_is_a_validation_error() -> None:
+def test_patterns_and_topics_of_one_namespace_join_into_one_pattern() -> None:
+    spec = resolve(
+        parse_function_config(
+            {
+                "className": "m.F",
+                "inputs": ["a.b"],
+                "topicsPattern": "persistent://public/default/b-.*",
+                "inputSpecs": {"c-[0-9]+": {"regexPattern": True}},
+            }
+        )
+    )
+    topics = [i.topic for i in spec.inputs if not i.is_regex_pattern]
+    patterns = [i.topic for i in spec.inputs if i.is_regex_pattern]
+    combined = combined_pattern(topics, patterns)
+    assert combined == r"persistent://public/default/(?:c-[0-9]+|b-.*|a\.b)"
+    joined = re.compile(combined)
+    for name in ("a.b", "b-1", "c-22"):
+        assert joined.fullmatch(f"persistent://public/default/{name}"), name
+    for name in ("axb", "c-x", "d-1"):
+        assert not joined.fullmatch(f"persistent://public/default/{name}"), name
+    assert combined_pattern([], ["persistent://public/default/in-.*"]) == "persistent://public/default/in-.*"
+
+
+def test_patterns_across_namespaces_or_decodings_are_validation_errors() -> None:
     with pytest.raises(ConfigError) as info:
-        resolve(parse_function_config({"className": "m.F", "inputs": ["a"], "topicsPattern": "b-.*"}))
+        resolve(parse_function_config({"className": "m.F", "inputs": ["t/other/a"], "topicsPattern": "b-.*"}))
     (problem,) = info.value.problems
-    assert problem.field == "topicsPattern" and problem.value == "b-.*"
-    assert "cannot be combined with input topics ['persistent://public/default/a']" in problem.expected
+    assert problem.field == "topicsPattern" and "must be in one namespace" in problem.expected
+    with pytest.raises(ConfigError) as info:
+        resolve(
+            parse_function_config(
+                {"className": "m.F", "customSerdeInputs": {"a": "serde.PickleSerDe"}, "topicsPattern": "b-.*"}
+            )
+        )
+    assert "every input must use the same serdeClassName or schemaType" in info.value.problems[0].expected
     with pytest.raises(ConfigError) as info:
         resolve(parse_function_config({"className": "m.F", "topicsPattern": "b-(.*"}))
     assert "not a valid regular expression" in info.value.problems[0].expected

@@ -25,7 +25,9 @@ test "$(admin create --function-config-file "$DIR/$NAME.yaml" 2>"$DIR/warnings")
 # The config sets a field without effect on Python functions: the CLI passes on the warning.
 grep -x "magnetar: warning: inputTypeClassName is accepted but has no effect: .*" "$DIR/warnings" >/dev/null
 
-admin list | json "'$NAME' in d" | grep -x True >/dev/null
+# pulsar-admin prints one name per line; --output json prints the JSON array.
+admin list | grep -x "$NAME" >/dev/null
+admin list --output json | json "'$NAME' in d" | grep -x True >/dev/null
 test "$(admin get --tenant public --namespace default --name "$NAME" | json "d['className']")" = "exclaim_example.Exclaim"
 test "$(admin get --fqfn "public/default/$NAME" | json "d['output']")" = "persistent://public/default/$NAME-out"
 
