@@ -141,20 +141,21 @@ class CrashLedger:
 
     def begin_batch(self, msgs: list[Any]) -> None:
         """Record the positions of the batch about to run (one write)."""
-        if self.one_topic and len(msgs) > 2:
-            # One topic: compare the message ids themselves, without reading each
-            # message's topic or splitting each id into its parts.
-            first = msgs[0]
-            lo = hi = first.message_id()
-            for msg in msgs:
-                mid = msg.message_id()
-                if mid < lo:
-                    lo = mid
-                elif hi < mid:
-                    hi = mid
-            self._batch = {first.topic_name(): [_pos(lo), _pos(hi)]}
+        if self.one_topic:
+            # One topic: a batch comes in the broker's dispatch order, so its first and last
+            # inputs bound it, and two ids cost what reading every input's would cost a
+            # thousand times. An input redelivered among newer ones may fall outside: if it
+            # kills the process, the death goes unattributed once, and on the restart it
+            # comes back first (the oldest unacknowledged), inside the next range.
+            first, last = msgs[0], msgs[-1]
+            a, b = _pos(first.message_id()), _pos(last.message_id())
+            self._batch = {first.topic_name(): [min(a, b), max(a, b)]}
             self._write({"batch": self._batch, **self._known()})
             return
+        self._begin_exactly(msgs)
+
+    def _begin_exactly(self, msgs: list[Any]) -> None:
+        """Record the range of every input's position, per topic."""
         ranges: dict[str, list[Any]] = {}
         for msg in (msgs[0], msgs[-1]) if len(msgs) < 3 else msgs:
             mid = msg.message_id()
@@ -169,8 +170,8 @@ class CrashLedger:
         self._write({"batch": ranges, **self._known()})
 
     def begin_isolation(self, msgs: list[Any]) -> None:
-        """A batch is about to run one input at a time: it stays the batch in flight."""
-        self.begin_batch(msgs)
+        """A batch is about to run one input at a time: it stays the batch in flight, every input in range."""
+        self._begin_exactly(msgs)
 
     def begin_one(self, msg: Any) -> None:
         """Record that ``msg`` alone is about to run (within the batch in flight)."""
