@@ -32,6 +32,7 @@ from engine.cluster.scheduler import split_instance_key
 from engine.config import ConfigError
 from engine.function.errors import FunctionLoadError
 from engine.io.connector_config import connector_of, sink_spec, source_spec
+from engine.io.connector_status import connector_status
 from engine.io.connector_update import merged_sink_config, merged_source_config
 from engine.io.connectors import BUILTIN_SINKS, BUILTIN_SOURCES
 from engine.io.details import sink_details, sink_from_details, source_details, source_from_details
@@ -214,7 +215,7 @@ async def status(request: web.Request) -> web.Response:
             "numInstances": len(keys),
             "numRunning": sum(1 for s in statuses if s.get("running")),
             "instances": [
-                {"instanceId": split_instance_key(k)[1], "status": s}
+                {"instanceId": split_instance_key(k)[1], "status": connector_status(kind, s)}
                 for k, s in zip(keys, statuses, strict=True)
             ],
         }

@@ -301,3 +301,48 @@ def test_update_restarts_connectors_where_they_stopped(broker: EmbeddedBroker, t
         assert magnetar("sinks", "reload", "--admin-url", w).returncode == 0
     finally:
         cluster.stop_all()
+
+
+def test_connector_status_under_the_process_runtime(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    cluster = new_cluster(broker, str(tmp_path / "c"), 1, ["--runtime", "process"])
+    try:
+        w, ns = cluster.workers[0].url, cluster.namespace + "-user"
+        db = tmp_path / "rows.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, name TEXT, value REAL, ts INTEGER)")
+        mid = f"persistent://{ns}/generated"
+        status, body = _create(
+            w,
+            "sink",
+            f"{ns}/rows",
+            {
+                "sinkType": "jdbc-sqlite",
+                "inputs": [mid],
+                "sourceSubscriptionPosition": "Earliest",
+                "configs": {"jdbcUrl": f"jdbc:sqlite:{db}", "tableName": "rows"},
+            },
+        )
+        assert status == 200, body
+        status, body = _create(
+            w,
+            "source",
+            f"{ns}/gen",
+            {"sourceType": "data-generator", "topicName": mid, "configs": {"count": 40, "rate": 200}},
+        )
+        assert status == 200, body
+
+        def instance(kind: str, name: str) -> dict[str, Any]:
+            return rest(w, "GET", f"/admin/v3/{kind}/{ns}/{name}/status")["instances"][0]["status"]  # type: ignore[no-any-return]
+
+        sink = wait_until(
+            lambda: (s := instance("sinks", "rows"))["numWrittenToSink"] == 40 and s, timeout=60
+        )
+        assert sink, (instance("sinks", "rows"), instance("sources", "gen"))
+        assert sink["running"] and sink["numReadFromPulsar"] >= 40 and sink["workerId"] == "w1"
+        assert sink["lastReceivedTime"] > 0 and "numReceived" not in sink
+        source = wait_until(lambda: (s := instance("sources", "gen"))["numWritten"] == 40 and s, timeout=60)
+        assert source, instance("sources", "gen")
+        assert source["numReceivedFromSource"] == 40 and source["numSourceExceptions"] == 0
+    finally:
+        cluster.stop_all()
