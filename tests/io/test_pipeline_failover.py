@@ -19,10 +19,12 @@ from typing import Any
 
 import orjson
 import psycopg
+import pulsar
 import pytest
 
 from engine.broker import EmbeddedBroker
 from tests.cluster.conftest import Cluster, magnetar, new_cluster, rest, wait_until
+from tests.io.conftest import consume
 
 EXAMPLE = Path(__file__).resolve().parent / "pipeline_example.py"
 LINES = 3000
@@ -77,7 +79,9 @@ def _owner(cluster: Cluster, kind: str, fqfn: str) -> str:
     return str(_status(cluster, kind, fqfn)["instances"][0]["status"]["workerId"])
 
 
-def _pipeline(cluster: Cluster, tmp: Path, postgres_url: str, guarantee: str) -> list[int]:
+def _pipeline(
+    cluster: Cluster, client: pulsar.Client, tmp: Path, postgres_url: str, guarantee: str
+) -> list[int]:
     """Create the pipeline, append the lines, kill the source's worker; the ids in the table."""
     ns = cluster.namespace + "-user"
     tenant, namespace = ns.split("/")
@@ -127,6 +131,8 @@ def _pipeline(cluster: Cluster, tmp: Path, postgres_url: str, guarantee: str) ->
     victim_id = _owner(cluster, "sources", f"{ns}/inbox")
     victim = next(w for w in cluster.workers if w.worker_id == victim_id)
     assert appender.written < LINES, "the lines were all written before the kill"
+    placed = rest(victim.url, "GET", "/admin/v2/worker/assignments")
+    print(f"\n{guarantee}: killing {victim_id}, which runs {sorted(placed.get(victim_id, []))}")
     cluster.kill(victim)
     appender.thread.join()
     assert wait_until(
@@ -137,23 +143,28 @@ def _pipeline(cluster: Cluster, tmp: Path, postgres_url: str, guarantee: str) ->
         timeout=60,
     ), _status(cluster, "sources", f"{ns}/inbox")
     everything = set(range(LINES))
-    assert wait_until(lambda: set(ids()) >= everything, timeout=120), (
-        sorted(everything - set(ids()))[:20],
-        len(everything - set(ids())),
-        {k: _status(cluster, k, f"{ns}/{n}") for k, n in (("sinks", "rows"), ("sources", "inbox"))},
-    )
+    if not wait_until(lambda: set(ids()) >= everything, timeout=120):
+        missing = sorted(everything - set(ids()))
+        on_lines = {int(m.data().decode().rsplit("-", 1)[1]) for m in consume(client, lines_topic, 10**6, 10)}
+        on_rows = {orjson.loads(m.data())["id"] for m in consume(client, rows_topic, 10**6, 10)}
+        raise AssertionError(
+            f"{len(missing)} lines missing from the table, first {missing[:10]}; of them "
+            f"{len(set(missing) & on_lines)} are on the source's topic and {len(set(missing) & on_rows)} "
+            "on the function's output",
+            {k: _status(cluster, k, f"{ns}/{n}") for k, n in (("sinks", "rows"), ("sources", "inbox"))},
+        )
     return ids()
 
 
 def test_pipeline_effectively_once_survives_a_worker_sigkill(
-    pg_cluster: Cluster, tmp_path: Path, postgres_url: str
+    pg_cluster: Cluster, client: pulsar.Client, tmp_path: Path, postgres_url: str
 ) -> None:
-    got = _pipeline(pg_cluster, tmp_path, postgres_url, "EFFECTIVELY_ONCE")
+    got = _pipeline(pg_cluster, client, tmp_path, postgres_url, "EFFECTIVELY_ONCE")
     assert got == list(range(LINES))
 
 
 def test_pipeline_at_least_once_loses_nothing_to_a_worker_sigkill(
-    pg_cluster: Cluster, tmp_path: Path, postgres_url: str
+    pg_cluster: Cluster, client: pulsar.Client, tmp_path: Path, postgres_url: str
 ) -> None:
-    got = _pipeline(pg_cluster, tmp_path, postgres_url, "ATLEAST_ONCE")
+    got = _pipeline(pg_cluster, client, tmp_path, postgres_url, "ATLEAST_ONCE")
     assert set(got) == set(range(LINES)) and len(got) >= LINES
