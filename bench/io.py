@@ -66,7 +66,9 @@ def sink_case(broker_url: str, client: Any, data_dir: str, pg_url: str, rows: li
         conn.execute("DROP TABLE IF EXISTS sink_rows")
         conn.execute("CREATE TABLE sink_rows (id INTEGER, name TEXT, score DOUBLE PRECISION)")
     topic = f"persistent://public/default/io-bench-{uuid.uuid4().hex[:8]}"
-    producer = client.create_producer(topic, batching_max_publish_delay_ms=1, max_pending_messages=100_000)
+    producer = client.create_producer(
+        topic, batching_max_publish_delay_ms=1, max_pending_messages=100_000, block_if_queue_full=True
+    )
     for row in rows:
         producer.send_async(orjson.dumps(row), None)
     producer.flush()
@@ -149,7 +151,9 @@ def file_source_case(broker_url: str, data_dir: str, path: str, lines: int) -> f
 
 def raw_producer_case(client: Any, path: str) -> float:
     topic = f"persistent://public/default/io-bench-{uuid.uuid4().hex[:8]}"
-    producer = client.create_producer(topic, batching_max_publish_delay_ms=1, max_pending_messages=100_000)
+    producer = client.create_producer(
+        topic, batching_max_publish_delay_ms=1, max_pending_messages=100_000, block_if_queue_full=True
+    )
     start = time.perf_counter()
     count = 0
     with open(path, "rb") as fh:

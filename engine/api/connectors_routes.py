@@ -32,6 +32,8 @@ from engine.cluster.scheduler import split_instance_key
 from engine.config import ConfigError
 from engine.function.errors import FunctionLoadError
 from engine.io.connector_config import connector_of, sink_spec, source_spec
+from engine.io.connector_status import connector_status
+from engine.io.connector_update import merged_sink_config, merged_source_config
 from engine.io.connectors import BUILTIN_SINKS, BUILTIN_SOURCES
 from engine.io.details import sink_details, sink_from_details, source_details, source_from_details
 from engine.io.loader import connector_class
@@ -81,20 +83,8 @@ async def create(request: web.Request) -> web.Response:
     worker, fqfn, kind = _worker(request), _fqfn(request), _kind(request)
     config, data, filename, url = await _submission(request, kind)
     config = _with_identity(config, fqfn)
-    type_name, _archive, class_name = connector_of(config, kind)
-    try:
-        if type_name:
-            connector_class(
-                kind, type_name, None, None, worker.data_dir if hasattr(worker, "data_dir") else "."
-            )
-        if kind == "source":
-            spec = source_spec(config)
-            details = source_details(spec)
-        else:
-            sspec, configs = sink_spec(config)
-            details = sink_details(sspec, configs, type_name, class_name)
-    except (ConfigError, FunctionLoadError) as exc:
-        raise http_error(400, str(exc))
+    type_name, _archive, _class_name = connector_of(config, kind)
+    details = _validated(worker, config, kind)
     if worker.metadata.registry.get(fqfn) is not None:
         raise http_error(400, f"{kind.capitalize()} {fqfn} already exists")
     location = await store_package(worker, data, filename, url)
@@ -104,6 +94,49 @@ async def create(request: web.Request) -> web.Response:
     if location is not None:
         md.packageLocation.CopyFrom(location)
     version = await _submit(worker, fqfn, md, worker.metadata.registry.current_version(fqfn))
+    return web.json_response({"version": version})
+
+
+def _validated(worker: Worker, config: dict[str, Any], kind: str) -> pb.FunctionDetails:
+    """The details of a SourceConfig / SinkConfig mapping; a 400 naming the field if it is invalid."""
+    type_name, _archive, class_name = connector_of(config, kind)
+    try:
+        if type_name:
+            connector_class(
+                kind, type_name, None, None, worker.data_dir if hasattr(worker, "data_dir") else "."
+            )
+        if kind == "source":
+            return source_details(source_spec(config))
+        sspec, configs = sink_spec(config)
+        return sink_details(sspec, configs, type_name, class_name)
+    except (ConfigError, FunctionLoadError) as exc:
+        raise http_error(400, str(exc))
+
+
+async def update(request: web.Request) -> web.Response:
+    """Replace a source's or sink's config (and package); its instances restart where they stopped."""
+    worker, fqfn, kind = _worker(request), _fqfn(request), _kind(request)
+    old_md = _existing(worker, fqfn, kind)
+    expected = int(old_md.version)
+    given, data, filename, url = await _submission(request, kind)
+    given = _with_identity(given, fqfn)
+    try:
+        merged = (merged_source_config if kind == "source" else merged_sink_config)(old_md, given)
+    except ConfigError as exc:
+        raise http_error(400, str(exc))
+    type_name, _archive, _class_name = connector_of(merged, kind)
+    details = _validated(worker, merged, kind)
+    location = await store_package(worker, data, filename, url)
+    if location is None and not type_name and not old_md.HasField("packageLocation"):
+        raise http_error(400, f"data: your {kind}'s package (.py, .zip or .whl), or a built-in {kind}Type")
+    md = pb.FunctionMetaData(functionDetails=details, createTime=old_md.createTime)
+    if location is not None:
+        md.packageLocation.CopyFrom(location)
+    elif not type_name:
+        md.packageLocation.CopyFrom(old_md.packageLocation)
+    for iid, state in old_md.instanceStates.items():
+        md.instanceStates[iid] = state
+    version = await _submit(worker, fqfn, md, expected)
     return web.json_response({"version": version})
 
 
@@ -182,7 +215,7 @@ async def status(request: web.Request) -> web.Response:
             "numInstances": len(keys),
             "numRunning": sum(1 for s in statuses if s.get("running")),
             "instances": [
-                {"instanceId": split_instance_key(k)[1], "status": s}
+                {"instanceId": split_instance_key(k)[1], "status": connector_status(kind, s)}
                 for k, s in zip(keys, statuses, strict=True)
             ],
         }
@@ -203,6 +236,15 @@ async def builtin_sources(request: web.Request) -> web.Response:
 
 async def builtin_sinks(request: web.Request) -> web.Response:
     return web.json_response(_builtins("sink"))
+
+
+async def reload_builtins(request: web.Request) -> web.Response:
+    """``reloadBuiltInSources`` / ``reloadBuiltInSinks``: 204, as Pulsar answers.
+
+    The built-in connectors ship inside the engine (:mod:`engine.io.connectors`), not as
+    archives in a directory, so there is nothing to read again: the listings are current.
+    """
+    return web.Response(status=204)
 
 
 async def worker_connectors(request: web.Request) -> web.Response:
@@ -237,10 +279,13 @@ def add_connector_routes(app: web.Application) -> None:
     app.router.add_get("/admin/v3/sources/builtinsources", builtin_sources)
     app.router.add_get("/admin/v3/sinks/builtinsinks", builtin_sinks)
     app.router.add_get("/admin/v2/worker/connectors", worker_connectors)
+    app.router.add_post("/admin/v3/sources/reloadBuiltInSources", reload_builtins)
+    app.router.add_post("/admin/v3/sinks/reloadBuiltInSinks", reload_builtins)
     base = "/admin/v3/{kind:sources|sinks}"
     one = base + "/{tenant}/{namespace}/{name}"
     app.router.add_get(base + "/{tenant}/{namespace}", list_connectors)
     app.router.add_post(one, create)
+    app.router.add_put(one, update)
     app.router.add_delete(one, delete)
     app.router.add_get(one, get)
     app.router.add_get(one + "/status", status)

@@ -1,4 +1,4 @@
-"""``magnetar sources|sinks create|get|list|status|stats|stop|start|restart|delete`` over REST."""
+"""``magnetar sources|sinks`` verbs that go to a worker over REST (create, update, get, list, …)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def _handler(run: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Nam
     return handle
 
 
-def _create(kind: str) -> Callable[[argparse.Namespace], Any]:
+def _submit(kind: str, update: bool = False) -> Callable[[argparse.Namespace], Any]:
+    """``create`` (POST) or ``update`` (PUT, only the fields given) of a source or sink."""
+
     def run(args: argparse.Namespace) -> Any:
         from engine.cli.connectors_cmd import config_from_args
 
@@ -73,8 +75,8 @@ def _create(kind: str) -> Callable[[argparse.Namespace], Any]:
             except OSError as exc:
                 raise AdminError(f"--archive {archive!r}: {exc.strerror}") from None
         fqfn = f"{config['tenant']}/{config['namespace']}/{config['name']}"
-        call(args, "POST", f"/admin/v3/{kind}s/{fqfn}", data=form)
-        print(f"Created {kind} {fqfn}", file=sys.stderr)
+        call(args, "PUT" if update else "POST", f"/admin/v3/{kind}s/{fqfn}", data=form)
+        print(f"{'Updated' if update else 'Created'} {kind} {fqfn}", file=sys.stderr)
         return None
 
     return run
@@ -83,6 +85,17 @@ def _create(kind: str) -> Callable[[argparse.Namespace], Any]:
 def _simple(kind: str, method: str, suffix: str = "") -> Callable[[argparse.Namespace], Any]:
     def run(args: argparse.Namespace) -> Any:
         return call(args, method, f"/admin/v3/{kind}s/{_fqfn(args, kind)}{suffix}")
+
+    return run
+
+
+def _reload(kind: str) -> Callable[[argparse.Namespace], Any]:
+    path = (
+        "/admin/v3/sources/reloadBuiltInSources" if kind == "source" else "/admin/v3/sinks/reloadBuiltInSinks"
+    )
+
+    def run(args: argparse.Namespace) -> None:
+        call(args, "POST", path)  # pulsar-admin prints nothing for a reload
 
     return run
 
@@ -101,7 +114,11 @@ def add_connector_admin_parsers(
     p = sub.add_parser("create", help=f"create a {kind} on the workers")
     config_flags(p, kind)
     _admin_flags(p)
-    p.set_defaults(handler=_handler(_create(kind)))
+    p.set_defaults(handler=_handler(_submit(kind)))
+    p = sub.add_parser("update", help=f"change a {kind}'s config or code; it resumes where it stopped")
+    config_flags(p, kind)
+    _admin_flags(p)
+    p.set_defaults(handler=_handler(_submit(kind, update=True)))
     for verb, method, suffix, text in (
         ("get", "GET", "", f"the {kind}'s config"),
         ("status", "GET", "/status", f"the {kind}'s status, per instance"),
@@ -115,6 +132,9 @@ def add_connector_admin_parsers(
         _identity_flags(q)
         _admin_flags(q)
         q.set_defaults(handler=_handler(_simple(kind, method, suffix)))
+    q = sub.add_parser("reload", help=f"reload the built-in {kind}s")
+    _admin_flags(q)
+    q.set_defaults(handler=_handler(_reload(kind)))
     q = sub.add_parser("list", help=f"the {kind}s of a namespace")
     _identity_flags(q)
     _admin_flags(q)

@@ -22,11 +22,13 @@ import time
 from collections import deque
 from typing import Any
 
+import pulsar
+
 from engine.instance.progress import PartitionProgress, position_with_size
 from engine.instance.settlement.at_least_once import AtLeastOnce
 from engine.instance.settlement.base import Settlement, SettlementParts
 from engine.instance.settlement.flushes import FlushTracker
-from engine.instance.settlement.gaps import GapRepair, NoGapRepair, ReadBackGaps
+from engine.instance.settlement.gaps import GAP_REPAIR_AFTER_S, GapRepair, NoGapRepair, ReadBackGaps
 from engine.io.api import Sink, SinkRecord, TransactionalSink
 from engine.state.store import StateConflict, StateStoreError
 
@@ -83,11 +85,90 @@ class _Batch:
         self.started = time.monotonic()
 
 
+class _NoTailCheck:
+    """The broker serves every input to a live consumer: nothing to check."""
+
+    def note(self, msgs: list[Any]) -> None:
+        return None
+
+    def check(self, busy: bool) -> None:
+        return None
+
+
+class _ReopenOnUnservedTail:
+    """Reopen the consumer when the input topic holds messages past the last one it was handed.
+
+    On pulsar-lite a Shared subscription whose consumer was SIGKILLed may stop handing
+    inputs to the consumer that replaced it, so a sink stalls with a backlog it never
+    sees. With one instance on one input topic, every message past the newest one this
+    consumer received is its own to receive; when none came for :data:`GAP_REPAIR_AFTER_S`
+    and the topic holds more, a new consumer is handed the unacknowledged inputs again.
+    """
+
+    def __init__(self, parts: SettlementParts) -> None:
+        self._parts = parts
+        self._newest: tuple[int, int] | None = None
+        self._last_input_at = time.monotonic()
+        self._checked_at = 0.0
+        self._reopened_for: tuple[tuple[int, int], tuple[int, int]] | None = None
+
+    def note(self, msgs: list[Any]) -> None:
+        self._last_input_at = time.monotonic()
+        for msg in msgs:
+            mid = msg.message_id()
+            pos = (mid.ledger_id(), mid.entry_id())
+            if self._newest is None or pos > self._newest:
+                self._newest = pos
+
+    def check(self, busy: bool) -> None:
+        now = time.monotonic()
+        if (
+            busy
+            or self._newest is None
+            or now - self._last_input_at < GAP_REPAIR_AFTER_S
+            or now - self._checked_at < GAP_REPAIR_AFTER_S
+        ):
+            return
+        self._checked_at = now
+        try:
+            last = self._parts.inputs.last_message_id()
+        except pulsar.PulsarException as exc:  # the broker is away: checked again later
+            log.debug("%s: no last message id: %s", self._parts.spec.fqfn, exc)
+            return
+        tail = (last.ledger_id(), last.entry_id())
+        if tail <= self._newest or self._reopened_for == (self._newest, tail):
+            return  # all handed out, or a reopen for this very tail brought nothing new
+        self._reopened_for = (self._newest, tail)
+        self._parts.capabilities.workaround(
+            "reopen-consumer-on-unserved-tail",
+            "a Shared subscription may stop serving its backlog after a consumer was killed; "
+            "a new consumer is handed it again",
+        )
+        log.warning(
+            "%s: the input topic holds messages past %s up to %s that were never handed out; "
+            "reopening the consumer",
+            self._parts.spec.fqfn,
+            self._newest,
+            tail,
+        )
+        self._parts.inputs.reopen()
+
+
 class SinkAtLeastOnce(AtLeastOnce):
     """Acknowledge an input once the sink acked its record; retry, then dead-letter, what failed."""
 
     def __init__(self, parts: SettlementParts, sink: Sink, codec: Any, sink_stats: SinkStats) -> None:
         super().__init__(parts, auto_ack=True)
+        spec = parts.spec
+        single = (
+            spec.parallelism == 1
+            and len(spec.inputs) == 1
+            and not spec.inputs[0].is_regex_pattern
+            and parts.capabilities.killed_consumer_may_lose_unacked
+        )
+        self._tail: _NoTailCheck | _ReopenOnUnservedTail = (
+            _ReopenOnUnservedTail(parts) if single else _NoTailCheck()
+        )
         self.sink = sink
         self.codec = codec
         self.sink_stats = sink_stats
@@ -109,6 +190,7 @@ class SinkAtLeastOnce(AtLeastOnce):
         return settle
 
     def settle(self, msgs: list[Any]) -> None:
+        self._tail.note(msgs)
         msgs = self._admit(msgs)
         if not msgs:
             return
@@ -133,6 +215,7 @@ class SinkAtLeastOnce(AtLeastOnce):
 
     def poll(self) -> None:
         self._apply()
+        self._tail.check(self.busy)
         super().poll()
 
     def _apply(self) -> None:

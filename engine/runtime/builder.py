@@ -29,7 +29,7 @@ from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
 from engine.state.store import StateStore
 
-__all__ = ["build_instance", "default_ledger", "load_code", "new_instance", "spec_of"]
+__all__ = ["build_instance", "default_ledger", "identity_of", "load_code", "new_instance", "spec_of"]
 
 
 def spec_of(details: pb.FunctionDetails, package_path: str | None = None) -> FunctionSpec:
@@ -38,6 +38,21 @@ def spec_of(details: pb.FunctionDetails, package_path: str | None = None) -> Fun
     if package_path:
         config.py = package_path
     return resolve(config)
+
+
+def identity_of(details: pb.FunctionDetails, package_path: str | None = None) -> FunctionSpec:
+    """The spec a runtime names an instance by: a function's, or a source's or sink's own.
+
+    A source has no inputs, so it is not a valid function config; its SourceSpec carries
+    the same identity (tenant, namespace, name, fqfn).
+    """
+    from engine.io.details import sink_from_details, source_from_details  # engine.io imports localrun
+
+    if details.componentType == pb.FunctionDetails.SOURCE:
+        return source_from_details(details, package_path)  # type: ignore[return-value]
+    if details.componentType == pb.FunctionDetails.SINK:
+        return sink_from_details(details, package_path)[0]
+    return spec_of(details, package_path)
 
 
 def default_ledger(spec: FunctionSpec, instance_id: int, data_dir: str) -> str:

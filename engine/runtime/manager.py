@@ -36,7 +36,7 @@ from engine.hotpath import HotPath
 from engine.instance.crashes import record_exit
 from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
-from engine.runtime.builder import build_instance, default_ledger, spec_of
+from engine.runtime.builder import build_instance, default_ledger, identity_of
 from engine.runtime.child import Launch
 from engine.runtime.process import ProcessInstance
 from engine.state.store import StateStore
@@ -304,7 +304,7 @@ class RuntimeManager:
             log_level=settings.log_level,
         )
         handle = ProcessInstance(
-            spec_of(md.functionDetails, local),
+            identity_of(md.functionDetails, local),
             launch,
             os.path.join(self.data_dir, "instances"),
             options.stop_grace_s,

@@ -87,11 +87,28 @@ def consume(client: pulsar.Client, name: str, count: int, timeout: float = 30.0)
 def produce(
     client: pulsar.Client, name: str, payloads: list[bytes], key: str | None = None, batching: bool = True
 ) -> None:
-    """Publish ``payloads`` to ``name`` and wait until they are persisted."""
-    producer = client.create_producer(name, batching_enabled=batching, batching_max_publish_delay_ms=1)
+    """Publish ``payloads`` to ``name`` and wait until they are persisted; raises if any was not.
+
+    The producer blocks while its queue is full: without that, a send past the client's
+    1,000 pending messages fails at once, and a loaded broker would silently lose inputs.
+    """
+    producer = client.create_producer(
+        name, batching_enabled=batching, batching_max_publish_delay_ms=1, block_if_queue_full=True
+    )
+    failed: list[Any] = []
+
+    def sent(result: Any, _msg_id: Any) -> None:  # client thread: record only
+        if result != pulsar.Result.Ok:
+            failed.append(result)
+
     try:
         for data in payloads:
-            producer.send_async(data, None, partition_key=key) if key else producer.send_async(data, None)
+            if key:
+                producer.send_async(data, sent, partition_key=key)
+            else:
+                producer.send_async(data, sent)
         producer.flush()
     finally:
         producer.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(payloads)} messages were not persisted: {failed[0]}")

@@ -207,12 +207,21 @@ def test_jdbc_postgres_effectively_once_survives_restarts(
             return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
     first = run_connector(*args)
-    feeder = threading.Thread(target=produce, args=(client, src, _rows(3000)))
+    feeder_errors: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            produce(client, src, _rows(3000))
+        except BaseException as exc:  # handed to the test thread, which fails on it
+            feeder_errors.append(exc)
+
+    feeder = threading.Thread(target=feed)
     feeder.start()
     assert wait_until(lambda: count() > 0)
     first.stop()  # mid-stream
     stopped_at = count()
     feeder.join()
+    assert not feeder_errors, feeder_errors
     assert stopped_at < 3000
     second = run_connector(*args)
     assert wait_until(lambda: count() == 3000, timeout=60), (
