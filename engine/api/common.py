@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from engine.api.errors import http_error
@@ -9,7 +11,7 @@ from engine.proto import Function_pb2 as pb
 from engine.security.names import NAME_RULE, is_valid_name
 from engine.worker.worker import Worker
 
-__all__ = ["existing", "fqfn_of", "worker_of"]
+__all__ = ["existing", "expected_version", "fqfn_of", "worker_of"]
 
 
 def worker_of(request: web.Request) -> Worker:
@@ -33,3 +35,13 @@ def existing(worker: Worker, fqfn: str) -> pb.FunctionMetaData:
     if md is None:
         raise http_error(404, f"Function {fqfn} doesn't exist")
     return md
+
+
+def expected_version(body: Any, field: str) -> int | None:
+    """The ``expectedVersion`` of a change forwarded to the leader (``body`` must also hold ``field``)."""
+    if not isinstance(body, dict):
+        raise http_error(400, f"expected a JSON object with {field} and expectedVersion")
+    expected = body.get("expectedVersion")
+    if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
+        raise http_error(400, f"expectedVersion: got {expected!r}; expected an integer or null")
+    return expected

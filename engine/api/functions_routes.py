@@ -19,6 +19,7 @@ from engine.api.auth_middleware import record_submitter
 from engine.api.bodies import read_form, read_json, read_parts
 from engine.api.builtins_routes import add_builtin_routes
 from engine.api.common import existing as _existing
+from engine.api.common import expected_version
 from engine.api.common import fqfn_of as _fqfn
 from engine.api.common import worker_of as _worker
 from engine.api.errors import http_error
@@ -461,11 +462,7 @@ async def download_function(request: web.Request) -> web.StreamResponse:
 
 def _leader_metadata(fqfn: str, body: Any) -> tuple[pb.FunctionMetaData | None, int | None]:
     """Decode and validate a forwarded change exactly as a submission is validated (else a 400)."""
-    if not isinstance(body, dict):
-        raise http_error(400, "expected a JSON object with metadata and expectedVersion")
-    expected = body.get("expectedVersion")
-    if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
-        raise http_error(400, f"expectedVersion: got {expected!r}; expected an integer or null")
+    expected = expected_version(body, "metadata")
     raw = body.get("metadata")
     if raw is None:
         return None, expected

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from engine.api.auth_middleware import record_submitter
 from engine.api.bodies import read_json, read_parts
-from engine.api.common import fqfn_of, worker_of
+from engine.api.common import expected_version, fqfn_of, worker_of
 from engine.api.errors import http_error
 from engine.api.functions_routes import _delete_state, _instance_keys, _instance_status
 from engine.cluster.registry import StaleVersion
@@ -303,11 +303,7 @@ async def graph(request: web.Request) -> web.Response:
 
 def _leader_change(request: web.Request, fqmn: str, body: Any) -> tuple[MeshChange | None, int | None]:
     """A forwarded change, validated as a submission is (else a 400)."""
-    if not isinstance(body, dict):
-        raise http_error(400, "expected a JSON object with change and expectedVersion")
-    expected = body.get("expectedVersion")
-    if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
-        raise http_error(400, f"expectedVersion: got {expected!r}; expected an integer or null")
+    expected = expected_version(body, "change")
     raw = body.get("change")
     if raw is None:
         return None, expected
