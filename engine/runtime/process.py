@@ -35,6 +35,7 @@ from google.protobuf import empty_pb2
 
 import engine
 from engine.config.validation import FunctionSpec
+from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT
 from engine.instance.status import snapshot_from, status_dict
 from engine.proto import InstanceCommunication_pb2 as ic
 from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
@@ -191,6 +192,8 @@ class ProcessInstance:
             return ""
         if code < 0:
             return f"instance process killed by {signal.Signals(-code).name}"
+        if code == EXIT_CALL_TIMED_OUT:
+            return "instance process " + TIMED_OUT_EXIT.format(timeout_ms=self.spec.timeout_ms)
         return f"instance process exited with code {code}"
 
     # -- control calls ---------------------------------------------------------------------
