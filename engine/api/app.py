@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,15 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except StateStoreError:
         log.exception("%s %s: state store failed", request.method, request.path)
         raise http_error(503, "state store unavailable; see the worker's log") from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            log.exception("%s %s failed", request.method, request.path)
+            raise http_error(500, "internal error; see the worker's log") from None
+        log.error("%s %s: the worker's disk is full: %s", request.method, request.path, exc)
+        raise http_error(
+            507,
+            "insufficient storage: no space left in the worker's data dir; nothing of the upload was kept",
+        ) from None
     except Exception:
         # The text of an unexpected exception stays in the log: it can reveal internals.
         log.exception("%s %s failed", request.method, request.path)

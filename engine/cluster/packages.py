@@ -30,6 +30,19 @@ class PackageError(Exception):
     """A package could not be stored or fetched."""
 
 
+def _remove_partial(tmp: str, directory: str | None) -> None:
+    """Remove what a failed cache write left: the partial file, and the directory made for it."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass  # the open itself failed
+    if directory is not None:
+        try:
+            os.rmdir(directory)
+        except OSError as exc:  # another writer put something there meanwhile
+            log.debug("keeping %s: %s", directory, exc)
+
+
 class PackageStore:
     """Put and get function packages through the packages topic."""
 
@@ -65,14 +78,20 @@ class PackageStore:
         return f"{SCHEME}{digest}@{base64.urlsafe_b64encode(first.serialize()).decode()}"
 
     def _cache_file(self, digest: str, filename: str, data: bytes) -> str:
+        """Write the package to the cache whole or not at all (a full disk leaves nothing behind)."""
         directory = os.path.join(self._cache, digest)
+        made = not os.path.isdir(directory)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         path = os.path.join(directory, filename or "package")
         if not os.path.exists(path):
             tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+            try:
+                with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except OSError:
+                _remove_partial(tmp, directory if made else None)
+                raise
         return path
 
     def fetch(self, package_path: str, filename: str) -> str:
