@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from engine.api.openapi import add_openapi_route
 from engine.api.tenants_routes import add_tenant_routes
 from engine.api.wire_errors import JsonErrorRunner
 from engine.api.worker_routes import add_worker_routes
-from engine.cluster.packages import PackageError
+from engine.cluster.packages import PackageError, PackageStoreUnavailable
 from engine.config import ConfigError
 from engine.packages.routes import add_package_routes
 from engine.security.service import WorkerSecurity, server_ssl_context
@@ -57,9 +58,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise http_error(400, "the request body is not valid UTF-8 JSON") from None
     except PackageError as exc:
         raise http_error(404, str(exc)) from None
+    except PackageStoreUnavailable as exc:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        raise http_error(503, str(exc)) from None
     except StateStoreError:
         log.exception("%s %s: state store failed", request.method, request.path)
         raise http_error(503, "state store unavailable; see the worker's log") from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            log.exception("%s %s failed", request.method, request.path)
+            raise http_error(500, "internal error; see the worker's log") from None
+        log.error("%s %s: the worker's disk is full: %s", request.method, request.path, exc)
+        raise http_error(
+            507,
+            "insufficient storage: no space left in the worker's data dir; nothing of the upload was kept",
+        ) from None
     except Exception:
         # The text of an unexpected exception stays in the log: it can reveal internals.
         log.exception("%s %s failed", request.method, request.path)

@@ -13,11 +13,27 @@ import orjson
 from engine.broker.capabilities import BROKER_KINDS
 from engine.broker.client import BrokerOptions
 from engine.cli.function_flags import add_function_flags, overrides_from_args
+from engine.cli.startup import (
+    DEFAULT_BROKER_CONNECT_TIMEOUT,
+    StartupError,
+    check_broker_reachable,
+    check_broker_url,
+    check_state_url,
+    claim_data_dir,
+    describe_start_failure,
+)
 from engine.config import build_function_config, resolve
 from engine.instance.instance import InstanceOptions
 from engine.runtime.localrun import LocalRunner, LocalRunOptions
 
-__all__ = ["add_broker_flags", "add_localrun_parser", "broker_options", "run_localrun"]
+__all__ = [
+    "add_broker_flags",
+    "add_debug_flag",
+    "add_localrun_parser",
+    "broker_options",
+    "check_start",
+    "run_localrun",
+]
 
 
 def add_broker_flags(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +86,35 @@ def add_broker_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="verify the broker host",
     )
+    parser.add_argument(
+        "--broker-connect-timeout",
+        type=float,
+        default=DEFAULT_BROKER_CONNECT_TIMEOUT,
+        help="seconds to wait for the --broker-url broker to answer at start "
+        f"(default {DEFAULT_BROKER_CONNECT_TIMEOUT:g}); an unreachable one fails the start",
+    )
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """``--debug``: a failure to start shows its traceback, not only its one line."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,  # keeps a --debug given before the command
+        help="show the traceback of a failure to start",
+    )
+
+
+def check_start(args: argparse.Namespace, data_dir: str) -> None:
+    """Check the URLs, the data dir and the broker before anything starts (:mod:`engine.cli.startup`)."""
+    broker_url = getattr(args, "broker_url", None)
+    if broker_url:
+        check_broker_url(broker_url)
+    if args.state_storage_url:
+        check_state_url(args.state_storage_url)
+    claim_data_dir(data_dir)
+    if broker_url:
+        check_broker_reachable(broker_url, args.broker_connect_timeout)
 
 
 def broker_options(args: argparse.Namespace) -> BrokerOptions | None:
@@ -93,6 +138,7 @@ def add_localrun_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("localrun", help="run a function in this process")
     add_function_flags(p)
     add_broker_flags(p)
+    add_debug_flag(p)
     p.add_argument("--data-dir", default="./magnetar-data", help="broker data, state and package cache")
     p.add_argument(
         "--state-storage-url",
@@ -171,10 +217,14 @@ def run_localrun(args: argparse.Namespace) -> int:
         ),
     )
     runner.prepare()  # code and SerDe errors surface before any broker starts
+    check_start(args, args.data_dir)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    runner.start()
+    try:
+        runner.start()
+    except Exception as exc:
+        raise StartupError(describe_start_failure(exc, args.broker_url)) from exc
     print(
         f"magnetar: running {spec.fqfn} x{spec.parallelism} ({runner.hot.name} hot path) "
         f"on {runner.broker_url}; Ctrl-C stops",

@@ -9,6 +9,7 @@ import sys
 
 from engine import __version__
 from engine.cli.localrun_cmd import add_localrun_parser
+from engine.cli.startup import StartupError, print_start_failure
 from engine.config.errors import ConfigError
 from engine.function.errors import FunctionLoadError
 from engine.security.errors import SettingError
@@ -28,6 +29,9 @@ def build_parser(localrun_only: bool = False) -> argparse.ArgumentParser:
         "--log-level",
         default=os.environ.get("MAGNETAR_LOG_LEVEL", "WARNING"),
         help="DEBUG, INFO, WARNING (default; or $MAGNETAR_LOG_LEVEL) or ERROR",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure to start (also after the verb)"
     )
     if localrun_only:
         sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -77,14 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(handler(args))
-    except ConfigError as exc:
-        print(f"magnetar: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # one line: every problem, each naming its field
+        print(f"magnetar: invalid function config: {'; '.join(map(str, exc.problems))}", file=sys.stderr)
         return 2
     except SettingError as exc:
         print(f"magnetar: {exc}", file=sys.stderr)
         return 2
     except FunctionLoadError as exc:
         print(f"magnetar: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:  # one line naming the cause; --debug adds the traceback
+        print_start_failure(exc, bool(getattr(args, "debug", False)), sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -17,7 +17,8 @@ from engine.api import security_of, serve
 from engine.api.guard import listen_refusal
 from engine.cli.auth_flags import add_auth_flags, auth_settings
 from engine.cli.client_log import ClientLogSummary
-from engine.cli.localrun_cmd import add_broker_flags, broker_options
+from engine.cli.localrun_cmd import add_broker_flags, add_debug_flag, broker_options, check_start
+from engine.cli.startup import StartupError, check_port_free, describe_start_failure
 from engine.cluster.foreign import ForeignWorkerError
 from engine.security.settings import (
     DEFAULT_MAX_INSTANCES_PER_TENANT,
@@ -65,6 +66,7 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
         help="run each instance on a thread of the worker (default) or in its own child process",
     )
     add_auth_flags(p)
+    add_debug_flag(p)
     p.add_argument(
         "--allow-unauthenticated-remote",
         action="store_true",
@@ -184,6 +186,8 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
             file=sys.stderr,
         )
         return 2
+    check_start(args, args.data_dir)
+    check_port_free(args.host, args.port)
     security = auth_settings(args)
     broker = None if standalone else broker_options(args)
     if broker is not None and broker.auth_plugin is None and security.broker_client_authentication_plugin:
@@ -239,7 +243,10 @@ async def _serve(config: WorkerConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    http = await serve(worker)
+    try:
+        http = await serve(worker)
+    except OSError as exc:  # the port was taken after the check
+        raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from exc
     security = security_of(http)
     try:
         try:
@@ -247,6 +254,9 @@ async def _serve(config: WorkerConfig) -> int:
         except ForeignWorkerError as exc:
             print(f"magnetar: {exc}", file=sys.stderr, flush=True)
             return 2
+        except Exception as exc:
+            url = config.broker.url if config.broker is not None else None
+            raise StartupError(describe_start_failure(exc, url)) from exc
         assert worker.client is not None
         await security.start(worker.client, config.namespace)
         print(

@@ -217,7 +217,13 @@ class LeaderElection:
         while not self._stop.is_set():
             beat = orjson.dumps({**payload, "ts": time.time()})
             try:
-                self._heartbeat_producer.send(beat)
+                try:
+                    self._heartbeat_producer.send(beat)
+                except pulsar.AlreadyClosed:  # closed by the broker for good: open another
+                    self._heartbeat_producer = self.client.create_producer(
+                        self.topics.coordinate, batching_enabled=False, block_if_queue_full=True
+                    )
+                    self._heartbeat_producer.send(beat)
                 log.debug("heartbeat sent")
                 if failing:
                     log.info("%s: heartbeats go out again", self.me.worker_id)

@@ -13,12 +13,14 @@ import hashlib
 import logging
 import os
 import threading
+import time
+from typing import Any
 
 import pulsar
 
 from engine.cluster.topics import ClusterTopics
 
-__all__ = ["SCHEME", "PackageError", "PackageStore"]
+__all__ = ["PART_SEND_TIMEOUT_MS", "SCHEME", "PackageError", "PackageStore", "PackageStoreUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,27 @@ _PART = 1 << 20
 
 class PackageError(Exception):
     """A package could not be stored or fetched."""
+
+
+class PackageStoreUnavailable(Exception):
+    """The broker did not store a package's parts (its disk may be full); nothing was recorded."""
+
+
+#: How long one part may wait for the broker's receipt before the upload fails.
+PART_SEND_TIMEOUT_MS = 10_000
+
+
+def _remove_partial(tmp: str, directory: str | None) -> None:
+    """Remove what a failed cache write left: the partial file, and the directory made for it."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass  # the open itself failed
+    if directory is not None:
+        try:
+            os.rmdir(directory)
+        except OSError as exc:  # another writer put something there meanwhile
+            log.debug("keeping %s: %s", directory, exc)
 
 
 class PackageStore:
@@ -44,35 +67,94 @@ class PackageStore:
         """Store ``data``; returns its package path."""
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
-            if self._parts_producer is None:
-                self._parts_producer = self._client.create_producer(
-                    self._topic, batching_enabled=False, block_if_queue_full=True
-                )
-            parts = [data[i : i + _PART] for i in range(0, len(data), _PART)] or [b""]
-            first = None
-            for index, part in enumerate(parts):
-                props = {
-                    "sha256": digest,
-                    "part": str(index),
-                    "parts": str(len(parts)),
-                    "filename": os.path.basename(filename),
-                }
-                msg_id = self._parts_producer.send(part, properties=props, partition_key=digest)
-                if first is None:
-                    first = msg_id
-        assert first is not None
+            try:
+                first = self._send_parts(data, digest, filename)
+            except (pulsar.PulsarException, PackageStoreUnavailable) as exc:
+                # A producer the broker failed is of no further use: the next upload opens another.
+                self._drop_producer()
+                raise PackageStoreUnavailable(
+                    f"the broker did not store the package ({exc}); nothing was recorded"
+                ) from exc
         self._cache_file(digest, os.path.basename(filename), data)
         return f"{SCHEME}{digest}@{base64.urlsafe_b64encode(first.serialize()).decode()}"
 
+    def _send_parts(self, data: bytes, digest: str, filename: str) -> pulsar.MessageId:
+        """Send the package's parts; the id of the first (blocking, bounded by a deadline).
+
+        The parts go out asynchronously and are waited for with one deadline: a broker
+        that fails its writes (a full disk) drops the connection, and the client would
+        otherwise resend each part for as long as it reconnects.
+        """
+        if self._parts_producer is None:
+            self._parts_producer = self._client.create_producer(
+                self._topic,
+                batching_enabled=False,
+                block_if_queue_full=True,
+                send_timeout_millis=PART_SEND_TIMEOUT_MS,
+            )
+        parts = [data[i : i + _PART] for i in range(0, len(data), _PART)] or [b""]
+        receipts: list[Any] = [None] * len(parts)
+        done = threading.Semaphore(0)
+
+        def receipt(index: int) -> Any:
+            def settle(result: pulsar.Result, msg_id: pulsar.MessageId) -> None:
+                receipts[index] = msg_id if result == pulsar.Result.Ok else result
+                done.release()
+
+            return settle
+
+        for index, part in enumerate(parts):
+            props = {
+                "sha256": digest,
+                "part": str(index),
+                "parts": str(len(parts)),
+                "filename": os.path.basename(filename),
+            }
+            self._parts_producer.send_async(part, receipt(index), properties=props, partition_key=digest)
+        deadline = time.monotonic() + PART_SEND_TIMEOUT_MS / 1000.0 + len(parts) * 0.5
+        for _ in parts:
+            if not done.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                confirmed = sum(r is not None for r in receipts)
+                raise PackageStoreUnavailable(
+                    f"the broker confirmed {confirmed} of {len(parts)} parts in time"
+                )
+        failed = [r for r in receipts if isinstance(r, pulsar.Result)]
+        if failed:
+            raise PackageStoreUnavailable(
+                f"the broker refused {len(failed)} of {len(parts)} parts: {failed[0]}"
+            )
+        first: pulsar.MessageId = receipts[0]
+        return first
+
+    def _drop_producer(self) -> None:
+        """Forget the producer; it is closed on a thread of its own (a failing broker may not answer)."""
+        producer, self._parts_producer = self._parts_producer, None
+        if producer is None:
+            return
+
+        def close() -> None:
+            try:
+                producer.close()
+            except pulsar.PulsarException as exc:  # the broker closed it already
+                log.debug("closing the packages producer: %s", exc)
+
+        threading.Thread(target=close, name="close-packages-producer", daemon=True).start()
+
     def _cache_file(self, digest: str, filename: str, data: bytes) -> str:
+        """Write the package to the cache whole or not at all (a full disk leaves nothing behind)."""
         directory = os.path.join(self._cache, digest)
+        made = not os.path.isdir(directory)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         path = os.path.join(directory, filename or "package")
         if not os.path.exists(path):
             tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+            try:
+                with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except OSError:
+                _remove_partial(tmp, directory if made else None)
+                raise
         return path
 
     def fetch(self, package_path: str, filename: str) -> str:

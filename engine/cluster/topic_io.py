@@ -153,10 +153,15 @@ class TopicWriter:
     """
 
     def __init__(self, client: pulsar.Client, topic: str, name: str | None = None) -> None:
+        self._client = client
         self._topic = topic
-        self._records = client.create_producer(
-            topic,
-            producer_name=name,
+        self._name = name
+        self._records = self._open()
+
+    def _open(self) -> pulsar.Producer:
+        return self._client.create_producer(
+            self._topic,
+            producer_name=self._name,
             batching_enabled=False,
             block_if_queue_full=True,
             send_timeout_millis=30000,
@@ -164,7 +169,17 @@ class TopicWriter:
 
     async def write(self, key: str, value: bytes, properties: dict[str, str]) -> Any:
         """Send one record and wait until the broker has it; returns its message id."""
-        return await asyncio.to_thread(self._records.send, value, properties=properties, partition_key=key)
+        return await asyncio.to_thread(self._send, key, value, properties)
+
+    def _send(self, key: str, value: bytes, properties: dict[str, str]) -> Any:
+        try:
+            return self._records.send(value, properties=properties, partition_key=key)
+        except pulsar.AlreadyClosed:
+            # The broker closed the producer for good (a broker whose disk filled does):
+            # open another, so writes resume once the broker does.
+            log.warning("the producer of %s was closed by the broker; opening another", self._topic)
+            self._records = self._open()
+            return self._records.send(value, properties=properties, partition_key=key)
 
     def close(self) -> None:
         """Close the producer (blocking)."""

@@ -12,7 +12,9 @@ stop: their inputs may come back in any grouping, and new inputs lie past them. 
 instead of being run again; without retries configured it is retried on every restart
 (the runtime restarts with backoff) and status names the crash.
 
-The worker that notices a child's death adds how it ended (:func:`record_exit`).
+The worker that notices a child's death adds how it ended (:func:`record_exit`). A call
+that runs past ``timeoutMs`` in a process of its own ends the process the same way, with
+the input recorded first, so the timeout counts as a failed attempt of that input.
 """
 
 from __future__ import annotations
@@ -23,7 +25,19 @@ from typing import Any
 
 import orjson
 
-__all__ = ["CrashLedger", "ledger_path", "read_positions", "record_exit"]
+__all__ = [
+    "EXIT_CALL_TIMED_OUT",
+    "TIMED_OUT_EXIT",
+    "CrashLedger",
+    "ledger_path",
+    "read_positions",
+    "record_exit",
+]
+
+#: Exit code of an instance process that ended itself because a call ran past ``timeoutMs``.
+EXIT_CALL_TIMED_OUT = 4
+#: How such a process ended, as recorded in the ledger (``str.format`` with ``timeout_ms``).
+TIMED_OUT_EXIT = "was replaced because process() ran over timeoutMs={timeout_ms}"
 
 log = logging.getLogger(__name__)
 

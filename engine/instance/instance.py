@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import threading
 import time
 import uuid
@@ -35,7 +36,7 @@ from engine.function.schemas import (
 from engine.hotpath import HotPath
 from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher
 from engine.instance.context import InstanceContext
-from engine.instance.crashes import CrashLedger, read_positions
+from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT, CrashLedger, read_positions
 from engine.instance.inputs import InputConsumer
 from engine.instance.lag import InputLag
 from engine.instance.log_topic import function_logger
@@ -148,6 +149,12 @@ class FunctionInstance:
         self._closers: list[Callable[[], None]] = []
         self._input_schemas: dict[str, TopicSchema] = {}
         self._output_schema: TopicSchema | None = None
+        #: When the batch being processed began (monotonic), 0.0 between batches.
+        self._batch_since = 0.0
+        #: The call-thread dispatcher (``concurrency`` or ``timeoutMs``), which abandons calls.
+        self._threaded: ThreadedDispatcher | None = None
+        #: Set when a stop gave up on a loop stuck in the function's code.
+        self._abandoned = False
 
     # -- life cycle ----------------------------------------------------------------------------
     def _set_state(self, state: InstanceState) -> None:
@@ -168,12 +175,42 @@ class FunctionInstance:
             raise self.failure
 
     def stop(self) -> None:
-        """Stop after the current batch, wait for in-flight outputs, close everything."""
+        """Stop after the current batch, wait for in-flight outputs, close everything.
+
+        A loop that is still inside the function's code :attr:`STUCK_STOP_S` after the stop
+        was asked (a call that hangs) is abandoned: its consumer and producers are closed
+        here, so no consumer of a stopped instance lingers on the broker taking inputs,
+        and the stop returns at once. The call's thread ends if the call ever returns.
+        """
         if self.state in (InstanceState.RUNNING, InstanceState.STARTING):
             self._set_state(InstanceState.STOPPING)
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.options.stop_grace_s + 5.0)
+        thread = self._thread
+        if thread is None:
+            return
+        asked = time.monotonic()
+        deadline = asked + self.options.stop_grace_s + 5.0
+        while thread.is_alive() and time.monotonic() < deadline:
+            thread.join(0.05)
+            now = time.monotonic()
+            if thread.is_alive() and self._batch_since and now - asked >= self.STUCK_STOP_S:
+                self._abandon_loop(now - self._batch_since)
+                return
+
+    #: How long a stop waits for a loop inside the function's code before abandoning it.
+    STUCK_STOP_S = 1.0
+
+    def _abandon_loop(self, stuck_s: float) -> None:
+        """Close the inputs and outputs of a loop stuck in a call; the call is left to itself."""
+        log.warning(
+            "%s:%s: abandoning a call that has run for %.0f s; closing its consumer and producers",
+            self.spec.fqfn,
+            self.instance_id,
+            stuck_s,
+        )
+        self._abandoned = True
+        self._close()
+        self._set_state(InstanceState.STOPPED)
 
     @property
     def failure_text(self) -> str:
@@ -290,16 +327,24 @@ class FunctionInstance:
             return WindowCall(function.call, function.pass_context, **common)
         if function.process_batch is not None:
             return BatchDispatcher(function.process_batch, **common)
-        if function.is_async:
+        if function.is_async:  # asyncio.wait_for cancels a coroutine past timeoutMs
             dispatcher: Any = AsyncDispatcher(
                 function.call, function.pass_context, spec.max_pending_async_requests, **common
             )
             self._closers.append(dispatcher.close)
             return dispatcher
-        if spec.concurrency > 1:
-            dispatcher = ThreadedDispatcher(function.call, function.pass_context, spec.concurrency, **common)
-            self._closers.append(dispatcher.close)
-            return dispatcher
+        if spec.concurrency > 1 or spec.timeout_ms:
+            # With timeoutMs the calls run on a call thread, so the loop can give up on one.
+            threaded = ThreadedDispatcher(
+                function.call,
+                function.pass_context,
+                max(1, spec.concurrency),
+                on_timeout=self._call_timed_out,
+                **common,
+            )
+            self._closers.append(threaded.close)
+            self._threaded = threaded
+            return threaded
         return hot.dispatch.Dispatcher(
             function.call,
             function.pass_context,
@@ -311,6 +356,28 @@ class FunctionInstance:
             self.stats,
             spec.timeout_ms or 0,
         )
+
+    def _call_timed_out(self, msg: Any) -> None:
+        """A call ran past ``timeoutMs``; in a process of its own, replace the process.
+
+        The input is recorded in the crash ledger as the one in flight, then the process
+        ends with :data:`EXIT_CALL_TIMED_OUT`: the runtime starts a new one, which counts a
+        failed attempt for the input (and dead-letters it after ``maxMessageRetries``) as
+        for any death. In the worker's own process the call is abandoned instead.
+        """
+        if not self.options.replace_process_on_timeout:
+            return
+        ledger = self.crash_ledger
+        if ledger is not None:
+            ledger.begin_one(msg)
+        log.error(
+            "%s:%s: process() ran over timeoutMs=%s; replacing the instance process",
+            self.spec.fqfn,
+            self.instance_id,
+            self.spec.timeout_ms,
+        )
+        logging.shutdown()
+        os._exit(EXIT_CALL_TIMED_OUT)
 
     # -- the loop ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -337,9 +404,10 @@ class FunctionInstance:
             self.failure = exc
             log.exception("instance %s:%s crashed", self.spec.fqfn, self.instance_id)
         finally:
-            settlement.shutdown(time.monotonic() + self.options.stop_grace_s)
-            self._close()
-            self._set_state(InstanceState.FAILED if self.failure is not None else InstanceState.STOPPED)
+            if not self._abandoned:  # an abandoning stop closed everything already
+                settlement.shutdown(time.monotonic() + self.options.stop_grace_s)
+                self._close()
+                self._set_state(InstanceState.FAILED if self.failure is not None else InstanceState.STOPPED)
 
     def _loop(self, settlement: Settlement) -> None:
         inputs, stop, stats, ledger, lag = self.inputs, self._stop, self.stats, self.crash_ledger, self.lag
@@ -373,10 +441,12 @@ class FunctionInstance:
                 lag.found_none()
             else:
                 lag.took(msgs)
+                self._batch_since = time.monotonic()
                 if ledger is None:
                     settlement.settle(msgs)
                 else:
                     self._settle_recorded(settlement, ledger, msgs)
+                self._batch_since = 0.0
             if time.monotonic() >= next_minute:
                 stats.roll_minute()
                 next_minute += 60.0
@@ -406,7 +476,9 @@ class FunctionInstance:
                     self.instance_id,
                     len(msgs),
                 )
+                self._batch_since = time.monotonic()
                 self._isolate(settlement, ledger, msgs)
+                self._batch_since = 0.0
 
     def _settle_recorded(self, settlement: Settlement, ledger: CrashLedger, msgs: list[Any]) -> None:
         """Settle a batch with its positions recorded first, one by one if it holds suspects."""
@@ -425,7 +497,10 @@ class FunctionInstance:
             if crashes:
                 how = ledger.last_exit or "died"
                 text = f"instance {how} while processing this message ({crashes} times)"
-                self.stats.add_system_exception(text)
+                if how.startswith(TIMED_OUT_EXIT.split("{", 1)[0]):
+                    self.stats.add_user_exception(text)  # a timeout is the function's failure
+                else:
+                    self.stats.add_system_exception(text)
                 if retries is not None and crashes >= retries:
                     settlement.reject(msg, text)  # its count stays: a late copy is set aside too
                     continue
@@ -434,7 +509,8 @@ class FunctionInstance:
             ledger.settled(msg)
 
     def _close(self) -> None:
-        for close in self._closers:
+        closers, self._closers = self._closers, []
+        for close in closers:
             close()
         self.inputs.close()
         self.producers.close()
@@ -453,11 +529,29 @@ class FunctionInstance:
             self.stats.snapshot(),
             instance_id=self.instance_id,
             running=self.state is InstanceState.RUNNING and self.is_alive(),
-            failure=self.failure_text,
+            failure=self.failure_text or self.stalled,
             worker_id=worker_id,
             dead_lettered=dead_lettered,
             duplicates_dropped=duplicates,
+            abandoned_calls=self.abandoned_calls,
+            stalled=self.stalled,
         )
+
+    @property
+    def stalled(self) -> str:
+        """``"in process() for 12 s"`` while a batch has run past the warning threshold, else empty."""
+        since = self._batch_since
+        if not since:
+            return ""
+        seconds = time.monotonic() - since
+        if seconds < self.options.stall_warning_s:
+            return ""
+        return f"in process() for {seconds:.0f} s"
+
+    @property
+    def abandoned_calls(self) -> int:
+        """Calls that ran past ``timeoutMs`` and were left to finish on their own thread."""
+        return self._threaded.abandoned_calls if self._threaded is not None else 0
 
     def metrics_proto(self) -> Any:
         """Apache's ``MetricsData`` message for this instance."""

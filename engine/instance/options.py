@@ -26,6 +26,12 @@ class InstanceOptions:
     crash_ledger
         A file recording the inputs in flight, so a death of the process is attributed to
         the input that caused it (see :mod:`engine.instance.crashes`).
+    stall_warning_s
+        A batch still inside the function's code after this long shows in status
+        (``"in process() for 12 s"``).
+    replace_process_on_timeout
+        A call past ``timeoutMs`` ends the process (the process runtime's child sets it) so
+        that the runtime replaces it; otherwise the call is abandoned on its thread.
     output_log
         A file for the function's log records and everything it prints (the worker's thread
         runtime sets it, so output is attributed to the function, not to the worker).
@@ -39,3 +45,5 @@ class InstanceOptions:
     stop_grace_s: float = 10.0
     output_log: str | None = None
     crash_ledger: str | None = None
+    stall_warning_s: float = 10.0
+    replace_process_on_timeout: bool = False

@@ -46,6 +46,8 @@ def function_status(
     worker_id: str = "",
     dead_lettered: int = 0,
     duplicates_dropped: int = 0,
+    abandoned_calls: int = 0,
+    stalled: str = "",
 ) -> pb.FunctionStatus:
     """``FunctionStatus`` from a stats snapshot and the runtime's view of the instance."""
     status = pb.FunctionStatus(
@@ -62,6 +64,8 @@ def function_status(
         workerId=worker_id,
         numDeadLettered=dead_lettered,
         numDuplicatesDropped=duplicates_dropped,
+        numAbandonedCalls=abandoned_calls,
+        stalled=stalled,
     )
     for text, ms in snapshot["latest_user_exceptions"]:
         status.latestUserExceptions.add(exceptionString=text, msSinceEpoch=ms)
@@ -92,6 +96,8 @@ def status_dict(status: pb.FunctionStatus) -> dict[str, Any]:
         "workerId": status.workerId,
         "numDeadLettered": status.numDeadLettered,
         "numDuplicatesDropped": status.numDuplicatesDropped,
+        "numAbandonedCalls": status.numAbandonedCalls,
+        "stalled": status.stalled,
     }
 
 

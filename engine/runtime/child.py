@@ -116,7 +116,8 @@ def _run(launch: Launch, channel: TextIO, stop: threading.Event, serving: Servin
             load(launch.hotpath),
             store,
             make_secrets_provider(launch.secrets_provider),
-            InstanceOptions(**launch.options),
+            # A call past timeoutMs ends this process, so the worker replaces it.
+            InstanceOptions(**{**launch.options, "replace_process_on_timeout": True}),
             launch.data_dir,
             broker.capabilities,
         )

@@ -35,10 +35,12 @@ from google.protobuf import empty_pb2
 
 import engine
 from engine.config.validation import FunctionSpec
+from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT
 from engine.instance.status import snapshot_from, status_dict
 from engine.proto import InstanceCommunication_pb2 as ic
 from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
 from engine.runtime.child import Launch
+from engine.runtime.limits import RamWatch, apply_cpu_limit, ram_text, remove_cpu_limit
 
 __all__ = ["InstanceStartError", "ProcessInstance"]
 
@@ -96,6 +98,10 @@ class ProcessInstance:
         self._stub: ic_grpc.InstanceControlStub | None = None
         self._aio_channel: grpc.aio.Channel | None = None
         self._aio_stub: ic_grpc.InstanceControlStub | None = None
+        self._cgroup = f"{launch.worker_id or os.getpid()}.{base}"
+        self._ram_watch: RamWatch | None = None
+        #: What became of ``resources.cpu`` (applied, or why not).
+        self.cpu_limit = ""
 
     @property
     def pid(self) -> int | None:
@@ -125,6 +131,7 @@ class ProcessInstance:
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file, env=env
             )
         threading.Thread(target=self._read_events, name=f"events-{self.proc.pid}", daemon=True).start()
+        self._apply_limits(self.proc.pid)
         try:
             event = self._events.get(timeout=wait)
         except queue.Empty:
@@ -138,6 +145,28 @@ class ProcessInstance:
         self.port = int(event["port"])
         self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self._stub = ic_grpc.InstanceControlStub(self._channel)
+
+    def _apply_limits(self, pid: int) -> None:
+        """Watch ``resources.ram`` and apply ``resources.cpu`` (see :mod:`engine.runtime.limits`)."""
+        resources = self.spec.resources
+        if resources.ram:
+            self._ram_watch = RamWatch(pid, resources.ram, self._ram_exceeded).start()
+        if resources.cpu:
+            self.cpu_limit = apply_cpu_limit(pid, resources.cpu, self._cgroup)
+            log.info("%s:%s: %s", self.spec.fqfn, self.instance_id, self.cpu_limit)
+
+    def _ram_exceeded(self, rss: int) -> None:
+        """The child holds more than ``resources.ram``: kill it, naming why (on the watch's thread)."""
+        limit = ram_text(self.spec.resources.ram or 0)
+        self._failure = f"instance process exceeded ram {limit}"
+        log.warning(
+            "%s:%s exceeded ram %s (resident %s); killing it",
+            self.spec.fqfn,
+            self.instance_id,
+            limit,
+            ram_text(rss),
+        )
+        self._kill()
 
     def _read_events(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -155,9 +184,13 @@ class ProcessInstance:
     def stop(self) -> None:
         """Stop the child in order (SIGTERM), killing it if it does not exit in time."""
         proc = self.proc
+        if self._ram_watch is not None:
+            self._ram_watch.stop()
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             self._reap(self.stop_grace_s + 5.0)
+        if proc is not None and self.cpu_limit.startswith("resources.cpu applied"):
+            remove_cpu_limit(self._cgroup)
         if self._channel is not None:
             self._channel.close()
             self._channel = None
@@ -191,6 +224,8 @@ class ProcessInstance:
             return ""
         if code < 0:
             return f"instance process killed by {signal.Signals(-code).name}"
+        if code == EXIT_CALL_TIMED_OUT:
+            return "instance process " + TIMED_OUT_EXIT.format(timeout_ms=self.spec.timeout_ms)
         return f"instance process exited with code {code}"
 
     # -- control calls ---------------------------------------------------------------------

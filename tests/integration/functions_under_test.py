@@ -278,3 +278,30 @@ class Gated(Function):  # type: ignore[misc]
         if not GATE.wait(60):
             raise TimeoutError("the gate was never opened")
         return input
+
+
+class Hang(Function):  # type: ignore[misc]
+    """Never returns on ``hang`` (as a call stuck on a dead socket would)."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        if input == "hang":
+            import time
+
+            time.sleep(3600)
+        return input + "!"
+
+
+_HUNG_ON: set[str] = set()
+
+
+class HangOnce(Function):  # type: ignore[misc]
+    """Hangs on the first ``hang`` of each input topic; later copies return at once."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        topic = context.get_current_message_topic_name()
+        if input == "hang" and topic not in _HUNG_ON:
+            import time
+
+            _HUNG_ON.add(topic)
+            time.sleep(3600)
+        return input + "!"

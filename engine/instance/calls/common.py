@@ -81,7 +81,7 @@ class DispatchBase:
 
     def timeout_text(self) -> str:
         """The error of a call that ran past ``timeoutMs``."""
-        return f"TimeoutError: process did not return within timeoutMs={self.timeout_ms}"
+        return f"TimeoutError: process() ran over timeoutMs={self.timeout_ms}"
 
     def finish(self, outcome: Any, results: list[tuple[int, Any, CallResult]]) -> Any:
         """Count, encode and send the results in input order; returns the outcome."""
