@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulsar
 
@@ -29,6 +29,9 @@ from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
 from engine.state.store import StateStore
 
+if TYPE_CHECKING:
+    from engine.io.spec import SourceSpec
+
 __all__ = ["build_instance", "default_ledger", "load_code", "new_instance", "spec_of"]
 
 
@@ -40,7 +43,7 @@ def spec_of(details: pb.FunctionDetails, package_path: str | None = None) -> Fun
     return resolve(config)
 
 
-def default_ledger(spec: FunctionSpec, instance_id: int, data_dir: str) -> str:
+def default_ledger(spec: FunctionSpec | SourceSpec, instance_id: int, data_dir: str) -> str:
     """Where an instance of ``spec`` records its inputs in flight (beside its log)."""
     run_dir = os.path.join(os.path.abspath(data_dir), "instances")
     return ledger_path(run_dir, spec.tenant, spec.namespace, spec.name, instance_id)

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pulsar
 
@@ -41,15 +41,20 @@ from engine.runtime.child import Launch
 from engine.runtime.process import ProcessInstance
 from engine.state.store import StateStore
 
+if TYPE_CHECKING:
+    from engine.io.spec import SourceSpec
+
 __all__ = ["InstanceHandle", "InstanceSlot", "ProcessSettings", "RuntimeManager"]
 
 
 class InstanceHandle(Protocol):
     """What the manager, the REST API and the metrics collector use of a running instance."""
 
-    spec: FunctionSpec
     instance_id: int
     stats: Any
+
+    @property
+    def spec(self) -> FunctionSpec | SourceSpec: ...
 
     def stop(self) -> None: ...
 
@@ -98,6 +103,16 @@ class ProcessSettings:
 
 
 log = logging.getLogger(__name__)
+
+
+def _identity(details: pb.FunctionDetails, package_path: str | None) -> FunctionSpec | SourceSpec:
+    """The spec the worker keeps of a child process's instance (a source's is a :class:`SourceSpec`:
+    it has neither class name nor inputs, which a function's spec requires)."""
+    if details.componentType == pb.FunctionDetails.SOURCE:
+        from engine.io.details import source_from_details  # engine.io imports localrun
+
+        return source_from_details(details, package_path)
+    return spec_of(details, package_path)
 
 
 @dataclass
@@ -304,7 +319,7 @@ class RuntimeManager:
             log_level=settings.log_level,
         )
         handle = ProcessInstance(
-            spec_of(md.functionDetails, local),
+            _identity(md.functionDetails, local),
             launch,
             os.path.join(self.data_dir, "instances"),
             options.stop_grace_s,

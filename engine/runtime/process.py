@@ -36,6 +36,7 @@ from google.protobuf import empty_pb2
 import engine
 from engine.config.validation import FunctionSpec
 from engine.instance.status import snapshot_from, status_dict
+from engine.io.spec import SourceSpec
 from engine.proto import InstanceCommunication_pb2 as ic
 from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
 from engine.runtime.child import Launch
@@ -76,7 +77,9 @@ class ProcessInstance:
 
     CALL_TIMEOUT = 0.5
 
-    def __init__(self, spec: FunctionSpec, launch: Launch, run_dir: str, stop_grace_s: float = 10.0) -> None:
+    def __init__(
+        self, spec: FunctionSpec | SourceSpec, launch: Launch, run_dir: str, stop_grace_s: float = 10.0
+    ) -> None:
         self.spec = spec
         self.launch = launch
         self.instance_id = launch.instance_id
