@@ -262,6 +262,10 @@ def test_dashboard_shows_a_mesh_with_its_members_condition_and_graph(
         return view  # type: ignore[no-any-return]
 
     assert wait_until(lambda: mesh_view()["state"] == "ready", timeout=90), mesh_view()
+    # Every member runs in its own child process, the source too, and the data goes end to end.
+    out = tmp_path / "sink" / "out.txt"
+    assert wait_until(lambda: out.exists() and len(out.read_text().splitlines()) >= 30, timeout=60)
+    assert all(line.endswith("!") for line in out.read_text().splitlines())
     page = browser.new_page(viewport={"width": 1700, "height": 1400})
     page.goto(f"{dcluster.workers[1].url}/dashboard?interval=500")
     card = page.locator(f'div.mesh[data-mesh="{fqmn}"]')

@@ -51,7 +51,8 @@ function banner(text, isError) {
 
 function fmtNum(n) { return n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"); }
 function fmtRate(r) { return r === null ? "—" : r.toFixed(1); }
-function fmtMs(ms) { return ms ? ms.toFixed(3) : "—"; }
+// Under a microsecond, two significant digits (a fast function would read 0.000 otherwise).
+function fmtMs(ms) { return !ms ? "—" : ms < 0.001 ? ms.toPrecision(2) : ms.toFixed(3); }
 function fmtTime(ms) { return ms ? new Date(ms).toLocaleTimeString("en-GB") : ""; }
 
 function stateBadge(state, field) {
