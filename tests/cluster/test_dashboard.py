@@ -280,6 +280,10 @@ def test_dashboard_shows_a_mesh_with_its_members_condition_and_graph(
         component = page.locator(f'tr[data-component="public/{ns}/{member}"]')
         expect(component.locator('[data-field="kind"]')).to_have_text(f"{kind} · mesh {fqmn}")
         expect(_cell(page, f"public/{ns}/{member}:0", "state")).to_have_text("running")
+        # Its mesh stops and starts it; a restart is its own.
+        buttons = page.locator(f'tr[data-key="public/{ns}/{member}:0"] button')
+        expect(buttons).to_have_count(1)
+        expect(buttons).to_have_attribute("data-action", "restart")
 
     # The graph is the mesh's own drawing, fetched with the page's credentials and shown inline.
     graph = card.locator("img.mesh-graph")

@@ -166,7 +166,8 @@ function renderComponents(data) {
       numCell("dead-lettered", fmtNum(sum("deadLettered"))),
       el("td", {}, "")));
     for (const { row, inRate, outRate } of counted) {
-      const actions = el("td", {},
+      // A mesh's member is stopped and started with its mesh; only a restart is its own.
+      const actions = c.mesh ? el("td", {}, instanceAction(row, "restart")) : el("td", {},
         row.state === "stopped" ? instanceAction(row, "start") : instanceAction(row, "stop"), " ",
         instanceAction(row, "restart"));
       tbody.append(el("tr", { class: "instance", "data-key": row.key },
