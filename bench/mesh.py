@@ -129,7 +129,7 @@ def _run_one(
     cpu0 = _cpu_seconds(worker_pid), _cpu_seconds(broker_pid)
     t0 = time.perf_counter()
     res = subprocess.run(
-        [sys.executable, "-m", "engine", "mesh", "create", "-f", mesh_file, "--admin-url", url],
+        [sys.executable, "-m", "engine", "mesh", "create", "-f", mesh_file, "--no-wait", "--admin-url", url],
         capture_output=True,
         text=True,
         timeout=120,

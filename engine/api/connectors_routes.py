@@ -39,6 +39,7 @@ from engine.io.details import sink_details, sink_from_details, source_details, s
 from engine.io.loader import connector_class
 from engine.packages.locations import store_package
 from engine.proto import Function_pb2 as pb
+from engine.security.names import NAME_RULE, is_valid_name
 from engine.worker.worker import Worker
 
 __all__ = ["add_connector_routes"]
@@ -192,6 +193,9 @@ async def get(request: web.Request) -> web.Response:
 async def list_connectors(request: web.Request) -> web.Response:
     worker, kind = _worker(request), _kind(request)
     m = request.match_info
+    for field in ("tenant", "namespace"):
+        if not is_valid_name(m[field]):
+            raise http_error(400, f"{field}: got {m[field]!r} in the path; {NAME_RULE}")
     registry = worker.metadata.registry
     names = registry.list(m["tenant"], m["namespace"])
     wanted = _COMPONENT[kind]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from engine.api.common import fqfn_of
 from engine.api.errors import http_error
-from engine.dashboard import cluster_overview, local_view, static_file
+from engine.dashboard import MeshGraphUnavailable, cluster_overview, local_view, mesh_graph_svg, static_file
 from engine.worker.worker import Worker
 
 __all__ = ["add_dashboard_routes"]
@@ -54,6 +55,18 @@ async def local(request: web.Request) -> web.Response:
     return web.json_response(await local_view(_worker(request)), headers={"Cache-Control": "no-store"})
 
 
+async def mesh_graph(request: web.Request) -> web.Response:
+    """A mesh's pipeline as SVG (the page shows it as an image)."""
+    fqmn = fqfn_of(request)
+    try:
+        svg = mesh_graph_svg(_worker(request), fqmn)
+    except MeshGraphUnavailable as exc:
+        raise http_error(500, str(exc))
+    if svg is None:
+        raise http_error(404, f"Mesh {fqmn} doesn't exist")
+    return web.Response(text=svg, content_type="image/svg+xml", headers=_HEADERS)
+
+
 def add_dashboard_routes(app: web.Application) -> None:
     """Mount the dashboard routes."""
     app.router.add_get("/dashboard", page)
@@ -61,3 +74,4 @@ def add_dashboard_routes(app: web.Application) -> None:
     app.router.add_get("/dashboard/static/{name}", asset)
     app.router.add_get("/dashboard/api/overview", overview)
     app.router.add_get("/dashboard/api/local", local)
+    app.router.add_get("/dashboard/api/meshes/{tenant}/{namespace}/{name}/graph", mesh_graph)

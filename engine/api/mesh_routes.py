@@ -270,6 +270,19 @@ def _graph_of(record: MeshRecord) -> MeshPlan:
     return plan
 
 
+async def _member_instance(worker: Worker, request: web.Request, key: str) -> dict[str, Any]:
+    """An instance's status; one the leader has not placed yet is pending, not an error."""
+    if worker.table.assignments.get(key) is None:
+        return {
+            "running": False,
+            "error": "",
+            "numRestarts": 0,
+            "workerId": "",
+            "waiting": "for the leader to place it",
+        }
+    return await _instance_status(worker, request, key)
+
+
 async def status(request: web.Request) -> web.Response:
     worker, fqmn = worker_of(request), fqfn_of(request)
     record = _existing(worker, fqmn)
@@ -281,7 +294,7 @@ async def status(request: web.Request) -> web.Response:
         if md is None:
             return []
         keys = _instance_keys(worker, fqfn, md)
-        return list(await asyncio.gather(*(_instance_status(worker, request, k) for k in keys)))
+        return list(await asyncio.gather(*(_member_instance(worker, request, k) for k in keys)))
 
     names = [m.name for m in plan.stored]
     results = await asyncio.gather(*(member_statuses(m.member.fqfn) for m in plan.stored))

@@ -108,12 +108,140 @@ _STATUS = {
 _CONTROL = {"parameters": _FN_PARAMS}
 _INST_CONTROL = {"parameters": _INST_PARAMS}
 
+_MESH = "/admin/v3/meshes/{tenant}/{namespace}/{name}"
+_MESH_SUBMISSION = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["mesh"],
+                "properties": {
+                    "mesh": {
+                        "type": "string",
+                        "description": "PIP-66 YAML or a FunctionMesh resource (YAML or JSON)",
+                    },
+                    "data": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "a package a member names by file (filename: its base name)",
+                    },
+                },
+            }
+        },
+        _JSON: {
+            "schema": {
+                "type": "object",
+                "required": ["mesh"],
+                "properties": {"mesh": {"type": "object", "description": "the mesh document"}},
+            }
+        },
+    },
+}
+_MESH_WRITE = {
+    "type": "object",
+    "required": ["version", "warnings"],
+    "properties": {
+        "version": {"type": "integer"},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        **{
+            k: {"type": "array", "items": {"type": "string"}}
+            for k in ("added", "changed", "removed", "unchanged")
+        },
+    },
+}
+_MESH_STATUS = {
+    "type": "object",
+    "required": ["name", "state", "condition", "members", "topics"],
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "integer"},
+        "state": {"type": "string", "enum": ["ready", "pending", "error"]},
+        "condition": _OBJECT,
+        "members": {"type": "array"},
+        "topics": {"type": "array"},
+        "bottleneck": {"type": "string", "nullable": True},
+    },
+}
+_MESH_LEADER = {
+    "required": True,
+    "content": {
+        _JSON: {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "change": {"type": "object", "nullable": True},
+                    "expectedVersion": {"type": "integer", "nullable": True},
+                },
+            }
+        }
+    },
+}
+_GRAPH_FORMAT = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["text", "dot", "svg"]},
+}
+
+
+def _connector_submission(kind: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        f"{kind}Config": {
+                            "type": "string",
+                            "description": f"a {kind.capitalize()}Config as JSON",
+                        },
+                        "data": {"type": "string", "format": "binary"},
+                        "url": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+
+
+def _connector_paths(kind: str) -> dict[str, Any]:
+    """The ``/admin/v3/sources`` or ``/admin/v3/sinks`` paths (``kind`` is source or sink)."""
+    Kind = kind.capitalize()
+    one = f"/admin/v3/{kind}s/{{tenant}}/{{namespace}}/{{name}}"
+    return {
+        f"/admin/v3/{kind}s/{{tenant}}/{{namespace}}": {
+            "get": _op(
+                f"list{Kind}s",
+                _ok({"type": "array", "items": {"type": "string"}}),
+                parameters=_params("tenant", "namespace"),
+            )
+        },
+        one: {
+            "parameters": _FN_PARAMS,
+            "post": _op(f"register{Kind}", _ok(_OBJECT), requestBody=_connector_submission(kind)),
+            "delete": _op(f"deregister{Kind}", _ok(_OBJECT)),
+            "get": _op(f"get{Kind}Info", _ok(_OBJECT)),
+        },
+        one + "/status": {**_CONTROL, "get": _op(f"get{Kind}Status", _ok(_STATUS))},
+        one + "/stats": {**_CONTROL, "get": _op(f"get{Kind}Stats", _ok(_OBJECT))},
+        **{
+            one + f"/{verb}": {**_CONTROL, "post": _op(f"{verb}{Kind}", _ok(_OBJECT))}
+            for verb in ("stop", "start", "restart")
+        },
+    }
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
         "title": "Magnetar function worker",
         "version": "1",
-        "description": "Pulsar's /admin/v3/functions and /admin/v2/worker REST API as Magnetar serves it.",
+        "description": (
+            "Pulsar's /admin/v3/functions, /admin/v3/sources, /admin/v3/sinks and /admin/v2/worker "
+            "REST API as Magnetar serves it, and its /admin/v3/meshes (Function Mesh)."
+        ),
     },
     "paths": {
         "/admin/v3/functions/upload": {
@@ -212,6 +340,51 @@ OPENAPI: dict[str, Any] = {
         _INST + "/stop": {**_INST_CONTROL, "post": _op("stopInstance", _ok(_OBJECT))},
         _INST + "/start": {**_INST_CONTROL, "post": _op("startInstance", _ok(_OBJECT))},
         _INST + "/restart": {**_INST_CONTROL, "post": _op("restartInstance", _ok(_OBJECT))},
+        "/admin/v3/meshes/leader/{tenant}/{namespace}/{name}": {
+            "put": _op(
+                "meshLeaderWrite",
+                _ok({"type": "object", "properties": {"record": _OBJECT}}),
+                parameters=_FN_PARAMS,
+                requestBody=_MESH_LEADER,
+            )
+        },
+        "/admin/v3/meshes/{tenant}/{namespace}": {
+            "get": _op(
+                "listMeshes",
+                _ok({"type": "array", "items": {"type": "string"}}),
+                parameters=_params("tenant", "namespace"),
+            )
+        },
+        _MESH: {
+            "parameters": _FN_PARAMS,
+            "post": _op("createMesh", _ok(_MESH_WRITE), requestBody=_MESH_SUBMISSION),
+            "put": _op("updateMesh", _ok(_MESH_WRITE), requestBody=_MESH_SUBMISSION),
+            "delete": _op("deleteMesh", _ok(_OBJECT)),
+            "get": _op("getMesh", _ok(_OBJECT)),
+        },
+        _MESH + "/status": {**_CONTROL, "get": _op("getMeshStatus", _ok(_MESH_STATUS))},
+        _MESH + "/graph": {
+            **_CONTROL,
+            "get": {
+                "operationId": "getMeshGraph",
+                "parameters": [_GRAPH_FORMAT],
+                "responses": {
+                    "200": {
+                        "description": "the pipeline drawn",
+                        "content": {
+                            ct: {"schema": {"type": "string"}}
+                            for ct in ("text/plain", "text/vnd.graphviz", "image/svg+xml")
+                        },
+                    },
+                    "default": {"description": "an error", "content": {_JSON: {"schema": _ERROR}}},
+                },
+            },
+        },
+        "/admin/v3/sources/builtinsources": {"get": _op("getBuiltinSources", _ok({"type": "array"}))},
+        "/admin/v3/sinks/builtinsinks": {"get": _op("getBuiltinSinks", _ok({"type": "array"}))},
+        "/admin/v2/worker/connectors": {"get": _op("getConnectorsList", _ok({"type": "array"}))},
+        **_connector_paths("source"),
+        **_connector_paths("sink"),
         "/admin/v2/worker/cluster": {"get": _op("getCluster", _ok({"type": "array"}))},
         "/admin/v2/worker/cluster/leader": {"get": _op("getClusterLeader", _ok(_OBJECT))},
         "/admin/v2/worker/cluster/leader/ready": {"get": _op("isLeaderReady", _ok({"type": "boolean"}))},

@@ -20,6 +20,7 @@ import orjson
 import yaml
 
 from engine.cli.http_client import AdminError, add_global_flags, call
+from engine.cli.mesh_progress import package_part, report_stored, wait_until_ready
 from engine.config.errors import ConfigError
 
 __all__ = ["add_mesh_parsers"]
@@ -61,20 +62,16 @@ def _submission(args: argparse.Namespace) -> tuple[str, aiohttp.FormData, list[s
     form = aiohttp.FormData()
     form.add_field("mesh", orjson.dumps(doc).decode(), content_type="application/json")
     here = os.path.dirname(os.path.abspath(args.file))
-    sent: set[str] = set()
+    users: dict[str, tuple[str, list[str]]] = {}  # base name -> (path, members using it)
     for member in plan.spec.members:
         package = member.package
-        if not package or "://" in package or os.path.basename(package) in sent:
+        if not package or "://" in package:
             continue
         path = package if os.path.isabs(package) else os.path.join(here, package)
-        try:
-            with open(path, "rb") as fh:
-                form.add_field("data", fh.read(), filename=os.path.basename(package))
-        except OSError as exc:
-            raise AdminError(
-                f"{member.kind.value} {member.name}: package {package!r}: {exc.strerror}"
-            ) from None
-        sent.add(os.path.basename(package))
+        _path, names = users.setdefault(os.path.basename(package), (path, []))
+        names.append(f"{member.kind.value} {member.name}")
+    for path, members in users.values():
+        package_part(form, path, members)
     return plan.spec.fqmn, form, plan.warnings
 
 
@@ -103,20 +100,24 @@ def _warn(warnings: list[str]) -> None:
         print(f"magnetar: warning: {warning}", file=sys.stderr)
 
 
+def _after_write(args: argparse.Namespace, fqmn: str, answer: dict[str, Any], done: str) -> dict[str, Any]:
+    """Report what was stored, then (unless ``--no-wait``) the instances starting."""
+    _warn(answer.get("warnings", []))
+    report_stored(fqmn, answer)
+    if not args.no_wait and not wait_until_ready(args, fqmn, args.wait_timeout):
+        _warn([f"mesh {fqmn} is stored but not ready after {args.wait_timeout:g}s; see mesh status"])
+    print(f"{done} mesh {fqmn}", file=sys.stderr)
+    return answer
+
+
 def cmd_create(args: argparse.Namespace) -> Any:
     fqmn, form, _warnings = _submission(args)
-    answer = call(args, "POST", f"/admin/v3/meshes/{fqmn}", data=form)
-    _warn(answer.get("warnings", []))
-    print(f"Created mesh {fqmn}", file=sys.stderr)
-    return answer
+    return _after_write(args, fqmn, call(args, "POST", f"/admin/v3/meshes/{fqmn}", data=form), "Created")
 
 
 def cmd_update(args: argparse.Namespace) -> Any:
     fqmn, form, _warnings = _submission(args)
-    answer = call(args, "PUT", f"/admin/v3/meshes/{fqmn}", data=form)
-    _warn(answer.get("warnings", []))
-    print(f"Updated mesh {fqmn}", file=sys.stderr)
-    return answer
+    return _after_write(args, fqmn, call(args, "PUT", f"/admin/v3/meshes/{fqmn}", data=form), "Updated")
 
 
 def cmd_delete(args: argparse.Namespace) -> Any:
@@ -171,6 +172,16 @@ def cmd_manifests(args: argparse.Namespace) -> Any:
     return text
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected zero or more seconds")
+    return value
+
+
 def _flags(p: argparse.ArgumentParser, file_required: bool = False) -> None:
     add_global_flags(p)
     p.add_argument("-f", "--file", dest="file", required=file_required, help="the mesh file (YAML or JSON)")
@@ -191,6 +202,15 @@ def add_mesh_parsers(sub: argparse._SubParsersAction) -> None:
     ):
         p = verbs.add_parser(verb, help=text)
         _flags(p, file_required=True)
+        p.add_argument(
+            "--no-wait", action="store_true", help="return once stored, without waiting for the instances"
+        )
+        p.add_argument(
+            "--wait-timeout",
+            type=_seconds,
+            default=60.0,
+            help="seconds to wait for every member to be ready (default 60)",
+        )
         p.set_defaults(handler=_handler(fn))
     for verb, fn, text in (
         ("delete", cmd_delete, "delete a mesh with every member"),

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from engine.cluster.scheduler import instance_key
+from engine.dashboard.meshes import mesh_views
 from engine.dashboard.rows import local_view
+from engine.proto import Function_pb2 as pb
 
 if TYPE_CHECKING:
     from engine.worker.worker import Worker
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["LOCAL_PATH", "cluster_overview"]
 
 log = logging.getLogger(__name__)
+
+_KINDS = {pb.FunctionDetails.SOURCE: "source", pb.FunctionDetails.SINK: "sink"}
 
 LOCAL_PATH = "/dashboard/api/local"
 
@@ -72,7 +76,7 @@ def _placeholder(fqfn: str, iid: int, owner: str | None, why: str) -> dict[str, 
 
 
 async def cluster_overview(worker: Worker, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """Everything the page shows: cluster, components and their instances.
+    """Everything the page shows: cluster, components and their instances, meshes.
 
     Parameters
     ----------
@@ -112,13 +116,14 @@ async def cluster_overview(worker: Worker, headers: dict[str, str] | None = None
         tenant, namespace, name = fqfn.split("/", 2)
         components.append(
             {
-                "kind": "function",
+                "kind": _KINDS.get(md.functionDetails.componentType, "function"),
                 "name": fqfn,
                 "tenant": tenant,
                 "namespace": namespace,
                 "shortName": name,
                 "version": int(md.version),
                 "parallelism": parallelism,
+                "mesh": worker.metadata.registry.owner(fqfn),
                 "instances": instances,
             }
         )
@@ -151,4 +156,5 @@ async def cluster_overview(worker: Worker, headers: dict[str, str] | None = None
             "workers": workers,
         },
         "components": components,
+        "meshes": mesh_views(worker, components),
     }

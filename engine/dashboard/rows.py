@@ -1,7 +1,7 @@
 """What one worker knows of its own instances, as dashboard rows, and the page's static files.
 
-An instance row is the same for every kind of component (function today; sources, sinks and
-meshes later are more rows of the same table), so the page needs no change when they come.
+An instance row is the same for every kind of component (function, source, sink, each of them
+alone or a mesh's member), so the page renders them all in one table.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from engine.mesh.graph import MeshGraph
 from engine.mesh.members import ResolvedMember
 from engine.mesh.model import MemberKind
 
-__all__ = ["MeshSampler", "member_condition", "mesh_status"]
+__all__ = ["MeshSampler", "member_condition", "mesh_condition", "mesh_status"]
 
 _CONDITION = {
     MemberKind.FUNCTION: "FunctionReady",
@@ -49,6 +49,36 @@ def member_condition(kind: MemberKind, instances: list[dict[str, Any]]) -> dict[
         "action": action,
         "reason": reason,
         "state": state,
+    }
+
+
+def mesh_condition(members: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """``(state, MeshReady condition)`` over members carrying ``name`` and a ``condition``.
+
+    The mesh is ready when every member is, in error when any member is, else pending.
+    """
+    states = [m["condition"]["state"] for m in members]
+    if states and all(s == "ready" for s in states):
+        return "ready", {
+            "condition": "MeshReady",
+            "status": "True",
+            "action": "NoAction",
+            "reason": "AllMembersReady",
+        }
+    if "error" in states:
+        bad = [m["name"] for m in members if m["condition"]["state"] == "error"]
+        return "error", {
+            "condition": "MeshReady",
+            "status": "False",
+            "action": "Wait",
+            "reason": "MembersFailing: " + ", ".join(bad),
+        }
+    waiting = [m["name"] for m in members if m["condition"]["state"] != "ready"]
+    return "pending", {
+        "condition": "MeshReady",
+        "status": "False",
+        "action": "Wait",
+        "reason": "MembersPending: " + ", ".join(waiting),
     }
 
 
@@ -86,11 +116,9 @@ def mesh_status(
 ) -> dict[str, Any]:
     """The mesh's status document: ``condition``, ``members`` and ``topics``."""
     members: list[dict[str, Any]] = []
-    states: list[str] = []
     for m in graph.members:
         instances = statuses.get(m.name, [])
         cond = member_condition(m.kind, instances)
-        states.append(cond["state"])
         members.append(
             {
                 "name": m.name,
@@ -104,32 +132,7 @@ def mesh_status(
                 "downstream": graph.downstream(m.name),
             }
         )
-    if states and all(s == "ready" for s in states):
-        overall = {
-            "condition": "MeshReady",
-            "status": "True",
-            "action": "NoAction",
-            "reason": "AllMembersReady",
-        }
-        state = "ready"
-    elif "error" in states:
-        bad = [m["name"] for m in members if m["condition"]["state"] == "error"]
-        overall = {
-            "condition": "MeshReady",
-            "status": "False",
-            "action": "Wait",
-            "reason": "MembersFailing: " + ", ".join(bad),
-        }
-        state = "error"
-    else:
-        waiting = [m["name"] for m in members if m["condition"]["state"] != "ready"]
-        overall = {
-            "condition": "MeshReady",
-            "status": "False",
-            "action": "Wait",
-            "reason": "MembersPending: " + ", ".join(waiting),
-        }
-        state = "pending"
+    state, overall = mesh_condition(members)
     by_name = {m.name: m for m in graph.members}
     topics: list[dict[str, Any]] = []
     for topic in graph.internal_topics():

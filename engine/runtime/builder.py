@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulsar
 
@@ -29,6 +29,9 @@ from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
 from engine.state.store import StateStore
 
+if TYPE_CHECKING:
+    from engine.io.spec import SourceSpec
+
 __all__ = ["build_instance", "default_ledger", "identity_of", "load_code", "new_instance", "spec_of"]
 
 
@@ -40,7 +43,7 @@ def spec_of(details: pb.FunctionDetails, package_path: str | None = None) -> Fun
     return resolve(config)
 
 
-def identity_of(details: pb.FunctionDetails, package_path: str | None = None) -> FunctionSpec:
+def identity_of(details: pb.FunctionDetails, package_path: str | None = None) -> FunctionSpec | SourceSpec:
     """The spec a runtime names an instance by: a function's, or a source's or sink's own.
 
     A source has no inputs, so it is not a valid function config; its SourceSpec carries
@@ -49,13 +52,13 @@ def identity_of(details: pb.FunctionDetails, package_path: str | None = None) ->
     from engine.io.details import sink_from_details, source_from_details  # engine.io imports localrun
 
     if details.componentType == pb.FunctionDetails.SOURCE:
-        return source_from_details(details, package_path)  # type: ignore[return-value]
+        return source_from_details(details, package_path)
     if details.componentType == pb.FunctionDetails.SINK:
         return sink_from_details(details, package_path)[0]
     return spec_of(details, package_path)
 
 
-def default_ledger(spec: FunctionSpec, instance_id: int, data_dir: str) -> str:
+def default_ledger(spec: FunctionSpec | SourceSpec, instance_id: int, data_dir: str) -> str:
     """Where an instance of ``spec`` records its inputs in flight (beside its log)."""
     run_dir = os.path.join(os.path.abspath(data_dir), "instances")
     return ledger_path(run_dir, spec.tenant, spec.namespace, spec.name, instance_id)

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pulsar
 
@@ -41,15 +41,20 @@ from engine.runtime.child import Launch
 from engine.runtime.process import ProcessInstance
 from engine.state.store import StateStore
 
+if TYPE_CHECKING:
+    from engine.io.spec import SourceSpec
+
 __all__ = ["InstanceHandle", "InstanceSlot", "ProcessSettings", "RuntimeManager"]
 
 
 class InstanceHandle(Protocol):
     """What the manager, the REST API and the metrics collector use of a running instance."""
 
-    spec: FunctionSpec
     instance_id: int
     stats: Any
+
+    @property
+    def spec(self) -> FunctionSpec | SourceSpec: ...
 
     def stop(self) -> None: ...
 

@@ -37,6 +37,7 @@ import engine
 from engine.config.validation import FunctionSpec
 from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT
 from engine.instance.status import snapshot_from, status_dict
+from engine.io.spec import SourceSpec
 from engine.proto import InstanceCommunication_pb2 as ic
 from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
 from engine.runtime.child import Launch
@@ -78,7 +79,9 @@ class ProcessInstance:
 
     CALL_TIMEOUT = 0.5
 
-    def __init__(self, spec: FunctionSpec, launch: Launch, run_dir: str, stop_grace_s: float = 10.0) -> None:
+    def __init__(
+        self, spec: FunctionSpec | SourceSpec, launch: Launch, run_dir: str, stop_grace_s: float = 10.0
+    ) -> None:
         self.spec = spec
         self.launch = launch
         self.instance_id = launch.instance_id
@@ -100,6 +103,7 @@ class ProcessInstance:
         self._aio_stub: ic_grpc.InstanceControlStub | None = None
         self._cgroup = f"{launch.worker_id or os.getpid()}.{base}"
         self._ram_watch: RamWatch | None = None
+        self._ram_limit = 0
         #: What became of ``resources.cpu`` (applied, or why not).
         self.cpu_limit = ""
 
@@ -148,7 +152,10 @@ class ProcessInstance:
 
     def _apply_limits(self, pid: int) -> None:
         """Watch ``resources.ram`` and apply ``resources.cpu`` (see :mod:`engine.runtime.limits`)."""
-        resources = self.spec.resources
+        resources = getattr(self.spec, "resources", None)  # a source's spec asks for none
+        if resources is None:
+            return
+        self._ram_limit = resources.ram or 0
         if resources.ram:
             self._ram_watch = RamWatch(pid, resources.ram, self._ram_exceeded).start()
         if resources.cpu:
@@ -157,7 +164,7 @@ class ProcessInstance:
 
     def _ram_exceeded(self, rss: int) -> None:
         """The child holds more than ``resources.ram``: kill it, naming why (on the watch's thread)."""
-        limit = ram_text(self.spec.resources.ram or 0)
+        limit = ram_text(self._ram_limit)
         self._failure = f"instance process exceeded ram {limit}"
         log.warning(
             "%s:%s exceeded ram %s (resident %s); killing it",
@@ -225,7 +232,8 @@ class ProcessInstance:
         if code < 0:
             return f"instance process killed by {signal.Signals(-code).name}"
         if code == EXIT_CALL_TIMED_OUT:
-            return "instance process " + TIMED_OUT_EXIT.format(timeout_ms=self.spec.timeout_ms)
+            timeout_ms = getattr(self.spec, "timeout_ms", None)
+            return "instance process " + TIMED_OUT_EXIT.format(timeout_ms=timeout_ms)
         return f"instance process exited with code {code}"
 
     # -- control calls ---------------------------------------------------------------------

@@ -9,10 +9,12 @@ is kept in the test's tmp dir and copied to tests/artifacts/dashboard.png.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +22,14 @@ from typing import Any
 
 import pulsar
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
+import engine.examples.exclamation as exclamation
 from engine.broker import EmbeddedBroker
-from tests.cluster.conftest import Cluster, RestError, WorkerProc, new_cluster, rest, wait_until
+from tests.cluster.conftest import Cluster, RestError, WorkerProc, magnetar, new_cluster, rest, wait_until
 from tests.cluster.test_cluster import create
+from tests.mesh.documents import function_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -234,6 +239,76 @@ def test_dashboard_json_gathers_every_worker(dcluster: Cluster) -> None:
         assert rest(dcluster.workers[0].url, "GET", f"/dashboard/static/{asset}")
     with pytest.raises(RestError, match="404"):
         rest(dcluster.workers[0].url, "GET", "/dashboard/static/..%2f..%2fsetup.py")
+
+
+def test_dashboard_shows_a_mesh_with_its_members_condition_and_graph(
+    dcluster: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    ns = dcluster.namespace.split("/")[1] + "-dm"
+    fqmn = f"public/{ns}/gen-pipeline"
+    shutil.copy(exclamation.__file__, tmp_path / "exclamation.py")
+    (tmp_path / "sink").mkdir()
+    doc = function_mesh(ns, str(tmp_path / "sink"))
+    doc["spec"]["sources"][0]["sourceConfig"].update(shape="STRING", sizeBytes=8)
+    mesh_file = tmp_path / "pipeline.yaml"
+    mesh_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    w1 = dcluster.workers[0].url
+    res = magnetar("mesh", "create", "-f", str(mesh_file), "--admin-url", w1, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+    def mesh_view() -> dict[str, Any]:
+        data = rest(w1, "GET", "/dashboard/api/overview")
+        (view,) = [m for m in data["meshes"] if m["name"] == fqmn]
+        return view  # type: ignore[no-any-return]
+
+    assert wait_until(lambda: mesh_view()["state"] == "ready", timeout=90), mesh_view()
+    # Every member runs in its own child process, the source too, and the data goes end to end.
+    out = tmp_path / "sink" / "out.txt"
+    assert wait_until(lambda: out.exists() and len(out.read_text().splitlines()) >= 30, timeout=60)
+    assert all(line.endswith("!") for line in out.read_text().splitlines())
+    page = browser.new_page(viewport={"width": 1700, "height": 1400})
+    page.goto(f"{dcluster.workers[1].url}/dashboard?interval=500")
+    card = page.locator(f'div.mesh[data-mesh="{fqmn}"]')
+    expect(card.locator('[data-field="mesh-state"]')).to_have_text("ready", timeout=90000)
+    expect(card.locator('[data-field="condition"]')).to_have_text("MeshReady=True · AllMembersReady")
+    for member, kind in (("gen", "source"), ("shout", "function"), ("store", "sink")):
+        row = card.locator(f'tr[data-member="{member}"]')
+        expect(row).to_contain_text(kind)
+        expect(row.locator('[data-field="member-state"]')).to_have_text("ready")
+        expect(row.locator('[data-field="member-instances"]')).to_have_text("1/1")
+        # Each member is a component of its own kind, with its instance, marked as the mesh's.
+        component = page.locator(f'tr[data-component="public/{ns}/{member}"]')
+        expect(component.locator('[data-field="kind"]')).to_have_text(f"{kind} · mesh {fqmn}")
+        expect(_cell(page, f"public/{ns}/{member}:0", "state")).to_have_text("running")
+        # Its mesh stops and starts it; a restart is its own.
+        buttons = page.locator(f'tr[data-key="public/{ns}/{member}:0"] button')
+        expect(buttons).to_have_count(1)
+        expect(buttons).to_have_attribute("data-action", "restart")
+
+    # The graph is the mesh's own drawing, fetched with the page's credentials and shown inline.
+    graph = card.locator("img.mesh-graph")
+    expect(graph).to_have_attribute("src", re.compile(r"^data:image/svg\+xml"), timeout=20000)
+    assert wait_until(lambda: graph.evaluate("img => img.complete && img.naturalWidth > 300"), timeout=20)
+    svg = urllib.parse.unquote(str(graph.get_attribute("src")).split(",", 1)[1])
+    served = rest(w1, "GET", f"/dashboard/api/meshes/{fqmn}/graph").decode()
+    assert svg == served and all(f">{m}</text>" in svg for m in ("gen", "shout", "store")), svg
+    shot = tmp_path / "dashboard-mesh.png"
+    card.screenshot(path=str(shot))
+    artifacts = ROOT / "tests" / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shutil.copy(shot, artifacts / "dashboard-mesh.png")
+
+    with pytest.raises(RestError, match="404"):
+        rest(w1, "GET", f"/dashboard/api/meshes/public/{ns}/no-such-mesh/graph")
+    with pytest.raises(RestError, match="400"):
+        rest(w1, "GET", "/dashboard/api/meshes/public/bad%20ns/x/graph")
+
+    # Deleted through the CLI: the mesh leaves the page with its members.
+    res = magnetar("mesh", "delete", "-f", str(mesh_file), "--admin-url", w1, timeout=120)
+    assert res.returncode == 0, res.stderr
+    expect(card).to_have_count(0, timeout=30000)
+    expect(page.locator(f'tr[data-component="public/{ns}/shout"]')).to_have_count(0, timeout=30000)
+    page.close()
 
 
 def test_drain_button_moves_a_workers_instances_after_confirmation(

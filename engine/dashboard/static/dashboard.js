@@ -8,15 +8,18 @@ const POLL_MS = Math.max(250, Number(params.get("interval")) || 1000);
 
 // Last counters seen per instance, to turn totals into rates.
 const previous = new Map();
+// Each mesh's drawn graph, fetched again only when the mesh's version changes.
+const graphs = new Map();
 let pollTimer = null;
 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
-async function api(method, path) {
-  const headers = { "Accept": "application/json" };
+async function api(method, path, asText) {
+  const headers = { "Accept": asText ? "*/*" : "application/json" };
   if (token()) headers["Authorization"] = "Bearer " + token();
   const resp = await fetch(path, { method, headers, cache: "no-store" });
   let body = null;
+  if (asText && resp.ok) return await resp.text();
   try { body = await resp.json(); } catch (e) { body = null; }
   if (!resp.ok) {
     const reason = body && body.reason ? body.reason : resp.statusText;
@@ -48,7 +51,8 @@ function banner(text, isError) {
 
 function fmtNum(n) { return n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"); }
 function fmtRate(r) { return r === null ? "—" : r.toFixed(1); }
-function fmtMs(ms) { return ms ? ms.toFixed(3) : "—"; }
+// Under a microsecond, two significant digits (a fast function would read 0.000 otherwise).
+function fmtMs(ms) { return !ms ? "—" : ms < 0.001 ? ms.toPrecision(2) : ms.toFixed(3); }
 function fmtTime(ms) { return ms ? new Date(ms).toLocaleTimeString("en-GB") : ""; }
 
 function stateBadge(state, field) {
@@ -70,6 +74,10 @@ function confirmThen(text, action) {
     poll();
   });
   dialog.showModal();
+}
+
+function kindLabel(c) {
+  return c.mesh ? c.kind + " · mesh " + c.mesh : c.kind;
 }
 
 function instancePath(row, verb) {
@@ -142,7 +150,7 @@ function renderComponents(data) {
     const running = c.instances.filter((r) => r.state === "running").length;
     const backlogs = c.instances.map((r) => r.backlog).filter((b) => b !== null && b !== undefined);
     tbody.append(el("tr", { class: "component", "data-component": c.name },
-      el("td", {}, c.kind),
+      el("td", { "data-field": "kind" }, kindLabel(c)),
       el("td", {}, c.name),
       el("td", {}, ""),
       el("td", { "data-field": "running" }, running + "/" + c.parallelism + " running"),
@@ -158,7 +166,8 @@ function renderComponents(data) {
       numCell("dead-lettered", fmtNum(sum("deadLettered"))),
       el("td", {}, "")));
     for (const { row, inRate, outRate } of counted) {
-      const actions = el("td", {},
+      // A mesh's member is stopped and started with its mesh; only a restart is its own.
+      const actions = c.mesh ? el("td", {}, instanceAction(row, "restart")) : el("td", {},
         row.state === "stopped" ? instanceAction(row, "start") : instanceAction(row, "stop"), " ",
         instanceAction(row, "restart"));
       tbody.append(el("tr", { class: "instance", "data-key": row.key },
@@ -192,6 +201,53 @@ function renderComponents(data) {
   renderErrors(errors);
 }
 
+// The graph as an image: fetched with the token (an <img> cannot send one), shown as a data: URL.
+async function meshGraph(mesh) {
+  const cached = graphs.get(mesh.name);
+  if (cached && cached.version === mesh.version) return cached.url;
+  const svg = await api("GET", mesh.graphPath, true);
+  const url = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg);
+  graphs.set(mesh.name, { version: mesh.version, url });
+  return url;
+}
+
+function renderMeshes(meshes) {
+  const box = document.getElementById("meshes");
+  const seen = new Set();
+  for (const mesh of meshes) {
+    seen.add(mesh.name);
+    let card = box.querySelector('div.mesh[data-mesh="' + CSS.escape(mesh.name) + '"]');
+    if (!card) {
+      card = el("div", { class: "mesh", "data-mesh": mesh.name },
+        el("h3", {}), el("p", { class: "mesh-condition" }), el("table", { class: "mesh-members" }),
+        el("img", { class: "mesh-graph", alt: "graph of mesh " + mesh.name }));
+      box.append(card);
+    }
+    card.querySelector("h3").replaceChildren(
+      "mesh " + mesh.name + " (version " + mesh.version + ") ", stateBadge(mesh.state, "mesh-state"));
+    const c = mesh.condition;
+    card.querySelector(".mesh-condition").replaceChildren(
+      el("span", { "data-field": "condition" }, c.condition + "=" + c.status + " · " + c.reason),
+      ...(mesh.warnings || []).map((w) => el("span", { class: "warning" }, " · warning: " + w)));
+    const head = el("tr", {}, el("th", {}, "Member"), el("th", {}, "Kind"), el("th", {}, "Condition"),
+      el("th", { title: "instances running of instances wanted" }, "Instances"), el("th", {}, "Reason"));
+    card.querySelector("table").replaceChildren(head, ...mesh.members.map((m) =>
+      el("tr", { "data-member": m.name },
+        el("td", {}, m.name),
+        el("td", {}, m.kind),
+        el("td", {}, stateBadge(m.condition.state, "member-state"), " " + m.condition.condition),
+        numCell("member-instances", m.numRunning + "/" + m.numInstances),
+        el("td", { "data-field": "member-reason" }, m.condition.reason))));
+    const img = card.querySelector("img");
+    meshGraph(mesh).then((url) => { if (img.getAttribute("src") !== url) img.setAttribute("src", url); })
+      .catch((e) => { img.alt = "graph of mesh " + mesh.name + " unavailable: " + e.message; });
+  }
+  for (const card of [...box.querySelectorAll("div.mesh")]) {
+    if (!seen.has(card.dataset.mesh)) { card.remove(); graphs.delete(card.dataset.mesh); }
+  }
+  document.getElementById("no-meshes").hidden = meshes.length > 0;
+}
+
 function renderErrors(errors) {
   errors.sort((a, b) => b.timestampMs - a.timestampMs);
   const tbody = document.querySelector("#errors tbody");
@@ -208,6 +264,7 @@ async function poll() {
     document.getElementById("served-by").textContent = "served by " + data.servedBy;
     document.getElementById("updated").textContent = "updated " + fmtTime(data.generatedAtMs);
     renderWorkers(data.cluster);
+    renderMeshes(data.meshes || []);
     renderComponents(data);
     const b = document.getElementById("banner");
     if (b.classList.contains("error") && b.dataset.source === "poll") banner("", false);
