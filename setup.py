@@ -12,6 +12,7 @@ from another module.
 
 import os
 import pathlib
+import re
 import sys
 
 from setuptools import Extension, setup
@@ -44,17 +45,12 @@ def generate_proto() -> None:
     if protoc.main(args) != 0:
         raise RuntimeError("protoc failed on " + ", ".join(p.name for p in protos))
     # Generated gRPC modules import their messages as top-level modules; make them package-relative.
-    for path in PROTO_OUT.glob("*_pb2_grpc.py"):
+    # Anchored at the line start, so a file rewritten before is left as it is.
+    for path in [*PROTO_OUT.glob("*_pb2_grpc.py"), *PROTO_OUT.glob("*_pb2.py")]:
         text = path.read_text()
         for proto in protos:
             mod = proto.stem + "_pb2"
-            text = text.replace(f"import {mod} as", f"from . import {mod} as")
-        path.write_text(text)
-    for path in PROTO_OUT.glob("*_pb2.py"):
-        text = path.read_text()
-        for proto in protos:
-            mod = proto.stem + "_pb2"
-            text = text.replace(f"\nimport {mod} as", f"\nfrom . import {mod} as")
+            text = re.sub(rf"^import {mod} as", f"from . import {mod} as", text, flags=re.MULTILINE)
         path.write_text(text)
 
 
