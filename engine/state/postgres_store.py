@@ -74,7 +74,7 @@ class PostgresStateStore:
         try:
             return self._conn().execute(sql, params).fetchall()
         except psycopg.Error as exc:
-            raise StateStoreError(f"reading {what}: {exc}")
+            raise StateStoreError(f"reading {what} from {self._where()}: {exc}")
 
     def get_counter(self, namespace: str, key: str) -> int | None:
         """The counter's value, or ``None`` when it does not exist."""
@@ -148,7 +148,7 @@ class PostgresStateStore:
                 if dels:
                     cur.executemany("DELETE FROM magnetar_kv WHERE ns = %s AND key = %s", dels)
         except psycopg.Error as exc:
-            raise StateStoreError(f"committing state of {namespace}: {exc}")
+            raise StateStoreError(f"committing state of {namespace} to {self._where()}: {exc}")
 
     @staticmethod
     def _move_positions(
@@ -178,7 +178,7 @@ class PostgresStateStore:
                 for table in ("magnetar_counters", "magnetar_kv", "magnetar_positions"):
                     cur.execute(f"DELETE FROM {table} WHERE ns = %s", (namespace,))
         except psycopg.Error as exc:
-            raise StateStoreError(f"deleting the state of {namespace}: {exc}")
+            raise StateStoreError(f"deleting the state of {namespace} in {self._where()}: {exc}")
 
     def close(self) -> None:
         """Close every connection opened by any thread."""

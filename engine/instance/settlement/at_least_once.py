@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.instance.settlement.base import Settlement, SettlementParts
 from engine.instance.settlement.flushes import FlushTracker
+from engine.instance.settlement.store_health import StoreHealth
 
 __all__ = ["AtLeastOnce", "duplicate_filter_for"]
 
@@ -56,6 +57,7 @@ class AtLeastOnce(Settlement):
         self._dedupe = duplicate_filter_for(parts)
         self.flushes = FlushTracker(parts.hot, parts.producers, parts.stats, self._on_settled)
         self._state_buffer = parts.state_buffer
+        self.store_health = StoreHealth(parts.spec.fqfn, log)
         self._output = parts.spec.output
 
     @property
@@ -116,11 +118,13 @@ class AtLeastOnce(Settlement):
             store.commit(self.spec.fqfn, deltas, resets, values)
         except Exception as exc:  # any store failure fails the batch; the text says which
             text = f"state commit failed: {type(exc).__name__}: {exc}"
+            self.store_health.failed(text)
             for _ in msgs:
                 self.stats.add_system_exception(text)
             self._nack(msgs)
             self.flushes.flush(self.inputs.raw, None)
             return False
+        self.store_health.committed()
         return True
 
     def _nack(self, msgs: list[Any]) -> None:

@@ -22,6 +22,7 @@ from engine.instance.progress import PartitionProgress, position_with_size
 from engine.instance.settlement.base import Settlement, SettlementParts
 from engine.instance.settlement.flushes import FlushTracker
 from engine.instance.settlement.gaps import GapRepair, NoGapRepair, ReadBackGaps
+from engine.instance.settlement.store_health import StoreHealth
 from engine.state.store import StateConflict, StateStore, StateStoreError
 
 __all__ = ["EffectivelyOnce"]
@@ -40,6 +41,7 @@ class EffectivelyOnce(Settlement):
         self.flushes = FlushTracker(parts.hot, parts.producers, parts.stats, lambda _msgs, _ok: None)
         self._position_of = parts.hot.acks.position_of
         self._state_buffer = parts.state_buffer
+        self.store_health = StoreHealth(parts.spec.fqfn, log)
         self._committed: dict[str, str] = {}
         self.progress: dict[str, PartitionProgress] = {}
         #: Inputs whose retries are used up, with their last error: dead-lettered, never run again.
@@ -177,8 +179,11 @@ class EffectivelyOnce(Settlement):
             conflict = isinstance(exc, StateConflict)
             if conflict:  # another instance moved the progress: start from what it committed
                 self.restore()
+            else:
+                self.store_health.failed(str(exc))
             self._rewind(delay=not conflict)
             return False
+        self.store_health.committed()
         self._committed.update(encoded)
         progress.update(updated)
         return True
