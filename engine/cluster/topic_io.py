@@ -60,6 +60,8 @@ def read_range(
     # ``end`` names an entry; a batched entry holds several messages, so read the whole of it.
     end_entry = position_key(end)[:2]
     try:
+        if not inclusive and not reader.has_message_available():
+            return out, last  # ``start`` is the end already (a snapshot taken at the last record)
         while True:
             try:
                 msg = reader.read_next(5000)
