@@ -134,13 +134,13 @@ def test_transform_config_errors_name_the_key(broker: EmbeddedBroker, tmp_path: 
     assert "transformFunction" in str(err.value)
 
 
-def _create(base: str, fqfn: str, config: dict[str, Any]) -> tuple[int, Any]:
+def _create(base: str, fqfn: str, config: dict[str, Any], method: str = "POST") -> tuple[int, Any]:
     async def post() -> tuple[int, Any]:
         form = aiohttp.FormData()
         form.add_field("sinkConfig", orjson.dumps(config).decode(), content_type="application/json")
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{base}/admin/v3/sinks/{fqfn}", data=form) as resp:
-                return resp.status, await resp.json()
+            async with session.request(method, f"{base}/admin/v3/sinks/{fqfn}", data=form) as resp:
+                return resp.status, await resp.json(content_type=None)
 
     return asyncio.run(post())
 
@@ -181,5 +181,9 @@ def test_rest_sink_with_a_zip_transform_function_effectively_once(
 
         assert wait_until(lambda: len(rows()) == 5, timeout=60), rows()
         assert rows() == [(i, i * 3.0) for i in range(0, 10, 2)]
+        status, body = _create(w, f"{ns}/rows", {"configs": config["configs"]}, method="PUT")
+        assert status == 200, body
+        got = rest(w, "GET", f"/admin/v3/sinks/{ns}/rows")
+        assert got["transformFunction"] == package, got  # an update keeps the transform function
     finally:
         cluster.stop_all()
