@@ -248,6 +248,7 @@ class SourceInstance:
         at_most_once = self.spec.processing_guarantees == "ATMOST_ONCE"
         done = self._done
         producers = self.producers
+        raw_of: dict[str, Any] = {}  # topic -> its low-level producer, touched for this batch's flush
         batch: list[Record] = []
         for record in records:
             try:
@@ -262,12 +263,15 @@ class SourceInstance:
                 if len(data) > CALLBACK_ABOVE_BYTES:
                     self._send_alone(topic, data, record, at_most_once)
                     continue
-                producers.raw(topic).send_async(self._message(data, record), None)
+                raw = raw_of.get(topic)
+                if raw is None:
+                    raw = raw_of[topic] = producers.raw(topic)
+                    producers.touch(topic)
+                raw.send_async(self._message(data, record), None)
             except pulsar.PulsarException as exc:
                 self.stats.add_system_exception(f"publishing failed: {exc}")
                 done.append((record, f"publishing failed: {exc}", False))
                 continue
-            producers.touch(topic)
             self._pending += 1
             if at_most_once:
                 done.append((record, None, False))
