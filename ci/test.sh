@@ -23,4 +23,6 @@ echo "== ruff"
 echo "== mypy"
 "$VENV/bin/mypy"
 echo "== pytest (both hot-path twins)"
-MAGNETAR_REQUIRE_NATIVE=1 "$VENV/bin/python" -m pytest "$@"
+# Two test processes, each taking whole files (their module fixtures start clusters once), so
+# the suite fits CI's time on two cores; MAGNETAR_TEST_PROCESSES=0 runs it in this process.
+MAGNETAR_REQUIRE_NATIVE=1 "$VENV/bin/python" -m pytest -n "${MAGNETAR_TEST_PROCESSES:-2}" --dist loadfile "$@"
