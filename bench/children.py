@@ -224,7 +224,8 @@ def main() -> int:
             results.append(result)
             print(f"\n{mode}: fork server {result['server_pss_mb']} MB PSS")
             print(
-                f"{'n':>3} {'latency ms':>11} {'PSS total MB':>13} {'added MB':>9} {'child RSS':>10} {'child PSS':>10}"
+                f"{'n':>3} {'latency ms':>11} {'PSS total MB':>13} {'added MB':>9} "
+                f"{'child RSS':>10} {'child PSS':>10}"
             )
             for row in result["series"]:
                 print(
