@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh checkout: a virtual environment, the package built
 # with its Cython hot path and generated protobuf code, then lint, types and tests.
-# Extra arguments go to pytest. Needs Python >= 3.10 and a C compiler; the wheel test builds
+# Extra arguments run pytest with them alone. Needs Python >= 3.10 and a C compiler; the wheel test builds
 # for CPython 3.10-3.13 (ci/find_python.sh finds them) and the dashboard test installs chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +23,14 @@ echo "== ruff"
 echo "== mypy"
 "$VENV/bin/mypy"
 echo "== pytest (both hot-path twins)"
-MAGNETAR_REQUIRE_NATIVE=1 "$VENV/bin/python" -m pytest "$@"
+export MAGNETAR_REQUIRE_NATIVE=1
+if [ "$#" -gt 0 ]; then
+    "$VENV/bin/python" -m pytest "$@"
+    exit
+fi
+# Two test processes, each taking whole files (their module fixtures start clusters once), so
+# the suite fits CI's time on two cores; MAGNETAR_TEST_PROCESSES=0 runs it in this process.
+# The REST fuzzing makes its tests from the OpenAPI document as it is collected, which parallel
+# processes do not share: it runs on its own afterwards.
+"$VENV/bin/python" -m pytest -n "${MAGNETAR_TEST_PROCESSES:-2}" --dist loadfile --ignore=tests/fuzz
+"$VENV/bin/python" -m pytest tests/fuzz

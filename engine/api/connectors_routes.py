@@ -11,6 +11,7 @@ listings (``/builtinsources``, ``/builtinsinks``, ``/admin/v2/worker/connectors`
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -35,8 +36,15 @@ from engine.io.connector_config import connector_of, sink_spec, source_spec
 from engine.io.connector_status import connector_status
 from engine.io.connector_update import merged_sink_config, merged_source_config
 from engine.io.connectors import BUILTIN_SINKS, BUILTIN_SOURCES
-from engine.io.details import sink_details, sink_from_details, source_details, source_from_details
+from engine.io.details import (
+    sink_details,
+    sink_from_details,
+    source_details,
+    source_from_details,
+    transform_from_details,
+)
 from engine.io.loader import connector_class
+from engine.io.transform import TransformSpec, transform_of
 from engine.packages.locations import store_package
 from engine.proto import Function_pb2 as pb
 from engine.security.names import NAME_RULE, is_valid_name
@@ -98,6 +106,14 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response({"version": version})
 
 
+def _transform(config: dict[str, Any]) -> TransformSpec | None:
+    """The sink's transform function; its package must be a file this worker can read."""
+    transform = transform_of(config)
+    if transform is not None and transform.package and not os.path.isfile(transform.package):
+        raise ConfigError.single("transformFunction", transform.package, "an existing .py, .zip or .whl file")
+    return transform
+
+
 def _validated(worker: Worker, config: dict[str, Any], kind: str) -> pb.FunctionDetails:
     """The details of a SourceConfig / SinkConfig mapping; a 400 naming the field if it is invalid."""
     type_name, _archive, class_name = connector_of(config, kind)
@@ -109,7 +125,7 @@ def _validated(worker: Worker, config: dict[str, Any], kind: str) -> pb.Function
         if kind == "source":
             return source_details(source_spec(config))
         sspec, configs = sink_spec(config)
-        return sink_details(sspec, configs, type_name, class_name)
+        return sink_details(sspec, configs, type_name, class_name, _transform(config))
     except (ConfigError, FunctionLoadError) as exc:
         raise http_error(400, str(exc))
 
@@ -182,7 +198,13 @@ def _config_of(md: pb.FunctionMetaData, kind: str) -> dict[str, Any]:
         "maxMessageRetries": spec.max_message_retries,
         "deadLetterTopic": spec.dead_letter_topic,
         "timeoutMs": spec.timeout_ms,
+        **_transform_config(d),
     }
+
+
+def _transform_config(d: pb.FunctionDetails) -> dict[str, Any]:
+    transform = transform_from_details(d)
+    return transform.to_config() if transform is not None else {}
 
 
 async def get(request: web.Request) -> web.Response:

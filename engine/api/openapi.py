@@ -221,6 +221,7 @@ def _connector_paths(kind: str) -> dict[str, Any]:
         one: {
             "parameters": _FN_PARAMS,
             "post": _op(f"register{Kind}", _ok(_OBJECT), requestBody=_connector_submission(kind)),
+            "put": _op(f"update{Kind}", _ok(_OBJECT), requestBody=_connector_submission(kind)),
             "delete": _op(f"deregister{Kind}", _ok(_OBJECT)),
             "get": _op(f"get{Kind}Info", _ok(_OBJECT)),
         },
@@ -382,6 +383,8 @@ OPENAPI: dict[str, Any] = {
         },
         "/admin/v3/sources/builtinsources": {"get": _op("getBuiltinSources", _ok({"type": "array"}))},
         "/admin/v3/sinks/builtinsinks": {"get": _op("getBuiltinSinks", _ok({"type": "array"}))},
+        "/admin/v3/sources/reloadBuiltInSources": {"post": _op("reloadBuiltinSources", _no_content())},
+        "/admin/v3/sinks/reloadBuiltInSinks": {"post": _op("reloadBuiltinSinks", _no_content())},
         "/admin/v2/worker/connectors": {"get": _op("getConnectorsList", _ok({"type": "array"}))},
         **_connector_paths("source"),
         **_connector_paths("sink"),

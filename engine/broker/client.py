@@ -85,6 +85,9 @@ def spread_consumer_ids(client: pulsar.Client, upper: int, timeout: float = 30.0
 
     native = raw_client(client)
     conf = consumer_configuration()
+    # Each consumer preallocates its receiver queue; these receive nothing, and with the
+    # default queue the thousands of them would cost a process tens of MB.
+    conf.receiver_queue_size(1)
     topic = "non-persistent://public/default/__magnetar_consumer_id_spread__"
     tag = uuid.uuid4().hex
     for i in range(count):

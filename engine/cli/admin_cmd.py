@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 
 from engine.cli.function_flags import add_function_flags, overrides_from_args
-from engine.cli.http_client import AdminError, add_global_flags, call, raise_for_status, target
+from engine.cli.http_client import AdminError, add_global_flags, admin_command, call, raise_for_status, target
 from engine.cli.progress import Progress
 from engine.config import load_config_file, merge_overrides
 
@@ -474,15 +474,7 @@ def _name_flags(p: argparse.ArgumentParser, instance: bool = False) -> None:
 
 
 def _wrap(fn: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            fn(args)
-        except AdminError as exc:
-            print(f"magnetar: {exc}", file=sys.stderr)
-            return 1
-        return 0
-
-    return run
+    return admin_command(fn)
 
 
 def add_admin_parsers(functions: argparse._SubParsersAction, sub: argparse._SubParsersAction) -> None:

@@ -7,6 +7,7 @@ YAML (or JSON) SourceConfig / SinkConfig; flags given on the command line win ov
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from engine.instance.options import InstanceOptions
 from engine.io.connector_config import connector_of, sink_spec, source_spec
 from engine.io.connectors import BUILTIN_SINKS, BUILTIN_SOURCES
 from engine.io.runner import ConnectorRunner
+from engine.io.transform import transform_of
 from engine.runtime.localrun import LocalRunOptions
 
 __all__ = ["add_connector_parsers", "build_runner", "config_from_args"]
@@ -135,6 +137,24 @@ def _sink_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dead-letter-topic", "--deadLetterTopic", dest="dead_letter_topic")
     p.add_argument("--subs-name", "--subsName", dest="subs_name", help="subscription name")
     p.add_argument("--subs-position", "--subsPosition", dest="subs_position", choices=["Latest", "Earliest"])
+    p.add_argument(
+        "--transform-function",
+        "--transformFunction",
+        dest="transform_function",
+        help="the .py, .zip or .whl of a function applied to each record before the sink writes it",
+    )
+    p.add_argument(
+        "--transform-function-classname",
+        "--transformFunctionClassName",
+        dest="transform_function_classname",
+        help="module.Class (or module.function) of the transform function",
+    )
+    p.add_argument(
+        "--transform-function-config",
+        "--transformFunctionConfig",
+        dest="transform_function_config",
+        help="JSON user config of the transform function",
+    )
     p.set_defaults(connector_kind="sink")
 
 
@@ -155,6 +175,13 @@ def _boolean(text: str) -> bool:
     if text.lower() not in ("true", "false"):
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return text.lower() == "true"
+
+
+def _package_path(path: str | None) -> str | None:
+    """A local package path made absolute (the worker reads it where the CLI ran)."""
+    if not path or "://" in path:
+        return path
+    return os.path.abspath(path)
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -191,6 +218,9 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
             deadLetterTopic=args.dead_letter_topic,
             sourceSubscriptionName=args.subs_name,
             sourceSubscriptionPosition=args.subs_position,
+            transformFunction=_package_path(args.transform_function),
+            transformFunctionClassName=args.transform_function_classname,
+            transformFunctionConfig=args.transform_function_config,
         )
     config.update({k: v for k, v in flags.items() if v is not None})
     if args.connector_config:
@@ -227,7 +257,8 @@ def build_runner(args: argparse.Namespace) -> ConnectorRunner:
         secrets_provider_config=secrets_config,
         instance=instance,
     )
-    return ConnectorRunner(spec, configs, options, connector_of(config, kind))
+    transform = transform_of(config) if kind == "sink" else None
+    return ConnectorRunner(spec, configs, options, connector_of(config, kind), transform)
 
 
 def _run_localrun(args: argparse.Namespace) -> int:

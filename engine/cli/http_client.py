@@ -14,6 +14,8 @@ import argparse
 import asyncio
 import os
 import ssl
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,7 @@ __all__ = [
     "AdminError",
     "AdminTarget",
     "add_global_flags",
+    "admin_command",
     "call",
     "raise_for_status",
     "read_client_conf",
@@ -40,6 +43,24 @@ DEFAULT_ADMIN_URL = "http://127.0.0.1:6750"
 
 class AdminError(Exception):
     """The worker rejected the request, or could not be reached; the message says which."""
+
+
+def admin_command(
+    run: Callable[[argparse.Namespace], Any], show: Callable[[Any], None] | None = None
+) -> Callable[[argparse.Namespace], int]:
+    """A CLI verb: ``run`` it (``show`` prints its result); an :class:`AdminError` prints one line, exit 1."""
+
+    def handle(args: argparse.Namespace) -> int:
+        try:
+            result = run(args)
+        except AdminError as exc:
+            print(f"magnetar: {exc}", file=sys.stderr)
+            return 1
+        if show is not None:
+            show(result)
+        return 0
+
+    return handle
 
 
 def add_global_flags(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 import yaml
 
-from engine.cli.http_client import AdminError, add_global_flags, call
+from engine.cli.http_client import AdminError, add_global_flags, admin_command, call
 from engine.cli.mesh_progress import package_part, report_stored, wait_until_ready
 from engine.config.errors import ConfigError
 
@@ -84,15 +84,7 @@ def _print(data: Any) -> None:
 
 
 def _handler(run: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
-    def handle(args: argparse.Namespace) -> int:
-        try:
-            _print(run(args))
-        except AdminError as exc:
-            print(f"magnetar: {exc}", file=sys.stderr)
-            return 1
-        return 0
-
-    return handle
+    return admin_command(run, _print)
 
 
 def _warn(warnings: list[str]) -> None:

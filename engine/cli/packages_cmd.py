@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 import aiohttp
 import orjson
 
-from engine.cli.http_client import AdminError, add_global_flags, call
+from engine.cli.http_client import AdminError, add_global_flags, admin_command, call
 from engine.packages.names import PackageName, parse_package_name
 
 __all__ = ["add_packages_parser"]
@@ -109,15 +108,7 @@ def _metadata_flags(p: argparse.ArgumentParser, short: bool) -> None:
 
 
 def _wrap(fn: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            fn(args)
-        except AdminError as exc:
-            print(f"magnetar: {exc}", file=sys.stderr)
-            return 1
-        return 0
-
-    return run
+    return admin_command(fn)
 
 
 def add_packages_parser(sub: argparse._SubParsersAction) -> None:

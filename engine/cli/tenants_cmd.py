@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
-from engine.cli.http_client import AdminError, add_global_flags, call
+from engine.cli.http_client import AdminError, add_global_flags, admin_command, call
 
 __all__ = ["add_tenant_parsers"]
 
@@ -82,15 +81,7 @@ def cmd_permissions(args: argparse.Namespace) -> None:
 
 
 def _wrap(fn: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            fn(args)
-        except AdminError as exc:
-            print(f"magnetar: {exc}", file=sys.stderr)
-            return 1
-        return 0
-
-    return run
+    return admin_command(fn)
 
 
 def _verb(sub: argparse._SubParsersAction, name: str, fn: Any, helptext: str) -> argparse.ArgumentParser:

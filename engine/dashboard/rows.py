@@ -43,10 +43,14 @@ def static_file(name: str) -> tuple[bytes, str] | None:
     return data, content_type
 
 
-def instance_state(slot: InstanceSlot, max_backoff: float, now: float | None = None) -> tuple[str, str]:
+def instance_state(
+    slot: InstanceSlot, max_backoff: float, now: float | None = None, stalled: str = ""
+) -> tuple[str, str]:
     """The state an operator sees for one slot, and why.
 
-    ``stopped`` (stopped by an admin), ``running``, ``starting`` (never failed yet),
+    ``stopped`` (stopped by an admin), ``running`` (``stuck`` while its status says a call has
+    run past the warning threshold: ``stalled``, e.g. "in process() for 12 s"), ``starting``
+    (never failed yet),
     ``restarting`` (died or failed to start; the runtime will try again), ``crashed`` (died and
     not yet noticed, or failing so often that the runtime waits the longest back-off).
     """
@@ -56,7 +60,7 @@ def instance_state(slot: InstanceSlot, max_backoff: float, now: float | None = N
     inst = slot.instance
     if inst is not None:
         if inst.is_alive():
-            return "running", ""
+            return ("stuck", stalled) if stalled else ("running", "")
         return "crashed", inst.failure_text or "the instance exited"
     if not slot.failure:
         return "starting", ""
@@ -80,7 +84,7 @@ def _row(
     worker: Worker, slot: InstanceSlot, status: dict[str, Any], snap: dict[str, Any] | None
 ) -> dict[str, Any]:
     fqfn, iid = split_instance_key(slot.key)
-    state, reason = instance_state(slot, worker.runtime.MAX_BACKOFF)
+    state, reason = instance_state(slot, worker.runtime.MAX_BACKOFF, stalled=str(status.get("stalled", "")))
     return {
         "key": slot.key,
         "name": fqfn,

@@ -24,6 +24,7 @@ from engine.config.details import config_from_details
 from engine.config.errors import ConfigError, ConfigProblem
 from engine.config.topics import normalize_topic
 from engine.io.details import source_from_details
+from engine.io.transform import TransformSpec
 from engine.proto import Function_pb2 as pb
 
 __all__ = ["merged_sink_config", "merged_source_config", "stored_sink_config", "stored_source_config"]
@@ -84,6 +85,9 @@ def stored_sink_config(md: pb.FunctionMetaData) -> dict[str, Any]:
     elif d.sink.className:
         config["className"] = d.sink.className
     config["configs"] = orjson.loads(d.sink.configs) if d.sink.configs else {}
+    transform = TransformSpec.from_json(d.magnetarTransformFunction)
+    if transform is not None:
+        config.update(transform.to_config())
     return config
 
 

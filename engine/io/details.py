@@ -25,6 +25,7 @@ from engine.io.loader import connector_class, new_connector
 from engine.io.sink_instance import SinkInstance
 from engine.io.source_instance import SourceInstance
 from engine.io.spec import SourceSpec
+from engine.io.transform import TransformSpec, load_transform
 from engine.proto import Function_pb2 as pb
 from engine.state.store import StateStore
 
@@ -35,6 +36,7 @@ __all__ = [
     "sink_from_details",
     "source_details",
     "source_from_details",
+    "transform_from_details",
 ]
 
 _GUARANTEE_NAME = {v: k for k, v in _GUARANTEE.items()}
@@ -90,10 +92,15 @@ def source_from_details(d: pb.FunctionDetails, package_path: str | None = None) 
 
 
 def sink_details(
-    spec: FunctionSpec, configs: dict[str, Any], sink_type: str | None, class_name: str | None
+    spec: FunctionSpec,
+    configs: dict[str, Any],
+    sink_type: str | None,
+    class_name: str | None,
+    transform: TransformSpec | None = None,
 ) -> pb.FunctionDetails:
     """The ``FunctionDetails`` of a sink: its inputs as a function's, its connector in ``sink``."""
     d = to_details(spec)
+    d.magnetarTransformFunction = transform.to_json() if transform is not None else ""
     d.componentType = pb.FunctionDetails.SINK
     d.builtin = sink_type or ""
     d.sink.className = class_name or ""
@@ -110,6 +117,11 @@ def sink_from_details(
     spec = resolve(config)
     configs = orjson.loads(d.sink.configs) if d.sink.configs else {}
     return spec, configs, (d.sink.builtin or d.builtin or None, package_path, d.sink.className or None)
+
+
+def transform_from_details(d: pb.FunctionDetails) -> TransformSpec | None:
+    """The sink's transform function recorded in ``d``, or ``None``."""
+    return TransformSpec.from_json(d.magnetarTransformFunction)
 
 
 def build_connector_instance(
@@ -136,6 +148,7 @@ def build_connector_instance(
         raise ValueError(f"{details.tenant}/{details.namespace}/{details.name} is not a source or a sink")
     spec, configs, (type_name, archive, class_name) = sink_from_details(details, package_path)
     cls = connector_class("sink", type_name, archive, None if type_name else class_name, data_dir)
+    transform = transform_from_details(details)
     return SinkInstance(
         spec,
         instance_id,
@@ -147,4 +160,5 @@ def build_connector_instance(
         secrets_provider,
         options,
         capabilities or BrokerCapabilities.apache(),
+        load_transform(transform, data_dir) if transform is not None else None,
     )

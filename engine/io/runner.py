@@ -23,6 +23,7 @@ from engine.io.loader import connector_class, new_connector
 from engine.io.sink_instance import SinkInstance
 from engine.io.source_instance import SourceInstance
 from engine.io.spec import SourceSpec
+from engine.io.transform import LoadedTransform, TransformSpec, load_transform
 from engine.runtime.localrun import LocalRunOptions
 from engine.state import StateStore, open_state_store
 
@@ -44,6 +45,8 @@ class ConnectorRunner:
         Where and how to run (as for functions' localrun).
     connector
         ``(type name, archive, class name)`` of the connector.
+    transform
+        A sink's transform function, if it has one.
     """
 
     def __init__(
@@ -52,12 +55,15 @@ class ConnectorRunner:
         config: dict[str, Any],
         options: LocalRunOptions,
         connector: tuple[str | None, str | None, str | None],
+        transform: TransformSpec | None = None,
     ) -> None:
         self.spec = spec
         self.kind = "source" if isinstance(spec, SourceSpec) else "sink"
         self.config = config
         self.options = options
         self.connector = connector
+        self.transform = transform
+        self._transform: LoadedTransform | None = None
         self.hot: HotPath = load(options.hotpath)
         self.broker: EmbeddedBroker | None = None
         self.client: pulsar.Client | None = None
@@ -75,6 +81,8 @@ class ConnectorRunner:
         """Find the connector class and the secrets provider; connect to nothing."""
         type_name, archive, class_name = self.connector
         self._cls = connector_class(self.kind, type_name, archive, class_name, self.options.data_dir)
+        if self.transform is not None:
+            self._transform = load_transform(self.transform, self.options.data_dir)
         self._secrets = make_secrets_provider(
             self.options.secrets_provider, self.options.secrets_provider_config
         )
@@ -137,7 +145,15 @@ class ConnectorRunner:
             self._secrets,
             self.options.instance,
             broker_opts.capabilities,
+            self._instance_transform(),
         )
+
+    def _instance_transform(self) -> LoadedTransform | None:
+        """The transform function of one instance (the first reuses the one :meth:`prepare` loaded)."""
+        if self.transform is None:
+            return None
+        loaded, self._transform = self._transform, None
+        return loaded or load_transform(self.transform, self.options.data_dir)
 
     def stop(self) -> None:
         """Stop instances (waiting for records in flight), then the client and the broker."""

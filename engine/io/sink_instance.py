@@ -22,6 +22,7 @@ from engine.instance.settlement.base import Settlement, SettlementParts
 from engine.io.api import Sink
 from engine.io.context import connector_context
 from engine.io.sink_settlement import SinkAtLeastOnce, SinkEffectivelyOnce, SinkStats
+from engine.io.transform import LoadedTransform, transformed_sink
 from engine.state.store import StateStore
 
 __all__ = ["SinkInstance"]
@@ -42,6 +43,8 @@ class SinkInstance(FunctionInstance):
         The ``--sink-config`` handed to ``Sink.open``.
     client, hot, state_store, secrets_provider, options, capabilities
         As for :class:`~engine.instance.instance.FunctionInstance`.
+    transform
+        The transform function applied to each record before the sink writes it, if any.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class SinkInstance(FunctionInstance):
         secrets_provider: Any,
         options: InstanceOptions | None = None,
         capabilities: BrokerCapabilities | None = None,
+        transform: LoadedTransform | None = None,
     ) -> None:
         super().__init__(
             spec,
@@ -70,23 +74,22 @@ class SinkInstance(FunctionInstance):
         )
         self.sink = sink
         self.config = config
+        self.transform = transform
         self.sink_stats = SinkStats()
         self._opened = False
 
-    def _build(self) -> Settlement:
-        spec, hot = self.spec, self.hot
-        first = spec.inputs[0]
-        codec = codec_for(hot, first.serde_class_name, first.schema_type)
-        self.inputs.open()
-        context = connector_context(
-            hot=hot,
+    def _context(self, config: dict[str, Any]) -> Any:
+        """A Context whose user config is ``config`` (the sink's, or its transform function's)."""
+        spec = self.spec
+        return connector_context(
+            hot=self.hot,
             spec=spec,
             function_id=self.function_id,
             function_version=self.options.function_version,
             instance_id=self.instance_id,
             input_topics=[i.topic for i in spec.inputs],
             output_topic=None,
-            config=self.config,
+            config=config,
             secrets_provider=self._secrets_provider,
             stats=self.stats,
             producers=self.producers,
@@ -94,8 +97,19 @@ class SinkInstance(FunctionInstance):
             state_buffer=self.state_buffer,
             acknowledge=self.inputs.ack_id,
         )
+
+    def _build(self) -> Settlement:
+        spec, hot = self.spec, self.hot
+        first = spec.inputs[0]
+        codec = codec_for(hot, first.serde_class_name, first.schema_type)
+        self.inputs.open()
+        context = self._context(self.config)
         self.sink.open(self.config, context)
         self._opened = True
+        writer = self.sink
+        if self.transform is not None:
+            transform = self.transform
+            writer = transformed_sink(self.sink, transform.function, self._context(transform.config))
         parts = SettlementParts(
             spec=spec,
             options=self.options,
@@ -113,9 +127,9 @@ class SinkInstance(FunctionInstance):
         )
         settlement: Settlement
         if spec.processing_guarantees == "EFFECTIVELY_ONCE":
-            settlement = SinkEffectivelyOnce(parts, self.sink, codec, self.sink_stats)
+            settlement = SinkEffectivelyOnce(parts, writer, codec, self.sink_stats)
         else:
-            settlement = SinkAtLeastOnce(parts, self.sink, codec, self.sink_stats)
+            settlement = SinkAtLeastOnce(parts, writer, codec, self.sink_stats)
         settlement.start()
         return settlement
 

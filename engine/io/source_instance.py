@@ -2,12 +2,19 @@
 
 The loop runs on the instance's own thread:
 
-1. apply the completions of earlier sends (handed over from the client's threads through
-   a deque): a persisted record is acknowledged to the source (``Record.ack``), a failed
-   one failed (``Record.fail``), so a source commits its offsets only after persistence;
+1. apply the completions of earlier batches (handed over from the client's threads
+   through deques): a persisted record is acknowledged to the source (``Record.ack``), a
+   failed one failed (``Record.fail``), so a source commits its offsets only after
+   persistence;
 2. commit the state changes the source made (``context.put_state`` …) in one transaction;
-3. ``Source.read()`` more records while fewer than ``max_pending`` are in flight, and
-   ``send_async`` them through the instance's :class:`~engine.instance.producers.ProducerPool`.
+3. ``Source.read()`` more records while fewer than ``max_pending`` are in flight, queue
+   each on its producer with no per-message callback (``send_async(message, None)``),
+   then ``flush_async`` the producers the batch used; the batch's records settle together
+   once those flushes reported (:class:`~engine.io.source_flushes.SourceFlushes`).
+
+A record whose payload is larger than :data:`CALLBACK_ABOVE_BYTES` is sent with a
+callback of its own instead: the client rejects an oversized message at once, and such
+a rejection would not show in the batch's flush.
 
 Under ATMOST_ONCE a record is acknowledged to the source as soon as it is queued.
 """
@@ -25,6 +32,7 @@ from typing import Any
 import orjson
 import pulsar
 
+from engine.broker.adapter import MessageBuilder
 from engine.function.serdes import codec_for
 from engine.hotpath import HotPath
 from engine.instance.instance import InstanceState
@@ -32,12 +40,16 @@ from engine.instance.options import InstanceOptions
 from engine.instance.producers import ProducerPool
 from engine.io.api import Record, Source
 from engine.io.context import connector_context
+from engine.io.source_flushes import SourceFlushes
 from engine.io.spec import SourceSpec
 from engine.state.store import StateStore
 
-__all__ = ["SourceInstance"]
+__all__ = ["CALLBACK_ABOVE_BYTES", "SourceInstance"]
 
 log = logging.getLogger(__name__)
+
+#: Payloads above this size get a per-message callback (the broker's limit is 5 MiB by default).
+CALLBACK_ABOVE_BYTES = 1 << 20
 
 
 class SourceInstance:
@@ -101,6 +113,7 @@ class SourceInstance:
         #: ``(record or None, error, completes a send)``, appended on the client's threads.
         self._done: deque[tuple[Record | None, str | None, bool]] = deque()
         self._pending = 0
+        self._flushes = SourceFlushes(self.producers, self._settle_batch)
         self._stop = threading.Event()
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
@@ -191,7 +204,7 @@ class SourceInstance:
             self._apply()
             self._commit_state()
             if self._pending >= max_pending:
-                stop.wait(0.005)  # the broker is behind: read no further until sends complete
+                self._flushes.wait(0.005)  # the broker is behind: read no further until sends complete
                 continue
             try:
                 got = self.source.read()
@@ -234,6 +247,9 @@ class SourceInstance:
         self.last_received_ms = int(time.time() * 1000)
         at_most_once = self.spec.processing_guarantees == "ATMOST_ONCE"
         done = self._done
+        producers = self.producers
+        raw_of: dict[str, Any] = {}  # topic -> its low-level producer, touched for this batch's flush
+        batch: list[Record] = []
         for record in records:
             try:
                 data = self._encode(record.value)
@@ -242,16 +258,16 @@ class SourceInstance:
                 self.stats.add_system_exception(text)
                 done.append((record, text, False))
                 continue
-            kwargs: dict[str, Any] = {}
-            if record.properties:
-                kwargs["properties"] = record.properties
-            if record.key is not None:
-                kwargs["partition_key"] = record.key
-            if record.event_time:
-                kwargs["event_timestamp"] = record.event_time
-            callback = self._callback(None if at_most_once else record)
+            topic = self._topic_of(record)
             try:
-                self.producers.get(self._topic_of(record)).send_async(data, callback, **kwargs)
+                if len(data) > CALLBACK_ABOVE_BYTES:
+                    self._send_alone(topic, data, record, at_most_once)
+                    continue
+                raw = raw_of.get(topic)
+                if raw is None:
+                    raw = raw_of[topic] = producers.raw(topic)
+                    producers.touch(topic)
+                raw.send_async(self._message(data, record), None)
             except pulsar.PulsarException as exc:
                 self.stats.add_system_exception(f"publishing failed: {exc}")
                 done.append((record, f"publishing failed: {exc}", False))
@@ -259,6 +275,36 @@ class SourceInstance:
             self._pending += 1
             if at_most_once:
                 done.append((record, None, False))
+            batch.append(record)
+        self._flushes.flush(batch)
+
+    @staticmethod
+    def _message(data: bytes, record: Record) -> Any:
+        mb = MessageBuilder()
+        mb.content(data)
+        if record.properties:
+            for name, value in record.properties.items():
+                mb.property(name, value)
+        if record.key is not None:
+            mb.partition_key(record.key)
+        if record.event_time:
+            mb.event_timestamp(record.event_time)
+        return mb.build()
+
+    def _send_alone(self, topic: str, data: bytes, record: Record, at_most_once: bool) -> None:
+        """Send one large record with its own callback (an oversized one is rejected at once)."""
+        kwargs: dict[str, Any] = {}
+        if record.properties:
+            kwargs["properties"] = record.properties
+        if record.key is not None:
+            kwargs["partition_key"] = record.key
+        if record.event_time:
+            kwargs["event_timestamp"] = record.event_time
+        callback = self._callback(None if at_most_once else record)
+        self.producers.get(topic).send_async(data, callback, **kwargs)
+        self._pending += 1
+        if at_most_once:
+            self._done.append((record, None, False))
 
     def _callback(self, record: Record | None) -> Any:
         done = self._done
@@ -272,21 +318,34 @@ class SourceInstance:
 
     def _apply(self) -> None:
         """Acknowledge persisted records to the source, fail the others (instance thread)."""
+        self._flushes.drain()
         done = self._done
         while done:
             record, error, sent = done.popleft()
             if sent:
-                self._count_send(error)
+                self._count_sends(1, error)
             if record is not None:
                 self._settle_record(record, error)
 
-    def _count_send(self, error: str | None) -> None:
-        self._pending -= 1
+    def _settle_batch(self, records: list[Record], error: str | None) -> None:
+        """A batch's flushes all reported (``error`` is ``None``) or one failed.
+
+        Under ATMOST_ONCE its records were acknowledged when queued: they are only counted.
+        """
+        self._count_sends(len(records), error)
+        if self.spec.processing_guarantees == "ATMOST_ONCE":
+            return
+        for record in records:
+            self._settle_record(record, error)
+
+    def _count_sends(self, count: int, error: str | None) -> None:
+        self._pending -= count
         if error is None:
-            self.written += 1
-            self.stats.add_successes(1, 0.0)
+            self.written += count
+            self.stats.add_successes(count, 0.0)
         else:
-            self.stats.add_system_exception(error)
+            for _ in range(count):
+                self.stats.add_system_exception(error)
 
     def _settle_record(self, record: Record, error: str | None) -> None:
         try:
@@ -312,23 +371,29 @@ class SourceInstance:
             self._source_exception(f"state commit failed: {type(exc).__name__}: {exc}")
 
     def _drain_in_flight(self, deadline: float) -> None:
+        """Wait for the batches in flight until ``deadline``; fail what is still unsettled then."""
         try:
-            self.producers.flush_all()
-        finally:
             while self._pending > 0 and time.monotonic() < deadline:
                 self._apply()
-                time.sleep(0.005)  # completions arrive on the client's threads
+                if self._pending > 0:
+                    self._flushes.wait(0.005)  # completions arrive on the client's threads
+        finally:
             self._apply()
             self._commit_state()
 
     def _close(self) -> None:
+        # Closing the producers fails what they still hold; those records are failed to the
+        # source (before it is closed) rather than left unsettled.
+        self.producers.close()
+        self._apply()
+        self._flushes.fail_waiting("publishing failed: the instance stopped before the batch persisted")
+        self._commit_state()
         if self._opened:
             self._opened = False
             try:
                 self.source.close()
-            except Exception as exc:  # reported; the producers are closed anyway
+            except Exception as exc:  # reported
                 self._source_exception(f"{type(self.source).__name__}.close failed: {exc}")
-        self.producers.close()
 
     # -- status ----------------------------------------------------------------------------------
     def status_proto(self, worker_id: str = "") -> Any:

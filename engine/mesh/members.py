@@ -18,6 +18,7 @@ from engine.config.validation import FunctionSpec
 from engine.io.connector_config import connector_of, sink_spec, source_spec
 from engine.io.details import sink_details, source_details
 from engine.io.spec import SourceSpec
+from engine.io.transform import transform_of
 from engine.mesh.model import MemberKind, MemberSpec, MeshError, MeshSpec
 from engine.proto import Function_pb2 as pb
 
@@ -94,7 +95,11 @@ def _sink(member: MemberSpec) -> ResolvedMember:
         Endpoint(i.topic, i.schema_type, i.serde_class_name, i.is_regex_pattern) for i in spec.inputs
     )
     return ResolvedMember(
-        member, sink_details(spec, configs, type_name, class_name), inputs, None, function=spec
+        member,
+        sink_details(spec, configs, type_name, class_name, transform_of(member.config)),
+        inputs,
+        None,
+        function=spec,
     )
 
 

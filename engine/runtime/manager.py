@@ -38,6 +38,7 @@ from engine.instance.options import InstanceOptions
 from engine.proto import Function_pb2 as pb
 from engine.runtime.builder import build_instance, default_ledger, identity_of
 from engine.runtime.child import Launch
+from engine.runtime.forkserver import ForkServer, fork_server_enabled
 from engine.runtime.process import ProcessInstance
 from engine.state.store import StateStore
 
@@ -100,6 +101,8 @@ class ProcessSettings:
     hotpath: str | None = None
     secrets_provider: str | None = None
     log_level: str = "WARNING"
+    #: Fork children from a fork server (``MAGNETAR_FORK_SERVER=0``: spawn each afresh).
+    fork_server: bool = field(default_factory=fork_server_enabled)
 
 
 log = logging.getLogger(__name__)
@@ -166,6 +169,8 @@ class RuntimeManager:
         self._closing = False
         self._tasks = TaskSupervisor(f"{worker_id} runtime")
         self._monitor: asyncio.Task[Any] | None = None
+        #: The fork server children are forked from (process runtime), started with the manager.
+        self.forks: ForkServer | None = None
         # Duration of the last instance start and stop, for the worker's metrics (milliseconds).
         self.last_start_ms = 0.0
         self.last_stop_ms = 0.0
@@ -174,6 +179,10 @@ class RuntimeManager:
         self._tasks.spawn(coro, what)
 
     def start(self) -> None:
+        if self.process is not None and self.process.fork_server and self.forks is None:
+            # Its imports run while the worker goes on; the first launch waits for its greeting.
+            log_path = os.path.join(os.path.abspath(self.data_dir), "instances", "fork-server.log")
+            self.forks = ForkServer(log_path).start()
         self._monitor = self._tasks.keep(self._watch, "instance monitor")
 
     async def stop(self) -> None:
@@ -190,6 +199,8 @@ class RuntimeManager:
                 log.warning("stopping %s failed: %s: %s", slot.key, type(result).__name__, result)
         self.slots.clear()
         await self._tasks.close()
+        if self.forks is not None:
+            await asyncio.to_thread(self.forks.close)
 
     # -- reconciling ---------------------------------------------------------------------------
     def sync(self, assigned: dict[str, pb.Assignment]) -> None:
@@ -313,6 +324,7 @@ class RuntimeManager:
             launch,
             os.path.join(self.data_dir, "instances"),
             options.stop_grace_s,
+            self.forks,
         )
         handle.start()
         return handle

@@ -41,6 +41,7 @@ from engine.io.spec import SourceSpec
 from engine.proto import InstanceCommunication_pb2 as ic
 from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
 from engine.runtime.child import Launch
+from engine.runtime.forkserver import ForkedProcess, ForkServer, ForkServerError
 from engine.runtime.limits import RamWatch, apply_cpu_limit, ram_text, remove_cpu_limit
 
 __all__ = ["InstanceStartError", "ProcessInstance"]
@@ -75,12 +76,20 @@ class ProcessInstance:
         Where the launch file and the instance's log file are written.
     stop_grace_s
         How long a stop waits for the child to settle its inputs before killing it.
+    forks
+        The worker's fork server: the child is forked from it while it is usable, and
+        spawned afresh otherwise (or when it refuses).
     """
 
     CALL_TIMEOUT = 0.5
 
     def __init__(
-        self, spec: FunctionSpec | SourceSpec, launch: Launch, run_dir: str, stop_grace_s: float = 10.0
+        self,
+        spec: FunctionSpec | SourceSpec,
+        launch: Launch,
+        run_dir: str,
+        stop_grace_s: float = 10.0,
+        forks: ForkServer | None = None,
     ) -> None:
         self.spec = spec
         self.launch = launch
@@ -90,7 +99,8 @@ class ProcessInstance:
         base = f"{spec.tenant}.{spec.namespace}.{spec.name}-{launch.instance_id}"
         self.log_path = os.path.join(run_dir, base + ".log")
         self._launch_path = os.path.join(run_dir, base + ".launch.json")
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.forks = forks
+        self.proc: subprocess.Popen[bytes] | ForkedProcess | None = None
         self.port: int | None = None
         self.stats = _RemoteStats(self)
         self.last_status: ic.FunctionStatus | None = None
@@ -131,9 +141,11 @@ class ProcessInstance:
             str(self.instance_id),
         ]
         with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file, env=env
-            )
+            self.proc = self._forked(cmd, env, log_file.fileno())
+            if self.proc is None:
+                self.proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file, env=env
+                )
         threading.Thread(target=self._read_events, name=f"events-{self.proc.pid}", daemon=True).start()
         self._apply_limits(self.proc.pid)
         try:
@@ -149,6 +161,16 @@ class ProcessInstance:
         self.port = int(event["port"])
         self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self._stub = ic_grpc.InstanceControlStub(self._channel)
+
+    def _forked(self, cmd: list[str], env: dict[str, str], log_fd: int) -> ForkedProcess | None:
+        """The child forked by the fork server, or ``None`` to spawn it instead."""
+        if self.forks is None or not self.forks.usable:
+            return None
+        try:
+            return self.forks.launch(cmd, env, log_fd)
+        except ForkServerError as exc:
+            log.warning("%s:%s: %s; spawning the child instead", self.spec.fqfn, self.instance_id, exc)
+            return None
 
     def _apply_limits(self, pid: int) -> None:
         """Watch ``resources.ram`` and apply ``resources.cpu`` (see :mod:`engine.runtime.limits`)."""
@@ -226,6 +248,8 @@ class ProcessInstance:
         """Why the instance stopped: its own error, or how its process ended."""
         if self._failure:
             return self._failure
+        if isinstance(self.proc, ForkedProcess) and self.proc.lost:
+            return "instance process ended with its fork server"
         code = self.proc.poll() if self.proc is not None else None
         if code is None or code == 0:
             return ""

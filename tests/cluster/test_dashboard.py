@@ -29,6 +29,7 @@ import engine.examples.exclamation as exclamation
 from engine.broker import EmbeddedBroker
 from tests.cluster.conftest import Cluster, RestError, WorkerProc, magnetar, new_cluster, rest, wait_until
 from tests.cluster.test_cluster import create
+from tests.cluster.test_process_runtime import children
 from tests.mesh.documents import function_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,21 +63,8 @@ def browser() -> Iterator[Browser]:
 
 
 def _children(worker: WorkerProc, fqfn: str) -> dict[int, int]:
-    """Instance id -> pid of the worker's child processes running ``fqfn``."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                argv = fh.read().decode().split("\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == worker.proc.pid and "engine.runtime.child" in argv and fqfn in argv:
-            out[int(argv[argv.index("--instance-id") + 1])] = int(entry)
-    return out
+    """Instance id -> pid of the worker's instance processes running ``fqfn``."""
+    return {iid: pid for (name, iid), pid in children(worker.proc.pid).items() if name == fqfn}
 
 
 def _owner(cluster: Cluster, fqfn: str, iid: int) -> tuple[WorkerProc, int]:

@@ -26,20 +26,30 @@ def pcluster(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def children(worker_pid: int) -> dict[tuple[str, int], int]:
-    """The instance processes of a worker: ``(fqfn, instance id) -> pid``, read from /proc."""
-    found = {}
+    """The instance processes of a worker: ``(fqfn, instance id) -> pid``, read from /proc.
+
+    They are the worker's children when spawned, and children of the worker's fork
+    server (itself a child of the worker) when forked; both show the child's command line.
+    """
+    parents: dict[int, int] = {}
+    commands: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+                parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                argv = fh.read().decode().split("\0")
+                commands[int(entry)] = fh.read().decode().replace("\0", " ").split()
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == worker_pid and "engine.runtime.child" in argv:
-            found[(argv[argv.index("--fqfn") + 1], int(argv[argv.index("--instance-id") + 1]))] = int(entry)
+    found = {}
+    for pid, argv in commands.items():
+        ppid = parents.get(pid)
+        if ppid is None or "engine.runtime.child" not in argv:
+            continue
+        if ppid == worker_pid or parents.get(ppid) == worker_pid:
+            found[(argv[argv.index("--fqfn") + 1], int(argv[argv.index("--instance-id") + 1]))] = pid
     return found
 
 
@@ -58,6 +68,9 @@ def test_instances_run_in_child_processes_and_process_messages(
     for w in pcluster.workers:
         pids.update({k: v for k, v in children(w.proc.pid).items() if k[0] == fqfn})
     assert sorted(pids) == [(fqfn, 0), (fqfn, 1)]
+    # Forked from their worker's fork server, not spawned by the worker itself.
+    workers = {w.proc.pid for w in pcluster.workers}
+    assert all(_parent(pid) not in workers and _parent(_parent(pid)) in workers for pid in pids.values())
     n = 3000
     produce(client, f"{name}-in", [f"m{i}" for i in range(n)])
     got = consume(client, f"{name}-out", n)
@@ -143,6 +156,11 @@ def test_children_do_not_outlive_a_killed_worker(
         assert wait_until(gone, timeout=15), [(_state(p), p) for p in pids]
     finally:
         c.stop_all()
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
 
 
 def _state(pid: int) -> str:

@@ -118,9 +118,14 @@ def process_instance(
     state_url: str | None = None,
     worker_id: str = "",
     consumer_id_spread: int = 0,
+    forks: Any = None,
     **options: Any,
 ) -> Any:
-    """A (not yet started) process-runtime instance 0 of ``config``, as a worker would launch it."""
+    """A (not yet started) process-runtime instance 0 of ``config``, as a worker would launch it.
+
+    ``forks`` is a :class:`~engine.runtime.forkserver.ForkServer` to fork the child from
+    (``None``: spawned afresh).
+    """
     import dataclasses
     import os
 
@@ -144,4 +149,4 @@ def process_instance(
         data_dir=str(tmp),
         worker_id=worker_id,
     )
-    return ProcessInstance(spec, launch, os.path.join(str(tmp), "instances"), stop_grace_s=5.0)
+    return ProcessInstance(spec, launch, os.path.join(str(tmp), "instances"), stop_grace_s=5.0, forks=forks)

@@ -67,17 +67,17 @@ def _roundtrip(broker_url: str, tag: str) -> None:
 
 def test_standalone_prints_both_urls_and_keeps_client_noise_off_the_terminal(tmp_path: Path) -> None:
     data = tmp_path / "sa"
-    # 6650 when free (as `pulsar standalone`); when something else holds it, the fallback.
-    expect_6650 = _port_free(6650)
+    # 6650 when free (as `pulsar standalone`); when something else holds it (another test's
+    # standalone may, when tests run in parallel), the fallback, and the terminal says why.
     with standalone(data) as (_proc, lines):
         admin, broker = _urls(lines)
         assert admin.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(admin + "/initialized", timeout=10) as resp:
             assert resp.status == 204
         assert broker.startswith("pulsar://127.0.0.1:")
-        assert (broker == "pulsar://127.0.0.1:6650") is expect_6650, (broker, expect_6650)
         _roundtrip(broker, "sa")
     stderr = (tmp_path / "sa.stderr").read_text()
+    assert broker == "pulsar://127.0.0.1:6650" or "port 6650 is in use" in stderr, (broker, stderr)
     client_log = (data / "pulsar-client.log").read_text()
     assert (data / "pulsar-client.log").stat().st_mode & 0o777 == 0o600
     assert "Failed to getLastMessageId" in client_log, "the client's routine errors go to its log file"

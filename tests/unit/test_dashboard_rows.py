@@ -30,6 +30,8 @@ MAX = RuntimeManager.MAX_BACKOFF
 
 def test_states() -> None:
     assert instance_state(slot(instance=FakeInstance(True)), MAX) == ("running", "")
+    stalled = "in process() for 12 s"
+    assert instance_state(slot(instance=FakeInstance(True)), MAX, stalled=stalled) == ("stuck", stalled)
     assert instance_state(slot(), MAX) == ("starting", "")
     assert instance_state(slot(instance=FakeInstance(False, "exit code 3")), MAX) == (
         "crashed",
