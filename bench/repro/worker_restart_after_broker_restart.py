@@ -9,6 +9,10 @@ the same topic from the beginning to any reader, so the stall needs the restarte
 and the surviving worker. bench/chaos.py hits it whenever it kills a worker after a broker
 stop (``failed_worker_restarts``).
 
+Fixed since: the start-up read of the metadata after a snapshot taken at the last record
+waited for a record that never came (``engine/cluster/topic_io.read_range``); it now returns
+at once, and ``w2`` starts again.
+
 Run: ``python bench/repro/worker_restart_after_broker_restart.py`` (prints what it saw; exits 0).
 """
 
