@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from engine.cli.http_client import AdminError, add_global_flags, call
+from engine.cli.http_client import AdminError, add_global_flags, admin_command, call
 
 __all__ = ["add_connector_admin_parsers"]
 
@@ -36,18 +36,13 @@ def _print(data: Any) -> None:
     print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
-def _handler(run: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
-    def handle(args: argparse.Namespace) -> int:
-        try:
-            result = run(args)
-        except AdminError as exc:
-            print(f"magnetar: {exc}", file=sys.stderr)
-            return 1
-        if result is not None:
-            _print(result)
-        return 0
+def _show(result: Any) -> None:
+    if result is not None:
+        _print(result)
 
-    return handle
+
+def _handler(run: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
+    return admin_command(run, _show)
 
 
 def _submit(kind: str, update: bool = False) -> Callable[[argparse.Namespace], Any]:
