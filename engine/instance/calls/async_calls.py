@@ -1,22 +1,29 @@
 """``async def process``: many calls of one batch in flight on the instance's own event loop.
 
-The loop (uvloop where installed) belongs to the instance thread: a batch's calls run
-on it concurrently, at most ``maxPendingAsyncRequests`` at once, each with its own
-Context copy (so ``get_message_id()`` and friends answer for that call's input) and,
-with ``timeoutMs``, cancelled when they run longer. The batch is settled once every
-call of it completed, and its outputs are published in input order.
+The loop (uvloop where installed) belongs to the instance thread and lives as long as
+the dispatcher. A batch runs on ``min(len(batch), maxPendingAsyncRequests)`` call
+slots: each slot is one task that takes the batch's next input as soon as its previous
+call completed, so at most ``maxPendingAsyncRequests`` calls are in flight and no call
+waits behind a slower one (there is no semaphore and no task per input beyond the
+slots). Each call gets its own Context copy (so ``get_message_id()`` and friends answer
+for that call's input) and, with ``timeoutMs``, is cancelled when it runs longer. The
+batch is settled once every call of it completed, and its outputs are published in
+input order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.instance.calls.common import CallResult, DispatchBase, call_context
 
 __all__ = ["AsyncDispatcher"]
+
+#: ``asyncio.timeout`` (Python 3.11+) cancels the awaiting task itself: no task per call.
+_timeout_scope: Any = getattr(asyncio, "timeout", None)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -43,32 +50,82 @@ class AsyncDispatcher(DispatchBase):
         """Process ``msgs``; returns the batch's outcome once every call completed."""
         outcome = self.hot.dispatch.BatchOutcome()
         decoded = self.decode(msgs, outcome)
+        if not decoded:
+            return outcome
         if self._loop is None:
             self._loop = _new_loop()
         results = self._loop.run_until_complete(self._calls(decoded))
         return self.finish(outcome, results)
 
     async def _calls(self, decoded: list[tuple[int, Any, Any]]) -> list[tuple[int, Any, CallResult]]:
-        gate = asyncio.Semaphore(self.max_pending)
-        timeout = self.timeout_ms / 1000.0 if self.timeout_ms else None
+        results: list[Any] = [None] * len(decoded)
+        todo = iter(enumerate(decoded))
+        slot = self._slot if self.timeout_ms else self._untimed_slot
+        slots = min(len(decoded), self.max_pending)
+        if slots == 1:
+            await slot(todo, results)
+        else:
+            await asyncio.gather(*[slot(todo, results) for _ in range(slots)])
+        return results
 
-        async def one(index: int, msg: Any, value: Any) -> tuple[int, Any, CallResult]:
-            async with gate:
-                ctx = call_context(self.context, msg)
-                start = time.perf_counter_ns()
-                try:
-                    call = self.function(value, ctx) if self.pass_context else self.function(value)
-                    result = await asyncio.wait_for(call, timeout)
-                except asyncio.TimeoutError:
-                    return index, msg, (False, self.timeout_text(), 0)
-                except Exception as exc:  # the function's own error fails this input
-                    return index, msg, (False, self._format_error(exc), 0)
-                return index, msg, (True, result, time.perf_counter_ns() - start)
+    async def _untimed_slot(
+        self, todo: Iterator[tuple[int, tuple[int, Any, Any]]], results: list[Any]
+    ) -> None:
+        """One call slot without ``timeoutMs``: calls the inputs it takes from ``todo``, one at a time."""
+        function, pass_context, context = self.function, self.pass_context, self.context
+        clock = time.perf_counter_ns
+        for position, (index, msg, value) in todo:
+            start = clock()
+            try:
+                if pass_context:
+                    result = await function(value, call_context(context, msg))
+                else:
+                    result = await function(value)
+            except Exception as exc:  # the function's own error fails this input
+                results[position] = (index, msg, (False, self._format_error(exc), 0))
+                continue
+            results[position] = (index, msg, (True, result, clock() - start))
 
-        return list(await asyncio.gather(*(one(i, m, v) for i, m, v in decoded)))
+    async def _slot(self, todo: Iterator[tuple[int, tuple[int, Any, Any]]], results: list[Any]) -> None:
+        """One call slot with ``timeoutMs``: a call still running then is cancelled and fails."""
+        seconds = self.timeout_ms / 1000.0
+        for position, (index, msg, value) in todo:
+            ctx = call_context(self.context, msg) if self.pass_context else None
+            start = time.perf_counter_ns()
+            try:
+                call = self.function(value, ctx) if self.pass_context else self.function(value)
+                result = await self._bounded(call, seconds)
+            except _CallTimedOut:
+                results[position] = (index, msg, (False, self.timeout_text(), 0))
+                continue
+            except Exception as exc:  # the function's own error (its own TimeoutError too)
+                results[position] = (index, msg, (False, self._format_error(exc), 0))
+                continue
+            results[position] = (index, msg, (True, result, time.perf_counter_ns() - start))
+
+    @staticmethod
+    async def _bounded(call: Any, seconds: float) -> Any:
+        """Await ``call`` for at most ``seconds``; raises :class:`_CallTimedOut` past that."""
+        if _timeout_scope is None:  # Python 3.10: wait_for runs the call as a task of its own
+            try:
+                return await asyncio.wait_for(call, seconds)
+            except asyncio.TimeoutError as exc:
+                raise _CallTimedOut from exc
+        scope = _timeout_scope(seconds)
+        try:
+            async with scope:
+                return await call
+        except TimeoutError as exc:
+            if scope.expired():
+                raise _CallTimedOut from exc
+            raise
 
     def close(self) -> None:
         """Close the event loop (on the instance thread, at shutdown)."""
         if self._loop is not None:
             self._loop.close()
             self._loop = None
+
+
+class _CallTimedOut(Exception):
+    """A call ran past ``timeoutMs`` and was cancelled."""

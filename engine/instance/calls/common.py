@@ -22,10 +22,38 @@ __all__ = ["CallResult", "DispatchBase", "call_context"]
 CallResult = tuple[bool, Any, int]
 
 
+#: Per Context class: true when a copy of its ``__dict__`` is a whole shallow copy.
+_PLAIN: dict[type, bool] = {}
+
+
+def _plain(cls: type) -> bool:
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = (
+            not hasattr(cls, "__copy__")
+            and cls.__reduce_ex__ is object.__reduce_ex__
+            and cls.__reduce__ is object.__reduce__
+            and not any("__slots__" in vars(k) for k in cls.__mro__)
+        )
+    return plain
+
+
 def call_context(context: Any, msg: Any) -> Any:
-    """A shallow copy of the instance's Context whose message accessors answer for ``msg``."""
-    ctx = copy.copy(context)
-    ctx._message = msg
+    """A shallow copy of the instance's Context whose message accessors answer for ``msg``.
+
+    A plain object (attributes in its ``__dict__`` only, no copy protocol of its own) is
+    copied as ``copy.copy`` would, a new instance of its class with a copy of its
+    attributes, without ``copy``'s generic protocol: this runs once per call.
+    """
+    cls: Any = type(context)
+    if not _plain(cls):
+        ctx = copy.copy(context)
+        ctx._message = msg
+        return ctx
+    ctx = cls.__new__(cls)
+    state = context.__dict__.copy()
+    state["_message"] = msg
+    ctx.__dict__ = state
     return ctx
 
 
@@ -84,10 +112,10 @@ class DispatchBase:
         return f"TimeoutError: process() ran over timeoutMs={self.timeout_ms}"
 
     def finish(self, outcome: Any, results: list[tuple[int, Any, CallResult]]) -> Any:
-        """Count, encode and send the results in input order; returns the outcome."""
+        """Count, encode and send ``results`` (in input order); returns the outcome."""
         ok_count = 0
         latency_ns = 0
-        for index, msg, (ok, value, elapsed) in sorted(results, key=lambda r: r[0]):
+        for index, msg, (ok, value, elapsed) in results:
             if not ok:
                 self.user_failure(outcome, index, value)
                 continue
