@@ -38,7 +38,8 @@ MOD = "bench.concurrency_functions"
 
 
 def _serve(port: int) -> None:
-    """Child process: an aiohttp server on loopback answering every GET after 5 ms."""
+    """Child process: an aiohttp server on loopback answering every GET after 5 ms (on uvloop)."""
+    import uvloop
     from aiohttp import web
 
     async def handler(request: web.Request) -> web.Response:
@@ -47,7 +48,15 @@ def _serve(port: int) -> None:
 
     app = web.Application()
     app.router.add_get("/", handler)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
+        print=None,
+        backlog=4096,
+        loop=uvloop.new_event_loop(),
+    )
 
 
 def _server() -> tuple[str, subprocess.Popen[bytes]]:
