@@ -55,11 +55,6 @@ def timestamp_extractor(name: str) -> Callable[[Any], int]:
     raise TypeError(f"timestampExtractorClassName {name!r}: needs extract_timestamp(value) or to be callable")
 
 
-def _key(msg: Any) -> tuple[str, int, int, int]:
-    mid = msg.message_id()
-    return msg.topic_name(), mid.ledger_id(), mid.entry_id(), mid.batch_index()
-
-
 class WindowCall(DispatchBase):
     """Calls the function once with a window's values; the output rides on the window's last input."""
 
@@ -67,8 +62,11 @@ class WindowCall(DispatchBase):
         super().__init__(**common)
         self.function = function
         self.pass_context = pass_context
-        #: Decoded values by input position, filled by the settlement before a window runs.
-        self.values: dict[tuple[str, int, int, int], Any] = {}
+        #: Decoded values by ``id()`` of their input, filled by the settlement before a window
+        #: runs. An input is buffered (so alive, its id its own) as long as its value is here:
+        #: the settlement drops the value when the input leaves every window, and all of
+        #: them when the buffer is dropped.
+        self.values: dict[int, Any] = {}
         #: The bounds of the window about to run.
         self.bounds = (0, 0)
 
@@ -77,7 +75,8 @@ class WindowCall(DispatchBase):
         outcome = self.hot.dispatch.BatchOutcome()
         if not msgs:
             return outcome
-        values = [self.values[_key(m)] for m in msgs]
+        by_input = self.values
+        values = [by_input[id(m)] for m in msgs]
         ctx = call_context(self.context, msgs[-1])
         ctx._window = self.bounds
         self.stats.set_last_invocation(int(time.time() * 1000))
@@ -161,18 +160,22 @@ class WindowedSettlement(Settlement):
             self.inputs.ack(msgs)
         call = self.call
         codecs, default = call.codecs, call.default_codec
+        values = call.values
         applied = self.inner.progress if self.inner is not None else None
         now = int(time.time() * 1000)
         pairs: list[tuple[int, Any]] = []
         late: list[Any] = []
         self.stats.add_received(len(msgs))
+        # From one topic without partitions every input has the codec of the first.
+        one_codec = codecs.get(msgs[0].topic_name(), default) if msgs and self.inputs.one_topic else None
         for msg in msgs:
             if applied is not None and self._applied(applied, msg):
                 self.duplicates_dropped += 1
                 self.inputs.ack([msg])
                 continue
             try:
-                value = codecs.get(msg.topic_name(), default).decode(msg.data())
+                codec = one_codec if one_codec is not None else codecs.get(msg.topic_name(), default)
+                value = codec.decode(msg.data())
                 ts = int(self._extract(value)) if self._extract is not None else now
             except Exception as exc:  # undecodable or unstamped: fails this input alone
                 self._failed([msg], "could not decode message: " + call._format_error(exc), system=True)
@@ -182,7 +185,7 @@ class WindowedSettlement(Settlement):
                 continue
             if self._extract is not None and (self._max_ts is None or ts > self._max_ts):
                 self._max_ts = ts
-            call.values[_key(msg)] = value
+            values[id(msg)] = value
             pairs.append((ts, msg))
         if late:
             self._late(late)
@@ -228,9 +231,9 @@ class WindowedSettlement(Settlement):
             self._dead_letter(msg, text)
 
     def _forget_values(self, msgs: list[Any]) -> None:
-        values = self.call.values
+        pop = self.call.values.pop
         for msg in msgs:
-            values.pop(_key(msg), None)
+            pop(id(msg), None)
 
     def _commit_state(self) -> str:
         """Commit the window's state changes; the error text, or empty when committed."""
