@@ -59,11 +59,6 @@ _RULES: list[tuple[str, Callable[[FunctionConfig], Any], str]] = [
         "flags for the instance's interpreter are not passed on (instances start from the worker)",
     ),
     (
-        "maxPendingAsyncRequests",
-        lambda c: c.max_pending_async_requests is not None,
-        "applies to Java AsyncFunction only",
-    ),
-    (
         "exposePulsarAdminClientEnabled",
         lambda c: c.expose_pulsar_admin_client_enabled,
         "the Python context has no admin client",

@@ -43,7 +43,6 @@ WARNED = {
     "inputTypeClassName",
     "outputTypeClassName",
     "runtimeFlags",
-    "maxPendingAsyncRequests",
     "exposePulsarAdminClientEnabled",
     "producerConfig.useThreadLocalProducers",
     "inputSpecs[spec-in].messagePayloadProcessorConfig",
