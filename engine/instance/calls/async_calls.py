@@ -22,9 +22,6 @@ from engine.instance.calls.common import CallResult, DispatchBase, call_context
 
 __all__ = ["AsyncDispatcher"]
 
-#: ``asyncio.timeout`` (Python 3.11+) cancels the awaiting task itself: no task per call.
-_timeout_scope: Any = getattr(asyncio, "timeout", None)
-
 
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
@@ -87,38 +84,42 @@ class AsyncDispatcher(DispatchBase):
             results[position] = (index, msg, (True, result, clock() - start))
 
     async def _slot(self, todo: Iterator[tuple[int, tuple[int, Any, Any]]], results: list[Any]) -> None:
-        """One call slot with ``timeoutMs``: a call still running then is cancelled and fails."""
+        """One call slot with ``timeoutMs``: a call still running then is cancelled and fails.
+
+        One timer per call cancels the slot's own task (no task per call, as
+        ``asyncio.wait_for`` would start); a cancellation that did not come from the timer
+        ends the slot, as it would any awaiting task.
+        """
+        function, pass_context, context = self.function, self.pass_context, self.context
+        clock = time.perf_counter_ns
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None  # a slot always runs as a task
+        timer = _CallTimer(task)
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+: cancellation requests are counted
         seconds = self.timeout_ms / 1000.0
         for position, (index, msg, value) in todo:
-            ctx = call_context(self.context, msg) if self.pass_context else None
-            start = time.perf_counter_ns()
+            timer.fired = False
+            start = clock()
+            handle = loop.call_later(seconds, timer)
             try:
-                call = self.function(value, ctx) if self.pass_context else self.function(value)
-                result = await self._bounded(call, seconds)
-            except _CallTimedOut:
+                if pass_context:
+                    result = await function(value, call_context(context, msg))
+                else:
+                    result = await function(value)
+            except asyncio.CancelledError:
+                if not timer.fired:
+                    raise
                 results[position] = (index, msg, (False, self.timeout_text(), 0))
                 continue
             except Exception as exc:  # the function's own error (its own TimeoutError too)
                 results[position] = (index, msg, (False, self._format_error(exc), 0))
                 continue
-            results[position] = (index, msg, (True, result, time.perf_counter_ns() - start))
-
-    @staticmethod
-    async def _bounded(call: Any, seconds: float) -> Any:
-        """Await ``call`` for at most ``seconds``; raises :class:`_CallTimedOut` past that."""
-        if _timeout_scope is None:  # Python 3.10: wait_for runs the call as a task of its own
-            try:
-                return await asyncio.wait_for(call, seconds)
-            except asyncio.TimeoutError as exc:
-                raise _CallTimedOut from exc
-        scope = _timeout_scope(seconds)
-        try:
-            async with scope:
-                return await call
-        except TimeoutError as exc:
-            if scope.expired():
-                raise _CallTimedOut from exc
-            raise
+            finally:
+                handle.cancel()
+                if timer.fired and uncancel is not None:
+                    uncancel()
+            results[position] = (index, msg, (True, result, clock() - start))
 
     def close(self) -> None:
         """Close the event loop (on the instance thread, at shutdown)."""
@@ -127,5 +128,15 @@ class AsyncDispatcher(DispatchBase):
             self._loop = None
 
 
-class _CallTimedOut(Exception):
-    """A call ran past ``timeoutMs`` and was cancelled."""
+class _CallTimer:
+    """Cancels a slot's task when the call it is awaiting runs past ``timeoutMs``."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
