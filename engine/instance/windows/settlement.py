@@ -32,6 +32,7 @@ from typing import Any
 from engine.config.windows import WindowSpec
 from engine.function.loader import import_object
 from engine.instance.calls.common import DispatchBase, call_context
+from engine.instance.progress import position_with_size
 from engine.instance.settlement.base import Settlement, SettlementParts
 from engine.instance.settlement.effectively_once import EffectivelyOnce
 from engine.instance.settlement.flushes import FlushTracker
@@ -193,8 +194,6 @@ class WindowedSettlement(Settlement):
 
     @staticmethod
     def _applied(progress: dict[str, Any], msg: Any) -> bool:
-        from engine.instance.progress import position_with_size
-
         known = progress.get(msg.topic_name())
         return known is not None and bool(known.applied(position_with_size(msg)))
 
