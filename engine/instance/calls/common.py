@@ -89,8 +89,10 @@ class DispatchBase:
         if msgs:
             self.stats.set_last_invocation(int(time.time() * 1000))
         decoded = []
+        codecs, default = self.codecs, self.default_codec
+        single = next(iter(codecs.values())) if len(codecs) == 1 else None  # as the hot path
         for index, msg in enumerate(msgs):
-            codec = self.codecs.get(msg.topic_name(), self.default_codec)
+            codec = single if single is not None else codecs.get(msg.topic_name(), default)
             try:
                 decoded.append((index, msg, codec.decode(msg.data())))
             except Exception as exc:  # any decoding error fails this input, as in the hot path

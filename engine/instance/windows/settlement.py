@@ -167,8 +167,8 @@ class WindowedSettlement(Settlement):
         pairs: list[tuple[int, Any]] = []
         late: list[Any] = []
         self.stats.add_received(len(msgs))
-        # From one topic without partitions every input has the codec of the first.
-        one_codec = codecs.get(msgs[0].topic_name(), default) if msgs and self.inputs.one_topic else None
+        # One input topic: its codec for every input, whatever partition it came from (as the hot path).
+        one_codec = next(iter(codecs.values())) if len(codecs) == 1 else None
         for msg in msgs:
             if applied is not None and self._applied(applied, msg):
                 self.duplicates_dropped += 1
