@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from engine.hotpath import HotPath
-from engine.instance.calls import AsyncDispatcher
+from engine.instance.calls import AsyncDispatcher, async_batch_size
 from engine.instance.calls.common import call_context
 from tests.fakes import FakeBuilder, FakeMessage, FakeProducer
 
@@ -137,3 +137,11 @@ def test_call_context_is_a_shallow_copy_pointing_at_its_message() -> None:
     own = call_context(Copying(), "m2")
     assert Copying.copies == 1 and own._message == "m2"
     assert copy.copy(own)._message is None  # its own protocol, as written
+
+
+def test_an_async_function_receives_four_calls_per_slot_within_bounds() -> None:
+    assert async_batch_size(1000, 500) == 2000
+    assert async_batch_size(1000, 1000) == 4000  # the default maxPendingAsyncRequests
+    assert async_batch_size(1000, 100) == 1000  # batch_max_messages is the floor
+    assert async_batch_size(1000, 50_000) == 10_000
+    assert async_batch_size(20_000, 10) == 20_000

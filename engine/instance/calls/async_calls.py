@@ -20,7 +20,24 @@ from typing import Any
 
 from engine.instance.calls.common import CallResult, DispatchBase, call_context
 
-__all__ = ["AsyncDispatcher"]
+__all__ = ["CALLS_PER_SLOT", "MAX_ASYNC_BATCH", "AsyncDispatcher", "async_batch_size"]
+
+#: An async function's inputs are received in batches of at least this many calls per slot.
+CALLS_PER_SLOT = 4
+#: ... but of at most this many inputs (unless ``batch_max_messages`` asks for more).
+MAX_ASYNC_BATCH = 10_000
+
+
+def async_batch_size(batch_max_messages: int, max_pending: int) -> int:
+    """How many inputs an async function receives per batch.
+
+    A batch ends with its last calls in flight and the slots that finished idle, until
+    the next batch is received: with ``CALLS_PER_SLOT`` calls per slot in a batch that
+    tail is a quarter of the batch's time instead of half (measured: 500 in flight of a
+    5 ms call, 1,000 inputs a batch against 2,000, about a quarter more inputs per
+    second). ``batch_max_messages`` stays the floor.
+    """
+    return max(batch_max_messages, min(CALLS_PER_SLOT * max_pending, MAX_ASYNC_BATCH))
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
