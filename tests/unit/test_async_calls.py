@@ -98,20 +98,27 @@ def test_timeout_cancels_only_the_slow_call_and_the_functions_own_timeout_is_its
         d.close()
 
 
-def test_a_call_that_swallows_its_timeout_keeps_its_result_and_the_slot_runs_on(hot: HotPath) -> None:
+def test_a_call_that_swallows_its_timeout_keeps_its_result_one_that_converts_it_timed_out(
+    hot: HotPath,
+) -> None:
     async def fn(value: str, ctx: Any) -> str:
-        if value == "stubborn":
+        if value in ("stubborn", "converts"):
             try:
                 await asyncio.sleep(30)
             except asyncio.CancelledError:
+                if value == "converts":
+                    raise RuntimeError("the call was interrupted") from None
                 return "gave up"
         await asyncio.sleep(0.001)
         return value
 
     d, _stats, producer = make(hot, fn, max_pending=1, timeout_ms=50)  # one slot runs every call
     try:
-        out = d.run([FakeMessage(v.encode()) for v in ("stubborn", "next", "last")])
-        assert out.sent == [0, 1, 2] and out.failed == []
+        out = d.run([FakeMessage(v.encode()) for v in ("stubborn", "next", "converts", "last")])
+        assert out.sent == [0, 1, 3]
+        assert [(i, text) for i, _, text in out.failed] == [
+            (2, "TimeoutError: process() ran over timeoutMs=50")
+        ]
         assert [m["content"] for m in producer.sent] == [b"gave up", b"next", b"last"]
     finally:
         d.close()

@@ -104,8 +104,9 @@ class AsyncDispatcher(DispatchBase):
         """One call slot with ``timeoutMs``: a call still running then is cancelled and fails.
 
         One timer per call cancels the slot's own task (no task per call, as
-        ``asyncio.wait_for`` would start); a cancellation that did not come from the timer
-        ends the slot, as it would any awaiting task.
+        ``asyncio.wait_for`` would start); a call that fails once cancelled by it fails as
+        timed out, one that swallows the cancellation keeps its result. A cancellation that
+        did not come from the timer ends the slot, as it would any awaiting task.
         """
         function, pass_context, context = self.function, self.pass_context, self.context
         clock = time.perf_counter_ns
@@ -130,7 +131,8 @@ class AsyncDispatcher(DispatchBase):
                 results[position] = (index, msg, (False, self.timeout_text(), 0))
                 continue
             except Exception as exc:  # the function's own error (its own TimeoutError too)
-                results[position] = (index, msg, (False, self._format_error(exc), 0))
+                text = self.timeout_text() if timer.fired else self._format_error(exc)
+                results[position] = (index, msg, (False, text, 0))
                 continue
             finally:
                 handle.cancel()
