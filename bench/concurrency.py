@@ -15,8 +15,9 @@ On one embedded pulsar-lite broker, each case pre-fills a topic and times an ins
 (e) a count window of 1,000 summing its inputs; target >= 200,000 input msg/s, also
     given as a multiple of ``bench/e2e.py``'s tuned relay measured in the same run.
 
-Usage: ``python bench/concurrency.py [--scale 1.0] [--cases abcde]``; writes
-``bench/results/concurrency-<time>.json`` and prints a Markdown table.
+Usage: ``python bench/concurrency.py [--scale 1.0] [--cases abcde] [--relay-messages 200000]``;
+writes ``bench/results/concurrency-<time>.json`` (with each contender's CPU per message)
+and prints a Markdown table. Smoke run: ``--scale 0.2 --relay-messages 50000``.
 """
 
 from __future__ import annotations
