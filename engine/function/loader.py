@@ -110,6 +110,10 @@ def _positional_arity(fn: Callable[..., Any]) -> int:
     return count
 
 
+#: The engine's top-level package (``engine``).
+_ENGINE_PACKAGE = __name__.split(".", 1)[0]
+
+
 def _check_arity(name: str, fn: Callable[..., Any]) -> bool:
     arity = _positional_arity(fn)
     if arity < 1:
@@ -121,9 +125,14 @@ def _forget_stale_modules(class_name: str, code_paths: list[str]) -> None:
     """Drop an already imported module of ``class_name`` that came from other code.
 
     A worker running several versions of a function over time imports the same module
-    name from different package directories; the newest code must win.
+    name from different package directories; the newest code must win. The engine's own
+    classes (a fused chain's :class:`~engine.mesh.fused.FusedChain`) are never a
+    package's code: dropping them would import the whole engine again inside a running
+    worker, with a second copy of every class.
     """
     top = class_name.split(".", 1)[0]
+    if top == _ENGINE_PACKAGE:
+        return
     module = sys.modules.get(top)
     if module is None:
         return

@@ -55,18 +55,27 @@ class Record:
     fail: Callable[[str], None] | None = None
 
 
+_UNREAD: Any = object()
+
+
 class SinkRecord:
-    """One input handed to a sink; call :meth:`ack` or :meth:`fail` exactly once."""
+    """One input handed to a sink; call :meth:`ack` or :meth:`fail` exactly once.
+
+    ``key``, ``properties``, ``event_time``, ``topic`` and ``message_id`` of a record
+    made by :meth:`of_message` are read from the input message on first use, so a sink
+    that never looks at them costs no client call for them.
+    """
 
     __slots__ = (
+        "_event_time",
+        "_key",
+        "_message_id",
+        "_msg",
+        "_properties",
         "_settle",
+        "_topic",
         "data",
-        "event_time",
         "index",
-        "key",
-        "message_id",
-        "properties",
-        "topic",
         "value",
     )
 
@@ -86,14 +95,89 @@ class SinkRecord:
         self.value = value
         #: The raw payload.
         self.data = data
-        self.key = key
-        self.properties = properties
-        self.event_time = event_time
-        self.topic = topic
-        self.message_id = message_id
+        self._key = key
+        self._properties = properties
+        self._event_time = event_time
+        self._topic = topic
+        self._message_id = message_id
+        self._msg: Any = None
         #: Position of the record in its batch.
         self.index = index
         self._settle = settle
+
+    @classmethod
+    def of_message(
+        cls, value: Any, data: bytes, msg: Any, index: int, settle: Callable[[int, str | None], None]
+    ) -> SinkRecord:
+        """The record of received message ``msg``; its other fields are read from ``msg`` when used."""
+        record = cls.__new__(cls)
+        record.value = value
+        record.data = data
+        record._key = record._properties = record._event_time = _UNREAD
+        record._topic = record._message_id = _UNREAD
+        record._msg = msg
+        record.index = index
+        record._settle = settle
+        return record
+
+    @property
+    def key(self) -> str | None:
+        """The message key (``None``: none)."""
+        if self._key is _UNREAD:
+            self._key = self._msg.partition_key() or None
+        key: str | None = self._key
+        return key
+
+    @key.setter
+    def key(self, value: str | None) -> None:
+        self._key = value
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """The message properties."""
+        if self._properties is _UNREAD:
+            self._properties = dict(self._msg.properties())
+        props: dict[str, str] = self._properties
+        return props
+
+    @properties.setter
+    def properties(self, value: dict[str, str]) -> None:
+        self._properties = value
+
+    @property
+    def event_time(self) -> int:
+        """Event time in ms since the epoch (0: none)."""
+        if self._event_time is _UNREAD:
+            self._event_time = self._msg.event_timestamp()
+        when: int = self._event_time
+        return when
+
+    @event_time.setter
+    def event_time(self, value: int) -> None:
+        self._event_time = value
+
+    @property
+    def topic(self) -> str:
+        """The topic the input came from."""
+        if self._topic is _UNREAD:
+            self._topic = self._msg.topic_name()
+        topic: str = self._topic
+        return topic
+
+    @topic.setter
+    def topic(self, value: str) -> None:
+        self._topic = value
+
+    @property
+    def message_id(self) -> Any:
+        """The input's message id."""
+        if self._message_id is _UNREAD:
+            self._message_id = self._msg.message_id()
+        return self._message_id
+
+    @message_id.setter
+    def message_id(self, value: Any) -> None:
+        self._message_id = value
 
     def ack(self) -> None:
         """The record is written: its input may be acknowledged."""

@@ -248,17 +248,21 @@ class SourceInstance:
         at_most_once = self.spec.processing_guarantees == "ATMOST_ONCE"
         done = self._done
         producers = self.producers
+        plain_text = self.codec is None  # a str value is sent as its UTF-8 bytes
+        destination = self.spec.destination_topic
+        builder = MessageBuilder
         raw_of: dict[str, Any] = {}  # topic -> its low-level producer, touched for this batch's flush
         batch: list[Record] = []
         for record in records:
+            value = record.value
             try:
-                data = self._encode(record.value)
+                data = value.encode("utf-8") if plain_text and type(value) is str else self._encode(value)
             except Exception as exc:  # a record the SerDe cannot encode fails alone
                 text = f"encoding the record failed: {type(exc).__name__}: {exc}"
                 self.stats.add_system_exception(text)
                 done.append((record, text, False))
                 continue
-            topic = self._topic_of(record)
+            topic = destination if record.partition is None else self._topic_of(record)
             try:
                 if len(data) > CALLBACK_ABOVE_BYTES:
                     self._send_alone(topic, data, record, at_most_once)
@@ -267,15 +271,21 @@ class SourceInstance:
                 if raw is None:
                     raw = raw_of[topic] = producers.raw(topic)
                     producers.touch(topic)
-                raw.send_async(self._message(data, record), None)
+                if record.properties or record.key is not None or record.event_time:
+                    message = self._message(data, record)
+                else:  # a record with a payload alone: three client calls
+                    mb = builder()
+                    mb.content(data)
+                    message = mb.build()
+                raw.send_async(message, None)
             except pulsar.PulsarException as exc:
                 self.stats.add_system_exception(f"publishing failed: {exc}")
                 done.append((record, f"publishing failed: {exc}", False))
                 continue
-            self._pending += 1
             if at_most_once:
                 done.append((record, None, False))
             batch.append(record)
+        self._pending += len(batch)
         self._flushes.flush(batch)
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import engine.examples.exclamation as exclamation
 from engine.broker import EmbeddedBroker
 from engine.function.loader import add_code_paths, load_function
 from engine.mesh import MeshError, plan_mesh
-from engine.mesh.fused import FUSED_CLASS, STAGES_KEY
+from engine.mesh.fused import FUSED_CLASS, STAGES_KEY, FusedChain
 from tests.cluster.conftest import magnetar, new_cluster, rest, wait_until
 from tests.integration.harness import consume, produce
 from tests.mesh.documents import pip66
@@ -42,6 +43,16 @@ def test_a_chain_that_cannot_be_fused_is_rejected_naming_why() -> None:
     doc = {**pip66("ns"), "fuse": ["first"]}
     with pytest.raises(MeshError, match="at least two"):
         plan_mesh(doc)
+
+
+def test_the_fused_class_loaded_with_a_package_keeps_the_engines_modules(tmp_path: Path) -> None:
+    # A runtime loads a fused member's class with its stages' package as code path; the
+    # engine's modules must stay as they are (not be imported a second time).
+    shutil.copy(exclamation.__file__, tmp_path / "exclamation.py")
+    before = {name: sys.modules[name] for name in ("engine", "engine.config", "engine.mesh.fused")}
+    loaded = load_function(FUSED_CLASS, [str(tmp_path)])
+    assert {name: sys.modules[name] for name in before} == before
+    assert type(loaded.target) is FusedChain
 
 
 class _Context:

@@ -35,6 +35,7 @@ class DataGeneratorSource(Source):
         self.size = cfg.integer("sizeBytes", 64, minimum=1)
         self.keyed = cfg.boolean("keyed", False)
         cfg.check()
+        self._pad = "x" * self.size
         self.made = 0
         self.started = time.monotonic()
         self._random = random.Random(context.get_instance_id() if context is not None else 0)
@@ -47,7 +48,8 @@ class DataGeneratorSource(Source):
                 "value": self._random.random(),
                 "ts": int(time.time() * 1000),
             }
-        text = (f"{n}:" + "x" * self.size)[: max(self.size, len(str(n)) + 1)]
+        head = f"{n}:"
+        text = head + self._pad[len(head) :] if len(head) < self.size else head
         return text if self.shape == "STRING" else text.encode()
 
     def read(self) -> list[Record] | None:

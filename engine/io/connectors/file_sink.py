@@ -59,11 +59,28 @@ class FileSink(Sink):
         os.rename(self.path, f"{self.path}.{n}")
         self._fd = self._open()
 
+    @staticmethod
+    def _joined(records: Sequence[SinkRecord]) -> bytes | None:
+        """The batch's lines in one piece when every value is ``str`` with no newline of its own."""
+        values = [r.value for r in records]
+        if not all(type(v) is str for v in values):
+            return None
+        text = "\n".join(values)
+        if text.count("\n") != len(values) - 1:
+            return None  # a value holds a newline: escaped line by line
+        return (text + "\n").encode("utf-8")
+
     def write(self, records: Sequence[SinkRecord]) -> None:
         try:
             chunk: list[bytes] = []
             size = os.fstat(self._fd).st_size
-            for record in records:
+            joined = self._joined(records) if records else None
+            if joined is not None and size + len(joined) <= self.max_size:
+                records_left: Sequence[SinkRecord] = ()
+                chunk.append(joined)
+            else:
+                records_left = records
+            for record in records_left:
                 line = _text(record)
                 if chunk and size + len(line) > self.max_size:
                     os.write(self._fd, b"".join(chunk))
