@@ -49,13 +49,19 @@ class SinkStats:
 def records_of(
     msgs: list[Any], codec: Any, settle: Any, stats: Any, sink_stats: SinkStats
 ) -> tuple[list[SinkRecord], list[tuple[int, str]]]:
-    """Decode ``msgs`` into records; also the ``(index, reason)`` of those that would not decode."""
+    """Decode ``msgs`` into records; also the ``(index, reason)`` of those that would not decode.
+
+    ``codec`` is a hot-path codec (``decode(payload)``) or, for inputs whose decoding
+    depends on the message (AVRO: its topic and schema version), an object with
+    ``decode_message(msg)`` (:class:`~engine.io.avro_inputs.AvroInputs`).
+    """
     records: list[SinkRecord] = []
     bad: list[tuple[int, str]] = []
+    by_message = getattr(codec, "decode_message", None)
     for index, msg in enumerate(msgs):
         data = msg.data()
         try:
-            value = codec.decode(data)
+            value = by_message(msg) if by_message is not None else codec.decode(data)
         except Exception as exc:  # any SerDe error fails this record alone; the text names it
             bad.append((index, f"decoding the input failed: {type(exc).__name__}: {exc}"))
             continue
