@@ -56,44 +56,54 @@ class Record:
 
 
 class SinkRecord:
-    """One input handed to a sink; call :meth:`ack` or :meth:`fail` exactly once."""
+    """One input handed to a sink; call :meth:`ack` or :meth:`fail` exactly once.
 
-    __slots__ = (
-        "_settle",
-        "data",
-        "event_time",
-        "index",
-        "key",
-        "message_id",
-        "properties",
-        "topic",
-        "value",
-    )
+    ``value`` (decoded) and ``data`` (raw) are plain attributes; ``key``, ``properties``,
+    ``event_time``, ``topic`` and ``message_id`` are read from the input message when asked
+    for, so a sink that needs only the value pays for nothing else.
+    """
+
+    __slots__ = ("_msg", "_properties", "_settle", "data", "index", "value")
 
     def __init__(
-        self,
-        value: Any,
-        data: bytes,
-        key: str | None,
-        properties: dict[str, str],
-        event_time: int,
-        topic: str,
-        message_id: Any,
-        index: int,
-        settle: Callable[[int, str | None], None],
+        self, value: Any, data: bytes, msg: Any, index: int, settle: Callable[[int, str | None], None]
     ) -> None:
         #: The decoded payload (by the sink's schema type or SerDe).
         self.value = value
         #: The raw payload.
         self.data = data
-        self.key = key
-        self.properties = properties
-        self.event_time = event_time
-        self.topic = topic
-        self.message_id = message_id
+        self._msg = msg
+        self._properties: dict[str, str] | None = None
         #: Position of the record in its batch.
         self.index = index
         self._settle = settle
+
+    @property
+    def key(self) -> str | None:
+        """The message key, or ``None``."""
+        return self._msg.partition_key() or None
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """The message properties."""
+        if self._properties is None:
+            self._properties = dict(self._msg.properties())
+        return self._properties
+
+    @property
+    def event_time(self) -> int:
+        """The event time in ms since the epoch (0: none)."""
+        return int(self._msg.event_timestamp())
+
+    @property
+    def topic(self) -> str:
+        """The input topic (partition) the record came from."""
+        return str(self._msg.topic_name())
+
+    @property
+    def message_id(self) -> Any:
+        """The input's message id."""
+        return self._msg.message_id()
 
     def ack(self) -> None:
         """The record is written: its input may be acknowledged."""

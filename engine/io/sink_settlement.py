@@ -65,19 +65,7 @@ def records_of(
         except Exception as exc:  # any SerDe error fails this record alone; the text names it
             bad.append((index, f"decoding the input failed: {type(exc).__name__}: {exc}"))
             continue
-        records.append(
-            SinkRecord(
-                value,
-                data,
-                msg.partition_key() or None,
-                dict(msg.properties()),
-                msg.event_timestamp(),
-                msg.topic_name(),
-                msg.message_id(),
-                index,
-                settle,
-            )
-        )
+        records.append(SinkRecord(value, data, msg, index, settle))
     stats.add_received(len(msgs))
     return records, bad
 
