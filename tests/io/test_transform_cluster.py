@@ -4,7 +4,8 @@ The worker that receives ``sinks create`` is drained first, so every instance ru
 other one. Each sink's transform package reaches that worker through the cluster's
 package store: uploaded by the CLI with the sink, named by a ``function://`` package of
 the registry, or read from a ``file://`` URL by the receiving worker. Each local file is
-deleted once the sink is created, so no worker can read it from disk.
+deleted once the sink is created, so no worker can read it from disk. Both runtimes: the
+instance on a thread of the worker, or in a child process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import orjson
 import pulsar
+import pytest
 
 from engine.broker import EmbeddedBroker
 from tests.cluster.conftest import Cluster, magnetar, new_cluster, rest, wait_until
@@ -48,11 +50,12 @@ def _status(cluster: Cluster, fqfn: str) -> dict[str, Any]:
     return rest(cluster.workers[0].url, "GET", f"/admin/v3/sinks/{fqfn}/status", timeout=10)  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("runtime", ["thread", "process"])
 def test_transform_function_runs_on_the_worker_that_did_not_receive_it(
-    broker: EmbeddedBroker, client: pulsar.Client, tmp_path: Path
+    broker: EmbeddedBroker, client: pulsar.Client, tmp_path: Path, runtime: str
 ) -> None:
     (tmp_path / "c").mkdir()
-    cluster = new_cluster(broker, str(tmp_path / "c"), 2)
+    cluster = new_cluster(broker, str(tmp_path / "c"), 2, ["--runtime", runtime])
     try:
         leader = cluster.leader()
         assert leader is not None
