@@ -122,6 +122,24 @@ def test_transform_function_runs_on_the_worker_that_did_not_receive_it(
                 _rows(db),
                 _status(cluster, f"{ns}/{name}"),
             )
+        # An update that leaves the transform function out keeps its stored package.
+        db = tmp_path / "uploaded.db"
+        updated = {"jdbcUrl": f"jdbc:sqlite:{db}", "tableName": "rows", "batchSize": 3}
+        _ok(magnetar(
+            "sinks", "update", "--name", "uploaded", "--sink-config", orjson.dumps(updated).decode(), *ident
+        ))  # fmt: skip
+        got = rest(receiver.url, "GET", f"/admin/v3/sinks/{ns}/uploaded")
+        assert got["configs"]["batchSize"] == 3 and got["transformFunction"] == "uploaded.zip", got
+        produce(
+            client,
+            f"persistent://{ns}/uploaded-in",
+            [orjson.dumps({"id": i, "score": 1.0}) for i in range(10, 14)],
+        )
+        expected = [(i, i * 1.5 * 2) for i in range(0, 10, 2)] + [(10, 2.0), (12, 2.0)]
+        assert wait_until(lambda: _rows(db) == expected, timeout=60), (
+            _rows(db),
+            _status(cluster, f"{ns}/uploaded"),
+        )
     finally:
         cluster.stop_all()
 
