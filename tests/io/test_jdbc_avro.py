@@ -156,15 +156,23 @@ def test_undecodable_and_keyless_avro_records_are_dead_lettered(
     keyless = _avro([(None, "nokey", 3.0)])
     # One entry per message: a failed record's redelivery brings back that record alone.
     produce(client, src, [good[0], b"\xff\xfe not avro at all", keyless[0], good[1]], batching=False)
-    dead = consume(client, dlq, 2, timeout=60)
-    errors = {m.data(): m.properties()["__pfn_error__"] for m in dead}
-    assert set(errors) == {b"\xff\xfe not avro at all", keyless[0]}, errors
+    bad = {b"\xff\xfe not avro at all", keyless[0]}
+    errors: dict[bytes, str] = {}
+
+    def dead_letters() -> bool:
+        # At least once, a failed input may be handed out (and so dead-lettered) twice.
+        errors.update(
+            {m.data(): m.properties()["__pfn_error__"] for m in consume(client, dlq, 100, timeout=0.5)}
+        )
+        return set(errors) == bad
+
+    assert wait_until(dead_letters, timeout=60), errors
     assert "AvroDecodeError" in errors[b"\xff\xfe not avro at all"]
     assert "key column id" in errors[keyless[0]], errors
     assert wait_until(
         lambda: database.run("SELECT id, sensor FROM readings ORDER BY id") == [(1, "a"), (2, "b")]
     )
-    assert sink.instances[0].status()["numDeadLettered"] == 2
+    assert sink.instances[0].status()["numDeadLettered"] >= 2
 
 
 def test_avro_records_wait_for_their_topics_schema(

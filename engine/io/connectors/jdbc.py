@@ -168,10 +168,13 @@ class JdbcSink(TransactionalSink):
             absent = [c for c in self.order if c not in value]
             if absent:
                 raise InvalidRecord(f"the record has no field {', '.join(absent)} (nullValueAction FAIL)")
-        return tuple([_column_value(get(c)) for c in self.order])
+        row = tuple(map(get, self.order))
+        if _NESTED.isdisjoint(map(type, row)):
+            return row
+        return tuple([_column_value(v) for v in row])
 
     def write(self, records: Sequence[SinkRecord]) -> None:
-        """Gather ``records`` into transactions of ``batchSize``; the rest waits at most ``timeoutMs``."""
+        """Queue ``records`` for transactions of ``batchSize``, written on the flusher thread."""
         self.batcher.add(records)
 
     def _write_batch(self, chunk: list[SinkRecord]) -> None:
@@ -287,6 +290,10 @@ def _fields_of(value: Any, data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRecord(f"the record is JSON {type(value).__name__}, not an object of columns")
     return value
+
+
+#: Field types written as JSON text (a nested object or array goes into one column).
+_NESTED = frozenset((dict, list))
 
 
 def _column_value(value: Any) -> Any:
