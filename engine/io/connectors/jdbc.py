@@ -14,9 +14,10 @@ decoded with its writer's schema, :mod:`engine.io.avro_inputs`), whose fields ar
 columns. A record that cannot be a row (not an object, no value for a ``key`` column)
 fails alone with :class:`InvalidRecord` (retried, then dead-lettered). As in Apache's
 JDBC sink, records are gathered into transactions of ``batchSize`` rows, whatever the
-size of the batches the sink is handed (:mod:`engine.io.connectors.batcher`); each is one
-``executemany`` (on PostgreSQL in ``INSERT`` mode one ``COPY``). EFFECTIVELY_ONCE commits the batch's
-rows and the sink's input progress (table ``magnetar_sink_progress``) in one transaction.
+size of the batches the sink is handed, and written on a flusher thread
+(:mod:`engine.io.connectors.batcher`); each is one ``executemany`` (on PostgreSQL in
+``INSERT`` mode one ``COPY``). EFFECTIVELY_ONCE commits each received batch's rows and
+the sink's input progress (table ``magnetar_sink_progress``) in one transaction.
 A database that cannot be reached fails the batch (retried, never acked); the reason is
 in the sink's status.
 """
