@@ -18,6 +18,7 @@ are read back from the topic, as for functions (:mod:`engine.instance.settlement
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections import deque
 from typing import Any
@@ -35,6 +36,8 @@ from engine.state.store import StateConflict, StateStoreError
 __all__ = ["SinkAtLeastOnce", "SinkEffectivelyOnce", "SinkStats", "records_of"]
 
 log = logging.getLogger(__name__)
+
+_message_id = operator.methodcaller("message_id")
 
 
 class SinkStats:
@@ -108,11 +111,12 @@ class _ReopenOnUnservedTail:
 
     def note(self, msgs: list[Any]) -> None:
         self._last_input_at = time.monotonic()
-        for msg in msgs:
-            mid = msg.message_id()
-            pos = (mid.ledger_id(), mid.entry_id())
-            if self._newest is None or pos > self._newest:
-                self._newest = pos
+        if not msgs:
+            return
+        mid = max(map(_message_id, msgs))  # the client's ids compare by position, in C++
+        pos = (mid.ledger_id(), mid.entry_id())
+        if self._newest is None or pos > self._newest:
+            self._newest = pos
 
     def check(self, busy: bool) -> None:
         now = time.monotonic()
