@@ -4,7 +4,8 @@ Sources and sinks are stored as every function is (``FunctionMetaData``), with
 ``componentType`` SOURCE or SINK (:mod:`engine.io.details`), so they are scheduled,
 assigned, restarted and rebalanced by the same machinery. A create is multipart as
 pulsar-admin sends it: ``sourceConfig`` / ``sinkConfig`` (JSON) and, for a connector of
-your own, ``data`` (its .py, .zip or .whl) or ``url``. Also the built-in connectors'
+your own, ``data`` (its .py, .zip or .whl) or ``url``; a sink's transform function package
+may come along as the part ``transformFunction`` (:mod:`engine.io.transform`). Also the built-in connectors'
 listings (``/builtinsources``, ``/builtinsinks``, ``/admin/v2/worker/connectors``).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -66,52 +68,95 @@ def _existing(worker: Worker, fqfn: str, kind: str) -> pb.FunctionMetaData:
     return md
 
 
-async def _submission(
-    request: web.Request, kind: str
-) -> tuple[dict[str, Any], bytes | None, str | None, str | None]:
-    config: dict[str, Any] = {}
-    data = filename = url = None
+@dataclass
+class _Submission:
+    """A create or update as pulsar-admin sends it, with a sink's transform function package if uploaded."""
+
+    config: dict[str, Any]
+    data: bytes | None = None
+    filename: str | None = None
+    url: str | None = None
+    #: ``(content, file name)`` of the ``transformFunction`` part.
+    transform: tuple[bytes, str] | None = None
+
+
+async def _submission(request: web.Request, kind: str) -> _Submission:
+    sub = _Submission({})
     if not request.content_type.startswith("multipart/"):
         raise http_error(400, f"expected multipart/form-data with {kind}Config")
     for name, part_filename, content in await read_parts(request):
         if name == f"{kind}Config":
             try:
-                config = orjson.loads(content) if content.strip() else {}
+                sub.config = orjson.loads(content) if content.strip() else {}
             except orjson.JSONDecodeError as exc:
                 raise http_error(400, f"{kind}Config: not valid JSON ({exc})")
         elif name == "data":
-            data, filename = content, part_filename or "package.py"
+            sub.data, sub.filename = content, part_filename or "package.py"
         elif name == "url":
-            url = content.decode().strip() or None
-    if not isinstance(config, dict):
+            sub.url = content.decode().strip() or None
+        elif name == "transformFunction" and kind == "sink":
+            if not part_filename:
+                raise http_error(400, "transformFunction: the part must be a file (.py, .zip or .whl)")
+            sub.transform = (content, os.path.basename(part_filename))
+    if not isinstance(sub.config, dict):
         raise http_error(400, f"{kind}Config: expected a JSON object")
-    return config, data, filename, url
+    if sub.transform is not None:
+        # The uploaded file is the package: the config names it by its file name.
+        sub.config["transformFunction"] = sub.transform[1]
+    return sub
 
 
 async def create(request: web.Request) -> web.Response:
     worker, fqfn, kind = _worker(request), _fqfn(request), _kind(request)
-    config, data, filename, url = await _submission(request, kind)
-    config = _with_identity(config, fqfn)
+    sub = await _submission(request, kind)
+    config = _with_identity(sub.config, fqfn)
     type_name, _archive, _class_name = connector_of(config, kind)
     details = _validated(worker, config, kind)
     if worker.metadata.registry.get(fqfn) is not None:
         raise http_error(400, f"{kind.capitalize()} {fqfn} already exists")
-    location = await store_package(worker, data, filename, url)
+    location = await store_package(worker, sub.data, sub.filename, sub.url)
     if location is None and not type_name:
         raise http_error(400, f"data: your {kind}'s package (.py, .zip or .whl), or a built-in {kind}Type")
     md = pb.FunctionMetaData(functionDetails=details, createTime=int(time.time() * 1000))
     if location is not None:
         md.packageLocation.CopyFrom(location)
+    if kind == "sink":
+        transform = await _transform_location(worker, _transform(config), sub.transform)
+        if transform is not None:
+            md.transformFunctionPackageLocation.CopyFrom(transform)
     version = await _submit(worker, fqfn, md, worker.metadata.registry.current_version(fqfn))
     return web.json_response({"version": version})
 
 
 def _transform(config: dict[str, Any]) -> TransformSpec | None:
-    """The sink's transform function; its package must be a file this worker can read."""
-    transform = transform_of(config)
-    if transform is not None and transform.package and not os.path.isfile(transform.package):
-        raise ConfigError.single("transformFunction", transform.package, "an existing .py, .zip or .whl file")
-    return transform
+    """The sink's transform function, or ``None`` (a 400 naming the key if it is invalid)."""
+    try:
+        return transform_of(config)
+    except ConfigError as exc:
+        raise http_error(400, str(exc))
+
+
+async def _transform_location(
+    worker: Worker, transform: TransformSpec | None, upload: tuple[bytes, str] | None
+) -> pb.PackageLocationMetaData | None:
+    """The transform function's package stored in the cluster's package store, so any worker can run it.
+
+    The uploaded file, else ``transformFunction``: a registry package URL, an http(s) URL
+    fetched now, or a file (a path or ``file://``) of this worker, read now.
+    """
+    if transform is None or (upload is None and not transform.package):
+        return None  # no package: the class comes from the sink's own package or the installed modules
+    data, filename, url = None, None, None
+    if upload is not None:
+        data, filename = upload
+    else:
+        assert transform.package is not None
+        url = transform.package if "://" in transform.package else f"file://{transform.package}"
+    try:
+        return await store_package(worker, data, filename, url)
+    except web.HTTPClientError as exc:  # store_package names its own parts: name the config key instead
+        reason = orjson.loads(exc.text or "{}").get("reason", "")
+        raise http_error(exc.status, f"transformFunction: {reason.split(': ', 1)[-1]}")
 
 
 def _validated(worker: Worker, config: dict[str, Any], kind: str) -> pb.FunctionDetails:
@@ -130,13 +175,26 @@ def _validated(worker: Worker, config: dict[str, Any], kind: str) -> pb.Function
         raise http_error(400, str(exc))
 
 
+async def _updated_transform(
+    worker: Worker, merged: dict[str, Any], sub: _Submission, old_md: pb.FunctionMetaData
+) -> pb.PackageLocationMetaData | None:
+    """An updated sink's transform package: stored anew when the update names one, else the stored one."""
+    transform = _transform(merged)
+    if sub.transform is not None or sub.config.get("transformFunction"):
+        return await _transform_location(worker, transform, sub.transform)
+    if transform is not None and transform.package and old_md.HasField("transformFunctionPackageLocation"):
+        return old_md.transformFunctionPackageLocation
+    return None
+
+
 async def update(request: web.Request) -> web.Response:
     """Replace a source's or sink's config (and package); its instances restart where they stopped."""
     worker, fqfn, kind = _worker(request), _fqfn(request), _kind(request)
     old_md = _existing(worker, fqfn, kind)
     expected = int(old_md.version)
-    given, data, filename, url = await _submission(request, kind)
-    given = _with_identity(given, fqfn)
+    sub = await _submission(request, kind)
+    data, filename, url = sub.data, sub.filename, sub.url
+    given = _with_identity(sub.config, fqfn)
     try:
         merged = (merged_source_config if kind == "source" else merged_sink_config)(old_md, given)
     except ConfigError as exc:
@@ -151,6 +209,10 @@ async def update(request: web.Request) -> web.Response:
         md.packageLocation.CopyFrom(location)
     elif not type_name:
         md.packageLocation.CopyFrom(old_md.packageLocation)
+    if kind == "sink":
+        transform = await _updated_transform(worker, merged, sub, old_md)
+        if transform is not None:
+            md.transformFunctionPackageLocation.CopyFrom(transform)
     for iid, state in old_md.instanceStates.items():
         md.instanceStates[iid] = state
     version = await _submit(worker, fqfn, md, expected)

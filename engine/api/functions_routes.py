@@ -477,10 +477,14 @@ def _leader_metadata(fqfn: str, body: Any) -> tuple[pb.FunctionMetaData | None, 
         raise http_error(
             400, f"metadata: names {d.tenant}/{d.namespace}/{d.name!s} but the path names {fqfn}"
         )
-    if not is_stored_package_path(md.packageLocation.packagePath):
+    builtin_connector = is_connector(d) and bool(d.builtin) and not md.packageLocation.packagePath
+    if not builtin_connector and not is_stored_package_path(md.packageLocation.packagePath):
         raise http_error(
             400, f"packageLocation: got {md.packageLocation.packagePath!r}; {STORED_PACKAGE_RULE}"
         )
+    transform = md.transformFunctionPackageLocation.packagePath
+    if transform and not is_stored_package_path(transform):
+        raise http_error(400, f"transformFunctionPackageLocation: got {transform!r}; {STORED_PACKAGE_RULE}")
     return md, expected
 
 

@@ -186,23 +186,23 @@ _GRAPH_FORMAT = {
 
 
 def _connector_submission(kind: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        f"{kind}Config": {
+            "type": "string",
+            "description": f"a {kind.capitalize()}Config as JSON",
+        },
+        "data": {"type": "string", "format": "binary"},
+        "url": {"type": "string"},
+    }
+    if kind == "sink":
+        properties["transformFunction"] = {
+            "type": "string",
+            "format": "binary",
+            "description": "the transform function's package (.py, .zip or .whl), stored for every worker",
+        }
     return {
         "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        f"{kind}Config": {
-                            "type": "string",
-                            "description": f"a {kind.capitalize()}Config as JSON",
-                        },
-                        "data": {"type": "string", "format": "binary"},
-                        "url": {"type": "string"},
-                    },
-                }
-            }
-        },
+        "content": {"multipart/form-data": {"schema": {"type": "object", "properties": properties}}},
     }
 
 

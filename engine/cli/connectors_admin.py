@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -62,19 +63,31 @@ def _submit(kind: str, update: bool = False) -> Callable[[argparse.Namespace], A
         if not config.get("name"):
             raise AdminError("--name: required, the connector's name")
         form = aiohttp.FormData()
+        transform = config.get("transformFunction") if kind == "sink" else None
+        if isinstance(transform, str) and "://" not in transform:
+            # A local file goes along with the sink: the worker stores it for every worker.
+            content = _read(transform, "--transform-function")
+            config["transformFunction"] = os.path.basename(transform)
+            form.add_field("transformFunction", content, filename=os.path.basename(transform))
         form.add_field(f"{kind}Config", orjson.dumps(config).decode(), content_type="application/json")
-        if archive:
-            try:
-                with open(archive, "rb") as fh:
-                    form.add_field("data", fh.read(), filename=archive.rsplit("/", 1)[-1])
-            except OSError as exc:
-                raise AdminError(f"--archive {archive!r}: {exc.strerror}") from None
+        if archive and "://" in archive:
+            form.add_field("url", archive)  # a package URL the worker resolves, as for functions' --py
+        elif archive:
+            form.add_field("data", _read(archive, "--archive"), filename=os.path.basename(archive))
         fqfn = f"{config['tenant']}/{config['namespace']}/{config['name']}"
         call(args, "PUT" if update else "POST", f"/admin/v3/{kind}s/{fqfn}", data=form)
         print(f"{'Updated' if update else 'Created'} {kind} {fqfn}", file=sys.stderr)
         return None
 
     return run
+
+
+def _read(path: str, flag: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise AdminError(f"{flag} {path!r}: {exc.strerror}") from None
 
 
 def _simple(kind: str, method: str, suffix: str = "") -> Callable[[argparse.Namespace], Any]:

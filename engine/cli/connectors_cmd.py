@@ -69,7 +69,12 @@ def _common_flags(p: argparse.ArgumentParser, kind: str) -> None:
         help="ATLEAST_ONCE (default), ATMOST_ONCE or EFFECTIVELY_ONCE",
     )
     p.add_argument("--parallelism", type=int, help="instances to run (default 1)")
-    p.add_argument("--schema-type", "--schemaType", dest="schema_type", help="BYTES, STRING or JSON")
+    p.add_argument(
+        "--schema-type",
+        "--schemaType",
+        dest="schema_type",
+        help="BYTES, STRING or JSON" + (", or AVRO (by the writer's schema)" if kind == "sink" else ""),
+    )
     p.add_argument("--serde-classname", "--serdeClassName", dest="serde_classname", help="a SerDe class")
     p.add_argument("--secrets", help="JSON map of secret names to provider paths")
     p.add_argument("--log-topic", help="topic the connector's log lines go to")

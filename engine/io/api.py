@@ -55,129 +55,55 @@ class Record:
     fail: Callable[[str], None] | None = None
 
 
-_UNREAD: Any = object()
-
-
 class SinkRecord:
     """One input handed to a sink; call :meth:`ack` or :meth:`fail` exactly once.
 
-    ``key``, ``properties``, ``event_time``, ``topic`` and ``message_id`` of a record
-    made by :meth:`of_message` are read from the input message on first use, so a sink
-    that never looks at them costs no client call for them.
+    ``value`` (decoded) and ``data`` (raw) are plain attributes; ``key``, ``properties``,
+    ``event_time``, ``topic`` and ``message_id`` are read from the input message when asked
+    for, so a sink that needs only the value pays for nothing else.
     """
 
-    __slots__ = (
-        "_event_time",
-        "_key",
-        "_message_id",
-        "_msg",
-        "_properties",
-        "_settle",
-        "_topic",
-        "data",
-        "index",
-        "value",
-    )
+    __slots__ = ("_msg", "_properties", "_settle", "data", "index", "value")
 
     def __init__(
-        self,
-        value: Any,
-        data: bytes,
-        key: str | None,
-        properties: dict[str, str],
-        event_time: int,
-        topic: str,
-        message_id: Any,
-        index: int,
-        settle: Callable[[int, str | None], None],
+        self, value: Any, data: bytes, msg: Any, index: int, settle: Callable[[int, str | None], None]
     ) -> None:
         #: The decoded payload (by the sink's schema type or SerDe).
         self.value = value
         #: The raw payload.
         self.data = data
-        self._key = key
-        self._properties = properties
-        self._event_time = event_time
-        self._topic = topic
-        self._message_id = message_id
-        self._msg: Any = None
+        self._msg = msg
+        self._properties: dict[str, str] | None = None
         #: Position of the record in its batch.
         self.index = index
         self._settle = settle
 
-    @classmethod
-    def of_message(
-        cls, value: Any, data: bytes, msg: Any, index: int, settle: Callable[[int, str | None], None]
-    ) -> SinkRecord:
-        """The record of received message ``msg``; its other fields are read from ``msg`` when used."""
-        record = cls.__new__(cls)
-        record.value = value
-        record.data = data
-        record._key = record._properties = record._event_time = _UNREAD
-        record._topic = record._message_id = _UNREAD
-        record._msg = msg
-        record.index = index
-        record._settle = settle
-        return record
-
     @property
     def key(self) -> str | None:
-        """The message key (``None``: none)."""
-        if self._key is _UNREAD:
-            self._key = self._msg.partition_key() or None
-        key: str | None = self._key
-        return key
-
-    @key.setter
-    def key(self, value: str | None) -> None:
-        self._key = value
+        """The message key, or ``None``."""
+        return self._msg.partition_key() or None
 
     @property
     def properties(self) -> dict[str, str]:
         """The message properties."""
-        if self._properties is _UNREAD:
+        if self._properties is None:
             self._properties = dict(self._msg.properties())
-        props: dict[str, str] = self._properties
-        return props
-
-    @properties.setter
-    def properties(self, value: dict[str, str]) -> None:
-        self._properties = value
+        return self._properties
 
     @property
     def event_time(self) -> int:
-        """Event time in ms since the epoch (0: none)."""
-        if self._event_time is _UNREAD:
-            self._event_time = self._msg.event_timestamp()
-        when: int = self._event_time
-        return when
-
-    @event_time.setter
-    def event_time(self, value: int) -> None:
-        self._event_time = value
+        """The event time in ms since the epoch (0: none)."""
+        return int(self._msg.event_timestamp())
 
     @property
     def topic(self) -> str:
-        """The topic the input came from."""
-        if self._topic is _UNREAD:
-            self._topic = self._msg.topic_name()
-        topic: str = self._topic
-        return topic
-
-    @topic.setter
-    def topic(self, value: str) -> None:
-        self._topic = value
+        """The input topic (partition) the record came from."""
+        return str(self._msg.topic_name())
 
     @property
     def message_id(self) -> Any:
         """The input's message id."""
-        if self._message_id is _UNREAD:
-            self._message_id = self._msg.message_id()
-        return self._message_id
-
-    @message_id.setter
-    def message_id(self, value: Any) -> None:
-        self._message_id = value
+        return self._msg.message_id()
 
     def ack(self) -> None:
         """The record is written: its input may be acknowledged."""

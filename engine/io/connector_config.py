@@ -19,7 +19,7 @@ from engine.config.topics import normalize_topic
 from engine.config.validation import SUPPORTED_SCHEMA_TYPES, FunctionSpec, resolve
 from engine.io.spec import SourceSpec
 
-__all__ = ["connector_of", "sink_spec", "source_spec"]
+__all__ = ["SINK_SCHEMA_TYPES", "connector_of", "sink_spec", "source_spec"]
 
 
 def connector_of(config: dict[str, Any], kind: str) -> tuple[str | None, str | None, str | None]:
@@ -101,6 +101,24 @@ def source_spec(config: dict[str, Any]) -> SourceSpec:
     )
 
 
+#: Schema types a sink's inputs may have: the built-in codecs', and AVRO by the writer's schema.
+SINK_SCHEMA_TYPES = (*SUPPORTED_SCHEMA_TYPES, "AVRO")
+
+
+def _sink_schema_types(config: dict[str, Any], problems: list[ConfigProblem]) -> None:
+    accepted = "one of " + ", ".join(SINK_SCHEMA_TYPES)
+    schema = config.get("schemaType")
+    if schema is not None and schema not in SINK_SCHEMA_TYPES:
+        problems.append(ConfigProblem("schemaType", schema, accepted))
+    by_topic = config.get("topicToSchemaType") or {}
+    if not isinstance(by_topic, dict):
+        problems.append(ConfigProblem("topicToSchemaType", by_topic, "a mapping of topics to schema types"))
+        return
+    for topic, value in by_topic.items():
+        if value not in SINK_SCHEMA_TYPES:
+            problems.append(ConfigProblem(f"topicToSchemaType[{topic}]", value, accepted))
+
+
 def sink_spec(config: dict[str, Any]) -> tuple[FunctionSpec, dict[str, Any]]:
     """The validated sink (a FunctionSpec with inputs) and its connector config."""
     problems: list[ConfigProblem] = []
@@ -113,6 +131,7 @@ def sink_spec(config: dict[str, Any]) -> tuple[FunctionSpec, dict[str, Any]]:
     guarantee = config.get("processingGuarantees")
     if guarantee is not None and guarantee not in GUARANTEES:
         problems.append(ConfigProblem("processingGuarantees", guarantee, "one of " + ", ".join(GUARANTEES)))
+    _sink_schema_types(config, problems)
     if problems:
         raise ConfigError(problems)
     schema = config.get("schemaType")

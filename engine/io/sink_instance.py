@@ -14,12 +14,14 @@ import pulsar
 
 from engine.broker.capabilities import BrokerCapabilities
 from engine.config.validation import FunctionSpec
+from engine.function.errors import FunctionLoadError
 from engine.function.serdes import codec_for
 from engine.hotpath import HotPath
 from engine.instance.instance import FunctionInstance, InstanceState
 from engine.instance.options import InstanceOptions
 from engine.instance.settlement.base import Settlement, SettlementParts
 from engine.io.api import Sink
+from engine.io.avro_inputs import AvroInputs
 from engine.io.context import connector_context
 from engine.io.sink_settlement import SinkAtLeastOnce, SinkEffectivelyOnce, SinkStats
 from engine.io.transform import LoadedTransform, transformed_sink
@@ -98,10 +100,23 @@ class SinkInstance(FunctionInstance):
             acknowledge=self.inputs.ack_id,
         )
 
+    def _codec(self) -> Any:
+        """What decodes the inputs: AVRO by each message's writer schema, else the first input's codec."""
+        spec = self.spec
+        avro = [(i.schema_type or "").upper() == "AVRO" for i in spec.inputs]
+        if any(avro):
+            if not all(avro):
+                given = ", ".join(f"{i.topic}: {i.schema_type or 'none'}" for i in spec.inputs)
+                raise FunctionLoadError(
+                    f"topicToSchemaType: a sink's inputs are either all AVRO or none is (got {given})"
+                )
+            return AvroInputs(self.client, self.capabilities)
+        first = spec.inputs[0]
+        return codec_for(self.hot, first.serde_class_name, first.schema_type)
+
     def _build(self) -> Settlement:
         spec, hot = self.spec, self.hot
-        first = spec.inputs[0]
-        codec = codec_for(hot, first.serde_class_name, first.schema_type)
+        codec = self._codec()
         self.inputs.open()
         context = self._context(self.config)
         self.sink.open(self.config, context)

@@ -49,19 +49,25 @@ class SinkStats:
 def records_of(
     msgs: list[Any], codec: Any, settle: Any, stats: Any, sink_stats: SinkStats
 ) -> tuple[list[SinkRecord], list[tuple[int, str]]]:
-    """Decode ``msgs`` into records; also the ``(index, reason)`` of those that would not decode."""
+    """Decode ``msgs`` into records; also the ``(index, reason)`` of those that would not decode.
+
+    ``codec`` is a hot-path codec (``decode(payload)``) or, for inputs whose decoding
+    depends on the message (AVRO: its topic and schema version), an object with
+    ``decode_message(msg)`` (:class:`~engine.io.avro_inputs.AvroInputs`).
+    """
     records: list[SinkRecord] = []
     bad: list[tuple[int, str]] = []
-    decode = codec.decode
-    record_of = SinkRecord.of_message
+    by_message = getattr(codec, "decode_message", None)
+    decode = by_message if by_message is not None else codec.decode
+    by_payload = by_message is None
     for index, msg in enumerate(msgs):
         data = msg.data()
         try:
-            value = decode(data)
+            value = decode(data) if by_payload else decode(msg)
         except Exception as exc:  # any SerDe error fails this record alone; the text names it
             bad.append((index, f"decoding the input failed: {type(exc).__name__}: {exc}"))
             continue
-        records.append(record_of(value, data, msg, index, settle))
+        records.append(SinkRecord(value, data, msg, index, settle))
     stats.add_received(len(msgs))
     return records, bad
 

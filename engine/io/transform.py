@@ -3,9 +3,16 @@
 Apache's SinkConfig names it with three keys (pulsar-admin's ``--transform-function``,
 ``--transform-function-classname``, ``--transform-function-config``):
 
-* ``transformFunction``: the function's package, of the kinds a function's ``--py``
-  takes (a ``.py``, ``.zip`` or ``.whl`` file, as a path or a ``file://`` URL). Without
-  it, the class is imported from the sink's own package or the installed modules;
+* ``transformFunction``: the function's package, as a function's ``--py`` takes it: a
+  ``.py``, ``.zip`` or ``.whl`` file, or a package URL: ``function://``, ``sink://`` or
+  ``source://`` (the package registry), ``file://`` (a file on the worker that receives
+  the request) or ``http(s)://``. The CLI uploads a local file with the sink (the
+  multipart part ``transformFunction``, as ``--archive`` goes in ``data``). The worker
+  that receives the sink stores the package in the cluster's package store and records
+  where in ``FunctionMetaData.transformFunctionPackageLocation`` (Apache's field), so
+  the worker that runs an instance fetches it from there, not from its own disk. Without
+  ``transformFunction`` the class is imported from the sink's own package or the
+  installed modules;
 * ``transformFunctionClassName``: ``module.Class`` or ``module.function``, in any of
   the styles a function may have (``pulsar.Function``, a class with ``process``, a
   plain function, a module with ``process``); required;
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -33,14 +40,18 @@ from engine.function.errors import FunctionLoadError
 from engine.function.loader import LoadedFunction, add_code_paths, load_function
 from engine.function.package import prepare_package
 from engine.io.api import Sink, SinkRecord, TransactionalSink
+from engine.proto import Function_pb2 as pb
 
 __all__ = [
+    "PACKAGE_URL_SCHEMES",
     "TRANSFORM_KEYS",
     "LoadedTransform",
     "TransformSpec",
+    "is_package_url",
     "load_transform",
     "transform_of",
     "transformed_sink",
+    "with_local_package",
 ]
 
 #: The SinkConfig keys of a transform function.
@@ -76,22 +87,39 @@ class TransformSpec:
         return transform_of(orjson.loads(text)) if text else None
 
 
+#: Package URLs a worker resolves (into the cluster's package store) when it receives the sink.
+PACKAGE_URL_SCHEMES = ("function://", "sink://", "source://", "http://", "https://")
+_ACCEPTED = "a .py, .zip or .whl file, or a function://, sink://, source://, file:// or http(s):// URL"
+
+
+def is_package_url(package: str) -> bool:
+    """True for a package a worker fetches (the registry's or an http(s) one), not a file path."""
+    return package.startswith(PACKAGE_URL_SCHEMES)
+
+
 def _package(value: Any, problems: list[ConfigProblem]) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        problems.append(ConfigProblem("transformFunction", value, "a package path or file:// URL"))
+        problems.append(ConfigProblem("transformFunction", value, _ACCEPTED))
         return None
-    if value.startswith(("builtin://", "function://", "sink://", "source://", "http://", "https://")):
+    if value.startswith("builtin://"):
         problems.append(
-            ConfigProblem("transformFunction", value, "a .py, .zip or .whl file, as a path or file:// URL")
+            ConfigProblem("transformFunction", value, f"{_ACCEPTED} (there are no built-in functions)")
         )
         return None
+    if value.startswith(("function://", "sink://", "source://")):
+        return value
+    if value.startswith(("http://", "https://")):
+        if not value.split("?", 1)[0].endswith(_PACKAGE_SUFFIXES):
+            problems.append(ConfigProblem("transformFunction", value, "the URL of a .py, .zip or .whl file"))
+            return None
+        return value
     path = value.removeprefix("file://")
     if not path.endswith(_PACKAGE_SUFFIXES):
-        problems.append(ConfigProblem("transformFunction", value, "a .py, .zip or .whl file"))
+        problems.append(ConfigProblem("transformFunction", value, _ACCEPTED))
         return None
-    return os.path.abspath(path)
+    return path
 
 
 def _user_config(value: Any, problems: list[ConfigProblem]) -> dict[str, Any]:
@@ -135,13 +163,33 @@ class LoadedTransform:
     config: dict[str, Any]
 
 
+def with_local_package(details: pb.FunctionDetails, local: str) -> pb.FunctionDetails:
+    """A copy of a sink's ``details`` whose transform function is the package file ``local``.
+
+    A worker fetches the package from the cluster's package store (its location is in
+    the metadata) and hands the instance, in a thread or a child process, these details.
+    """
+    transform = TransformSpec.from_json(details.magnetarTransformFunction)
+    if transform is None:
+        return details
+    out = pb.FunctionDetails()
+    out.CopyFrom(details)
+    out.magnetarTransformFunction = replace(transform, package=local).to_json()
+    return out
+
+
 def load_transform(spec: TransformSpec, data_dir: str) -> LoadedTransform:
-    """Import the transform function (its package prepared under ``data_dir``)."""
+    """Import the transform function, its package (a file here) prepared under ``data_dir``."""
     paths: list[str] = []
-    if spec.package:
-        if not os.path.isfile(spec.package):
-            raise ConfigError.single("transformFunction", spec.package, "an existing .py, .zip or .whl file")
-        paths = prepare_package(spec.package, os.path.join(data_dir, "packages"))
+    package = spec.package
+    if package:
+        if is_package_url(package):
+            raise ConfigError.single(
+                "transformFunction", package, "a .py, .zip or .whl file (a worker resolves package URLs)"
+            )
+        if not os.path.isfile(package):
+            raise ConfigError.single("transformFunction", package, "an existing .py, .zip or .whl file")
+        paths = prepare_package(package, os.path.join(data_dir, "packages"))
         add_code_paths(paths)
     loaded = load_function(spec.class_name, paths)
     if loaded.is_async:

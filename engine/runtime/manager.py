@@ -223,6 +223,7 @@ class RuntimeManager:
                 same_code = (
                     slot.metadata.functionDetails == md.functionDetails
                     and slot.metadata.packageLocation == md.packageLocation
+                    and slot.metadata.transformFunctionPackageLocation == md.transformFunctionPackageLocation
                 )
                 slot.metadata = md
                 slot.backoff = 1.0
@@ -276,12 +277,23 @@ class RuntimeManager:
         """``"thread"`` or ``"process"``."""
         return "thread" if self.process is None else "process"
 
+    def _details_here(self, md: pb.FunctionMetaData) -> pb.FunctionDetails:
+        """The details an instance runs: a sink's transform package fetched to this worker (blocking)."""
+        transform = md.transformFunctionPackageLocation
+        if not transform.packagePath:
+            return md.functionDetails
+        from engine.io.transform import with_local_package  # engine.io imports the runtime
+
+        path = self.packages.fetch(transform.packagePath, transform.originalFileName or "transform.py")
+        return with_local_package(md.functionDetails, path)
+
     def _build_and_start(self, key: str, md: pb.FunctionMetaData) -> InstanceHandle:
         fqfn, instance_id = split_instance_key(key)
         location = md.packageLocation
         local: str | None = None
         if location.packagePath:
             local = self.packages.fetch(location.packagePath, location.originalFileName or "package.py")
+        details = self._details_here(md)
         options = InstanceOptions(**{**self.options.__dict__, "function_version": str(md.version)})
         if self.process is None:
             # Threads share the worker's streams: what the function prints goes to its own log.
@@ -291,7 +303,7 @@ class RuntimeManager:
                 options, output_log=os.path.join(run_dir, f"{name}-{instance_id}.log")
             )
             inst = build_instance(
-                md.functionDetails,
+                details,
                 local,
                 instance_id,
                 self.client,
@@ -308,7 +320,7 @@ class RuntimeManager:
         launch = Launch(
             fqfn=fqfn,
             instance_id=instance_id,
-            details=md.functionDetails.SerializeToString(),
+            details=details.SerializeToString(),
             package_path=local,
             broker=asdict(settings.broker),
             state_storage_url=settings.state_storage_url,

@@ -134,13 +134,19 @@ def test_custom_zip_connectors_through_sources_and_sinks_create(
         sink_zip = make_zip(str(tmp_path / "lines.zip"), {"lines_sink/__init__.py": SINK})
         mid = f"persistent://{ns}/counted"
         out, acks = tmp_path / "out.txt", tmp_path / "acks.txt"
+        # The sink's archive is a package of the registry (a URL the worker resolves), the source's a file.
+        package = f"sink://{ns}/lines@v1"
+        made = magnetar(
+            "packages", "upload", package, "--path", sink_zip, "--description", "lines", "--admin-url", w
+        )
+        assert made.returncode == 0, made.stderr
         made = magnetar(
             "sinks",
             "create",
             "--name",
             "lines",
             "--archive",
-            sink_zip,
+            package,
             "--classname",
             "lines_sink.Lines",
             "--inputs",

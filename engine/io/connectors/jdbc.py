@@ -1,16 +1,23 @@
-"""``jdbc-sqlite`` and ``jdbc-postgres``: sinks that insert or upsert JSON records into a table.
+"""``jdbc-sqlite`` and ``jdbc-postgres``: sinks that insert or upsert JSON or AVRO records into a table.
 
 Config keys (Apache's names): ``jdbcUrl`` (``jdbc:sqlite:/path.db`` or
 ``jdbc:postgresql://host:port/db``; the URL without ``jdbc:`` works too), ``userName``,
 ``password``, ``tableName`` (required), ``key`` and ``nonKey`` (comma-separated columns;
 default: every column of the table), ``insertMode`` (``INSERT``, ``UPSERT`` on the key,
 ``UPDATE`` by the key), ``batchSize`` (records per transaction, default 200),
+``timeoutMs`` (the longest a record waits for its batch to fill, default 500),
 ``nullValueAction`` (``NULL``, the default, writes NULL for a field the record lacks;
 ``FAIL`` fails such a record).
 
-Each record is a JSON object whose fields are the columns. Rows are written with one
-``executemany`` per batch, in one transaction. EFFECTIVELY_ONCE commits the batch's
-rows and the sink's input progress (table ``magnetar_sink_progress``) in one transaction.
+Each record is a JSON object, or an AVRO record (an input with ``schemaType: AVRO``,
+decoded with its writer's schema, :mod:`engine.io.avro_inputs`), whose fields are the
+columns. A record that cannot be a row (not an object, no value for a ``key`` column)
+fails alone with :class:`InvalidRecord` (retried, then dead-lettered). As in Apache's
+JDBC sink, records are gathered into transactions of ``batchSize`` rows, whatever the
+size of the batches the sink is handed, and written on a flusher thread
+(:mod:`engine.io.connectors.batcher`); each is one ``executemany`` (on PostgreSQL in
+``INSERT`` mode one ``COPY``). EFFECTIVELY_ONCE commits each received batch's rows and
+the sink's input progress (table ``magnetar_sink_progress``) in one transaction.
 A database that cannot be reached fails the batch (retried, never acked); the reason is
 in the sink's status.
 """
@@ -26,9 +33,10 @@ import orjson
 
 from engine.io.api import SinkRecord, TransactionalSink
 from engine.io.config import ConnectorConfig
+from engine.io.connectors.batcher import RecordBatcher
 from engine.state.store import StateConflict
 
-__all__ = ["JdbcSink", "PostgresSink", "SqliteSink"]
+__all__ = ["InvalidRecord", "JdbcSink", "PostgresSink", "SqliteSink"]
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +68,15 @@ class JdbcSink(TransactionalSink):
         self.mode = cfg.choice("insertMode", "INSERT", ("INSERT", "UPSERT", "UPDATE"))
         self.batch_size = cfg.integer("batchSize", 200, minimum=1)
         self.null_action = cfg.choice("nullValueAction", "NULL", ("NULL", "FAIL"))
-        cfg.integer("timeoutMs", 500)
+        self.timeout_ms = cfg.integer("timeoutMs", 500, minimum=1)
         if self.url and not self._accepts(self.url):
             cfg._bad("jdbcUrl", self.url, f"a {self.scheme} URL such as {self.example}")
         if self.mode in ("UPSERT", "UPDATE") and not self.key:
             cfg._bad("key", None, f"the key columns, required for insertMode {self.mode}")
         cfg.check()
+        self.batcher = RecordBatcher(
+            self.batch_size, self.timeout_ms / 1000.0, self._write_batch, f"{self.scheme}-sink-flush"
+        )
         self.conn: Any = None
         self.columns: list[str] = []
         self.sql = ""
@@ -146,51 +157,61 @@ class JdbcSink(TransactionalSink):
 
     # -- rows --------------------------------------------------------------------------------------
     def _row(self, record: SinkRecord) -> tuple[Any, ...]:
+        """The statement's parameters for one record; raises :class:`InvalidRecord`."""
         value = record.value
-        if not isinstance(value, dict):
-            try:
-                value = orjson.loads(record.data)
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"the record is not JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise ValueError(f"the record is JSON {type(value).__name__}, not an object of columns")
+        if type(value) is not dict:
+            value = _fields_of(value, record.data)
+        get = value.get
+        for column in self.key:
+            if get(column) is None:
+                raise InvalidRecord(f"the record has no value for the key column {column} (sinkConfig.key)")
         if self.null_action == "FAIL":
             absent = [c for c in self.order if c not in value]
             if absent:
-                raise ValueError(f"the record has no field {', '.join(absent)} (nullValueAction FAIL)")
-        return tuple(_column_value(value.get(c)) for c in self.order)
+                raise InvalidRecord(f"the record has no field {', '.join(absent)} (nullValueAction FAIL)")
+        row = tuple(map(get, self.order))
+        if _NESTED.isdisjoint(map(type, row)):
+            return row
+        return tuple([_column_value(v) for v in row])
 
     def write(self, records: Sequence[SinkRecord]) -> None:
+        """Queue ``records`` for transactions of ``batchSize``, written on the flusher thread."""
+        self.batcher.add(records)
+
+    def _write_batch(self, chunk: list[SinkRecord]) -> None:
+        """One transaction of rows; every record of ``chunk`` is acked or failed (with why)."""
         try:
             conn = self._ready()
         except Exception as exc:  # unreachable or misconfigured database: every record fails, with why
             self._drop_connection()
-            for record in records:
+            for record in chunk:
                 record.fail(f"{self.scheme} {self._where()}: {type(exc).__name__}: {exc}")
             return
-        for start in range(0, len(records), self.batch_size):
-            chunk = records[start : start + self.batch_size]
-            rows: list[tuple[Any, ...]] = []
-            good: list[SinkRecord] = []
-            for record in chunk:
-                try:
-                    rows.append(self._row(record))
-                    good.append(record)
-                except ValueError as exc:
-                    record.fail(str(exc))
-            if not rows:
-                continue
+        rows: list[tuple[Any, ...]] = []
+        good: list[SinkRecord] = []
+        row = self._row
+        for record in chunk:
             try:
-                cur = conn.cursor()
-                cur.executemany(self.sql, rows)
-                conn.commit()
-            except Exception as exc:  # the batch's transaction failed: its records fail, with why
-                self._rollback()
-                for record in good:
-                    record.fail(f"{self.scheme} insert into {self.table} failed: {type(exc).__name__}: {exc}")
-                continue
+                rows.append(row(record))
+                good.append(record)
+            except InvalidRecord as exc:
+                record.fail(f"InvalidRecord: {exc}")
+        if not rows:
+            return
+        try:
+            self._insert(conn.cursor(), rows)
+            conn.commit()
+        except Exception as exc:  # the batch's transaction failed: its records fail, with why
+            self._rollback()
             for record in good:
-                record.ack()
+                record.fail(f"{self.scheme} insert into {self.table} failed: {type(exc).__name__}: {exc}")
+            return
+        for record in good:
+            record.ack()
+
+    def _insert(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        """Write ``rows`` in the open transaction (a subclass may write them faster)."""
+        cur.executemany(self.sql, rows)
 
     def _rollback(self) -> None:
         try:
@@ -225,7 +246,7 @@ class JdbcSink(TransactionalSink):
         try:
             cur = conn.cursor()
             if rows:
-                cur.executemany(self.sql, rows)
+                self._insert(cur, rows)
             for topic, (old, new) in progress.items():
                 if old is None:
                     cur.execute(
@@ -249,7 +270,31 @@ class JdbcSink(TransactionalSink):
             raise
 
     def close(self) -> None:
+        batcher = getattr(self, "batcher", None)
+        if batcher is not None:
+            batcher.close()
         self._drop_connection()
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot be a row: not an object of columns, or without a key column's value."""
+
+
+def _fields_of(value: Any, data: bytes) -> dict[str, Any]:
+    """The fields of a record that is not a dict already: a mapping, else its payload as JSON."""
+    if isinstance(value, dict):
+        return value
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"the record is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidRecord(f"the record is JSON {type(value).__name__}, not an object of columns")
+    return value
+
+
+#: Field types written as JSON text (a nested object or array goes into one column).
+_NESTED = frozenset((dict, list))
 
 
 def _column_value(value: Any) -> Any:
@@ -293,6 +338,17 @@ class PostgresSink(JdbcSink):
 
     def _accepts(self, url: str) -> bool:
         return url.startswith(("jdbc:postgresql://", "postgresql://", "postgres://"))
+
+    def _insert(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        """``INSERT`` mode: one ``COPY`` of the rows (the same transaction; a bad row fails it all)."""
+        if self.mode != "INSERT":
+            cur.executemany(self.sql, rows)
+            return
+        cols = ", ".join(_quote(c) for c in self.order)
+        with cur.copy(f"COPY {_quote_table(self.table)} ({cols}) FROM STDIN") as copy:
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
 
     def _connect(self) -> Any:
         import psycopg
