@@ -26,6 +26,7 @@ from engine.config import ConfigError
 from engine.packages.routes import add_package_routes
 from engine.security.service import WorkerSecurity, server_ssl_context
 from engine.state.store import StateStoreError
+from engine.worker.disk import DiskSpaceLow
 from engine.worker.worker import Worker
 
 __all__ = ["MAX_BODY_BYTES", "build_app", "security_of", "serve"]
@@ -69,9 +70,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             log.exception("%s %s failed", request.method, request.path)
             raise http_error(500, "internal error; see the worker's log") from None
         log.error("%s %s: the worker's disk is full: %s", request.method, request.path, exc)
+        why = f": {exc.reason}" if isinstance(exc, DiskSpaceLow) else ""
         raise http_error(
             507,
-            "insufficient storage: no space left in the worker's data dir; nothing of the upload was kept",
+            f"insufficient storage: no space left in the worker's data dir{why}; "
+            "nothing of the upload was kept",
         ) from None
     except Exception:
         # The text of an unexpected exception stays in the log: it can reveal internals.

@@ -162,6 +162,9 @@ def _worker_metrics(worker: Worker) -> list[dict[str, Any]]:
         "magnetar_worker_undecodable_assignment_records": worker.undecodable_assignments,
         "magnetar_worker_event_loop_lag_ms": worker.loop_lag.recent_max_ms,
         "magnetar_worker_event_loop_lag_max_ms": worker.loop_lag.max_ms,
+        # The data dir's free space, and 1 while it is below the headroom kept for the broker.
+        "magnetar_worker_data_dir_free_bytes": worker.disk.free_bytes(),
+        "magnetar_worker_data_dir_low_space": 1 if worker.disk.low() else 0,
         "pulsar_function_worker_schedule_strategy_execution_time_ms": worker.duties.last_schedule_strategy_ms,
         "pulsar_function_worker_rebalance_execution_time_total_ms": worker.duties.last_rebalance_ms,
         "pulsar_function_worker_rebalance_strategy_execution_time_ms": (

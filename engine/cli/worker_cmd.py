@@ -96,11 +96,28 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
     )
     p.add_argument("--heartbeat-interval", type=float, default=0.5, help="seconds between heartbeats")
     p.add_argument(
+        "--disk-headroom-mb",
+        type=_headroom,
+        default=None,
+        help="MiB of the data dir's file system that package uploads and caching leave free for the "
+        "broker (default: 5%% of the file system, at most 64; 0 turns the check off)",
+    )
+    p.add_argument(
         "--election-timeout",
         type=float,
         default=2.0,
         help="seconds without fresh heartbeats before a leader steps down or a worker is dead",
     )
+
+
+def _headroom(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a number of MiB, 0 or more")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"got {text}; expected a number of MiB, 0 or more")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -217,6 +234,7 @@ def _run(args: argparse.Namespace, standalone: bool) -> int:
         ),
         embedded_broker_port=_standalone_broker_port(args.broker_port) if standalone else None,
         cluster_name=args.cluster_name,
+        disk_headroom_mb=args.disk_headroom_mb,
     )
     refusal = listen_refusal(config.host, config.security)
     if refusal is not None:

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pulsar
@@ -56,16 +57,30 @@ def _remove_partial(tmp: str, directory: str | None) -> None:
 class PackageStore:
     """Put and get function packages through the packages topic."""
 
-    def __init__(self, client: pulsar.Client, topics: ClusterTopics, cache_dir: str) -> None:
+    def __init__(
+        self,
+        client: pulsar.Client,
+        topics: ClusterTopics,
+        cache_dir: str,
+        reserve: Callable[[int, str], None] | None = None,
+        broker_shares_disk: bool = False,
+    ) -> None:
+        """``reserve(nbytes, what)`` raises before a write the data dir has no room for;
+        ``broker_shares_disk``: the broker stores the parts on the same file system."""
         self._client = client
         self._topic = topics.packages
         self._cache = cache_dir
+        self._reserve = reserve or (lambda _n, _what: None)
+        self._broker_shares_disk = broker_shares_disk
         self._parts_producer: pulsar.Producer | None = None
         self._lock = threading.Lock()
 
     def put(self, data: bytes, filename: str) -> str:
         """Store ``data``; returns its package path."""
         digest = hashlib.sha256(data).hexdigest()
+        # Refused before anything is written: the parts (on the broker's disk, the data
+        # dir's in standalone) and the cached copy.
+        self._reserve(len(data) * (2 if self._broker_shares_disk else 1), "the package")
         with self._lock:
             try:
                 first = self._send_parts(data, digest, filename)
@@ -187,6 +202,7 @@ class PackageStore:
         data = b"".join(chunks[i] for i in range(total))
         if hashlib.sha256(data).hexdigest() != digest:
             raise PackageError(f"package {digest}: content does not match its hash")
+        self._reserve(len(data), "caching the package")
         return self._cache_file(digest, os.path.basename(filename), data)
 
     def close(self) -> None:

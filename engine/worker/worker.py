@@ -47,6 +47,7 @@ from engine.security.reserved import reserve_namespace
 from engine.security.service import internal_http_options
 from engine.security.settings import SecuritySettings
 from engine.state import StateStore, open_state_store
+from engine.worker.disk import DiskSpace
 
 __all__ = ["CLIENT_LOG", "NotLeader", "Worker", "WorkerConfig"]
 
@@ -90,6 +91,9 @@ class WorkerConfig:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     #: Port of the embedded broker (standalone only); a free one when ``None``.
     embedded_broker_port: int | None = None
+    #: MiB of the data dir's file system kept free (``--disk-headroom-mb``); ``None``: the
+    #: default of :mod:`engine.worker.disk`, 0: no check.
+    disk_headroom_mb: float | None = None
 
     @property
     def url(self) -> str:
@@ -109,6 +113,8 @@ class Worker:
         self.initialized = False
         self.started_at = time.time()
         self.startup_ms = 0.0
+        #: Free space of the data dir and the headroom kept for the broker.
+        self.disk = DiskSpace(config.data_dir, config.disk_headroom_mb)
         self.broker: EmbeddedBroker | None = None
         self.client: pulsar.Client | None = None
         self.table = AssignmentTable()
@@ -156,7 +162,13 @@ class Worker:
         )
         url = cfg.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(cfg.data_dir, 'state.db'))}"
         self.state_store = await asyncio.to_thread(open_state_store, url)
-        self.packages = PackageStore(self.client, self.topics, os.path.join(cfg.data_dir, "package-cache"))
+        self.packages = PackageStore(
+            self.client,
+            self.topics,
+            os.path.join(cfg.data_dir, "package-cache"),
+            reserve=self.disk.reserve,
+            broker_shares_disk=cfg.broker is None,
+        )
         self.metadata = MetadataService(self.client, self.topics, cfg.worker_id, cfg.snapshot_every)
         self.metadata.add_listener(self._on_functions_changed)
         self.duties = LeaderDuties(self.client, self.topics, cfg.worker_id, self.table)

@@ -1,24 +1,29 @@
 """A full disk under the worker's data dir: 507 with a reason, nothing partial kept, then life goes on.
 
 The data dir is on a real, small tmpfs, so the package cache write fails with the
-kernel's own ENOSPC.
+kernel's own ENOSPC (the headroom check off), or the upload is refused before it
+would leave less than the headroom free for the embedded broker.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pulsar
+import pytest
 
 from engine.broker import EmbeddedBroker, free_port
+from engine.worker.disk import DiskSpace, DiskSpaceLow
 from tests.cluster.conftest import magnetar, new_cluster, rest, wait_until
-from tests.cluster.test_cluster import create, status
+from tests.cluster.test_cluster import EXAMPLE, create, status
 from tests.faults.mounts import tmpfs
 from tests.integration.harness import consume, produce
 
@@ -35,7 +40,8 @@ def test_a_full_disk_answers_507_and_keeps_nothing_partial(
 ) -> None:
     package = _big_package(tmp_path / "big.py", 12)
     with tmpfs(tmp_path / "disk", size="8m") as disk:
-        cluster = new_cluster(broker, str(disk), 1)
+        # No headroom: the cache write itself meets the kernel's ENOSPC.
+        cluster = new_cluster(broker, str(disk), 1, extra_args=["--disk-headroom-mb", "0"])
         try:
             url = cluster.workers[0].url
             res = magnetar(
@@ -62,22 +68,29 @@ def test_a_full_disk_answers_507_and_keeps_nothing_partial(
             cluster.stop_all()
 
 
-def test_a_full_broker_disk_fails_the_upload_fast_with_a_reason(tmp_path: Path) -> None:
-    """Standalone: the embedded broker's data is on the full disk too, so the package's parts fail.
+def _metric(url: str, name: str) -> float:
+    for line in urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode().splitlines():
+        if line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} is not in /metrics")
 
-    The upload answers 503 naming the cause within its deadline instead of hanging, and
-    the worker keeps serving. (pulsar-lite corrupts its entry log when its disk fills,
-    "entrylog position does not match index", so its topics, and with them the worker's
-    leadership, do not come back when space does; that is the broker's fault.)
+
+def test_standalone_refuses_an_upload_its_disk_has_no_room_for_and_keeps_leading(tmp_path: Path) -> None:
+    """Standalone: the embedded broker's data shares the small disk with the package.
+
+    The 40 MB upload is refused with 507 before anything is written, so the broker keeps
+    room for its own writes: the worker still leads, a later create works and its messages
+    flow, and /metrics shows the free space and that it is not low.
     """
     package = _big_package(tmp_path / "huge.py", 40)
     with tmpfs(tmp_path / "disk", size="24m") as disk:
-        port = free_port()
+        port, broker_port = free_port(), free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine", "standalone", "--data-dir", str(disk / "d"), "--port", str(port),
-             "--broker-port", str(free_port())],
+             "--broker-port", str(broker_port)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
+        client = None
         try:
             assert proc.stdout is not None
             assert "ready on" in proc.stdout.readline()
@@ -89,17 +102,51 @@ def test_a_full_broker_disk_fails_the_upload_fast_with_a_reason(tmp_path: Path) 
             )  # fmt: skip
             took = time.monotonic() - t0
             assert res.returncode != 0
-            assert "503: the broker did not store the package" in res.stderr, res.stderr
-            assert "nothing was recorded" in res.stderr
-            assert took < 50, f"the failed upload took {took:.0f} s"
-            assert (
-                rest(url, "GET", "/admin/v3/functions/public/default") == []
-            )  # still serving; nothing recorded
+            assert "507" in res.stderr and "insufficient storage: no space left" in res.stderr, res.stderr
+            assert "kept for the broker (--disk-headroom-mb)" in res.stderr, res.stderr
+            assert took < 20, f"the refused upload took {took:.0f} s"
+            assert rest(url, "GET", "/admin/v3/functions/public/default") == []  # nothing recorded
+            cache = disk / "d" / "package-cache"
+            assert not cache.exists() or not any(cache.iterdir())
+            assert _metric(url, "magnetar_worker_data_dir_low_space") == 0
+            assert _metric(url, "magnetar_worker_data_dir_free_bytes") > 20 * 2**20
+            assert _metric(url, "pulsar_function_worker_is_leader") == 1
+            res = magnetar(
+                "functions", "create", "--admin-url", url, "--name", "small", "--py", str(EXAMPLE),
+                "--classname", "exclaim_example.Exclaim", "--inputs", "small-in", "--output", "small-out",
+                "--subs-position", "Earliest",
+            )  # fmt: skip
+            assert res.returncode == 0, res.stderr
+            small = "/admin/v3/functions/public/default/small/status"
+            assert wait_until(lambda: rest(url, "GET", small)["numRunning"] == 1, timeout=30)
+            client = pulsar.Client(f"pulsar://127.0.0.1:{broker_port}", operation_timeout_seconds=10)
+            produce(client, "small-in", ["x", "y"])
+            assert sorted(m.data() for m in consume(client, "small-out", 2)) == [b"x!", b"y!"]
             assert proc.poll() is None
         finally:
+            if client is not None:
+                client.close()
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_disk_space_reserves_below_the_headroom_only(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", size="8m") as disk:
+        space = DiskSpace(str(disk))  # default: 5 % of 8 MiB
+        assert space.headroom_bytes() == int(8 * 2**20 * 0.05)
+        assert not space.low()
+        space.reserve(4 * 2**20, "four MiB")
+        with pytest.raises(DiskSpaceLow, match=r"eight MiB needs 8\.0 MB") as refused:
+            space.reserve(8 * 2**20, "eight MiB")
+        assert refused.value.errno == errno.ENOSPC
+        (disk / "filler").write_bytes(b"\0" * (8 * 2**20 - 200 * 1024))
+        assert space.low()
+        assert space.free_bytes() < space.headroom_bytes()
+        DiskSpace(str(disk), 0).reserve(2**30, "anything")  # 0: no check
+        assert not DiskSpace(str(disk), 0).low()
+        with pytest.raises(ValueError, match="disk headroom"):
+            DiskSpace(str(disk), -1)
