@@ -6,9 +6,17 @@ broker: ``echo`` (ATLEAST_ONCE, each input comes out with a ``!``) and ``count``
 (EFFECTIVELY_ONCE, each input has a counter of its own in the state store). A producer
 streams ``m0``, ``m1``, … to both inputs while, at random intervals, the run kills a worker
 (SIGKILL, started again a few seconds later), kills an instance's child process, or stops
-the broker for one to three seconds. Then the chaos stops, everything is brought back, and
-the run waits for the functions to drain. (The issue's disk-full fault is not part of it
-yet: tests/faults/test_disk_full.py covers it on a small tmpfs.)
+the broker for one to three seconds, or fills the disk of the workers' data dirs for two to
+five seconds. Then the chaos stops, everything is brought back, and the run waits for the
+functions to drain.
+
+The workers' data dirs are on a tmpfs of ``--disk-mb`` MiB that the run mounts (as root;
+without the privilege, disk filling is left out and the run says so). Filling it means
+writing a file until the kernel answers ENOSPC, holding it, and removing it: the workers'
+own writes (package cache, client and instance logs) fail meanwhile, and a worker started
+again then has no room to cache its packages. The broker's and PostgreSQL's data stay on
+the machine's disk: pulsar-lite corrupts its topics when its own disk fills (README,
+Faults, *A full disk*), which would count the broker's losses as the functions'.
 
 It reports, per guarantee, the inputs sent (acknowledged by the broker as persisted), the
 inputs processed, lost and duplicated, and the longest time a function stood still (made no
@@ -16,13 +24,15 @@ progress while inputs were waiting). ATLEAST_ONCE: lost = acknowledged inputs th
 out, duplicated = extra copies of outputs. EFFECTIVELY_ONCE: lost = inputs the topic holds
 with no counter, duplicated = counts past one.
 
-Usage: ``python bench/chaos.py --minutes 10 [--rate 50] [--seed 1]`` (not run in CI); writes
+Usage: ``python bench/chaos.py --minutes 10 [--rate 50] [--seed 1] [--disk-mb 64]`` (not run in CI); writes
 ``bench/results/chaos-<time>.json`` and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import errno
 import json
 import os
 import random
@@ -307,6 +317,37 @@ def _held(client: pulsar.Client, topic: str) -> set[str]:
         reader.close()
 
 
+def _mount_tmpfs(where: str, megabytes: int) -> bool:
+    """Mount a tmpfs of ``megabytes`` MiB at ``where``; whether it worked (root is needed)."""
+    os.makedirs(where, mode=0o700, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0700", "tmpfs", where],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        _say(f"no disk filling: mounting a tmpfs at {where} failed ({done.stderr.strip()})")
+        return False
+    return True
+
+
+def _fill(disk: str) -> str:
+    """Write a file on ``disk`` until the kernel answers ENOSPC; its path."""
+    path = os.path.join(disk, "chaos-filler")
+    chunk = b"\0" * (1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            try:
+                os.write(fd, chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                return path
+    finally:
+        os.close(fd)
+
+
 def _create(workers: list[Worker], name: str, classname: str, guarantee: str, output: str | None) -> None:
     argv = [
         sys.executable, "-m", "engine", "functions", "create", "--name", name, "--py", FUNCTIONS,
@@ -326,8 +367,12 @@ def _create(workers: list[Worker], name: str, classname: str, guarantee: str, ou
 class Chaos:
     """Picks and applies the faults; at most one worker is down at a time."""
 
-    def __init__(self, rng: random.Random, workers: list[Worker], broker: EmbeddedBroker) -> None:
+    def __init__(
+        self, rng: random.Random, workers: list[Worker], broker: EmbeddedBroker, disk: str | None
+    ) -> None:
         self.rng = rng
+        #: The tmpfs holding the workers' data dirs (``None``: no disk filling).
+        self.disk = disk
         self.workers = workers
         self.broker = broker
         self.actions: Counter[str] = Counter()
@@ -338,7 +383,8 @@ class Chaos:
     def tick(self) -> None:
         """Bring back a worker whose time is up, then apply one fault."""
         self.revive(force=False)
-        choice = self.rng.choice(["kill-worker", "kill-child", "kill-child", "stop-broker"])
+        faults = ["kill-worker", "kill-child", "kill-child", "stop-broker"]
+        choice = self.rng.choice(faults + (["fill-disk"] if self.disk else []))
         if choice == "kill-worker" and self._down is None:
             worker = self.rng.choice([w for w in self.workers if w.alive()])
             _say(f"killing worker {worker.worker_id}")
@@ -350,6 +396,13 @@ class Chaos:
             self.broker.stop()
             time.sleep(away)  # the outage itself
             self.broker.start()
+        elif choice == "fill-disk":
+            assert self.disk is not None
+            full = self.rng.uniform(2, 5)
+            filler = _fill(self.disk)
+            _say(f"filled the workers' disk; freeing it in {full:.1f}s")
+            time.sleep(full)  # the full disk itself
+            os.unlink(filler)
         else:
             choice = "kill-child"
             pids = [p for w in self.workers for p in w.children()]
@@ -390,6 +443,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         conn.execute("CREATE DATABASE chaos")
     pg_url = pg.get_uri(database="chaos")
     broker = EmbeddedBroker(os.path.join(root, "broker")).start()
+    disk: str | None = os.path.join(root, "disk")
+    assert disk is not None
+    if _mount_tmpfs(disk, args.disk_mb):
+        atexit.register(subprocess.run, ["umount", "-l", disk], check=False)
+    else:
+        disk = None
     namespace = f"public/chaos{uuid.uuid4().hex[:6]}"
     workers: list[Worker] = []
     for i in range(3):
@@ -397,7 +456,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         argv = [
             sys.executable, "-m", "engine", "worker", "--broker-url", broker.url,
             "--broker-kind", "pulsar-lite", "--worker-id", wid, "--port", str(port),
-            "--data-dir", os.path.join(root, wid), "--functions-namespace", namespace,
+            "--data-dir", os.path.join(disk or root, wid), "--functions-namespace", namespace,
             "--heartbeat-interval", "0.3", "--election-timeout", "3", "--runtime", "process",
             "--state-storage-url", pg_url,
         ]  # fmt: skip
@@ -411,14 +470,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         logger=pulsar.FileLogger(pulsar.LoggerLevel.Warn, os.path.join(root, "chaos-client.log")),
     )
     topics = {"echo": f"persistent://{TENANT_NS}/echo-in", "count": f"persistent://{TENANT_NS}/count-in"}
-    results: dict[str, Any] = {"minutes": args.minutes, "rate": args.rate, "seed": args.seed}
+    results: dict[str, Any] = {
+        "minutes": args.minutes,
+        "rate": args.rate,
+        "seed": args.seed,
+        "disk_mb": args.disk_mb if disk else None,
+    }
     try:
         _create(workers, "echo", "chaos_functions.Echo", "ATLEAST_ONCE", f"persistent://{TENANT_NS}/echo-out")
         _create(workers, "count", "chaos_functions.CountEach", "EFFECTIVELY_ONCE", None)
         outputs = OutputWatch(client, f"persistent://{TENANT_NS}/echo-out").start()
         stream = Stream(client, list(topics.values()), args.rate).start()
         monitor = Monitor(stream, outputs, topics, pg_url).start()
-        chaos = Chaos(rng, workers, broker)
+        chaos = Chaos(rng, workers, broker, disk)
         _say(f"chaos for {args.minutes} min; data in {root}")
         end = time.monotonic() + args.minutes * 60
         while time.monotonic() < end:
@@ -470,6 +534,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             worker.stop()
         broker.stop()
         pg.cleanup()
+        if disk is not None:  # before the data dir is removed (at exit too, should the run die first)
+            subprocess.run(["umount", "-l", disk], check=False)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     return results
@@ -484,6 +550,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the fault schedule")
     parser.add_argument("--drain-seconds", type=float, default=180.0, help="how long to wait for the drain")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and logs")
+    parser.add_argument(
+        "--disk-mb", type=int, default=64, help="size of the tmpfs under the workers' data dirs (MiB)"
+    )
     args = parser.parse_args()
     results = run(args)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
