@@ -150,3 +150,51 @@ def test_disk_space_reserves_below_the_headroom_only(tmp_path: Path) -> None:
         assert not DiskSpace(str(disk), 0).low()
         with pytest.raises(ValueError, match="disk headroom"):
             DiskSpace(str(disk), -1)
+
+
+def test_a_disk_filled_from_outside_and_freed_leaves_the_worker_leading(
+    broker: EmbeddedBroker, client: pulsar.Client, tmp_path: Path
+) -> None:
+    """Another process fills the worker's data dir (the broker's storage is elsewhere), then frees it.
+
+    While it is full, /metrics says so, an upload is refused with 507 and the worker keeps
+    leading and serving; once the space is back the condition clears, and a create works
+    and its messages flow.
+    """
+    package = tmp_path / "small.py"
+    package.write_text(EXAMPLE.read_text())
+    with tmpfs(tmp_path / "disk", size="8m") as disk:
+        cluster = new_cluster(broker, str(disk), 1)
+        try:
+            url = cluster.workers[0].url
+            assert _metric(url, "magnetar_worker_data_dir_low_space") == 0
+            filler = disk / "filler"
+            with open(filler, "wb") as fh:
+                try:
+                    while True:
+                        fh.write(b"\0" * 65536)
+                        fh.flush()
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+            assert _metric(url, "magnetar_worker_data_dir_low_space") == 1
+            assert _metric(url, "magnetar_worker_data_dir_free_bytes") < 2**20
+            res = magnetar(
+                "functions", "create", "--admin-url", url, "--name", "full", "--py", str(package),
+                "--classname", "small.Exclaim", "--inputs", "full-in", "--output", "full-out",
+            )  # fmt: skip
+            assert res.returncode != 0
+            assert "507" in res.stderr and "kept for the broker" in res.stderr, res.stderr
+            # Heartbeats go through the broker, whose disk is not full: the worker keeps leading.
+            # (watched for three election timeouts: it must not step down)
+            leading = "pulsar_function_worker_is_leader"
+            assert not wait_until(lambda: _metric(url, leading) != 1, timeout=6)
+            filler.unlink()
+            assert _metric(url, "magnetar_worker_data_dir_low_space") == 0
+            name = f"freed{uuid.uuid4().hex[:6]}"
+            create(cluster, name, f"{name}-in", f"{name}-out", 1)
+            assert wait_until(lambda: status(cluster, name)["numRunning"] == 1, timeout=30)
+            produce(client, f"{name}-in", ["x", "y"])
+            assert sorted(m.data() for m in consume(client, f"{name}-out", 2)) == [b"x!", b"y!"]
+            assert rest(url, "GET", "/admin/v2/worker/cluster/leader")["workerId"] == "w1"
+        finally:
+            cluster.stop_all()
