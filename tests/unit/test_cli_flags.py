@@ -69,3 +69,14 @@ def test_verbs_and_default_outputs() -> None:
     assert parser.parse_args(["functions", "update", "--name", "f", "--update-auth-data"]).update_auth_data
     for verb in ("reload", "available-functions"):
         assert parser.parse_args(["functions", verb]).handler is not None
+
+
+@pytest.mark.parametrize("command", ["worker", "standalone"])
+def test_disk_headroom_flag(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert build_parser().parse_args([command]).disk_headroom_mb is None  # the default of the disk module
+    assert build_parser().parse_args([command, "--disk-headroom-mb", "0"]).disk_headroom_mb == 0
+    assert build_parser().parse_args([command, "--disk-headroom-mb", "12.5"]).disk_headroom_mb == 12.5
+    for bad in ("-1", "lots", "nan"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--disk-headroom-mb", bad])
+        assert "argument --disk-headroom-mb: got" in capsys.readouterr().err
