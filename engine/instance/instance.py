@@ -129,7 +129,12 @@ class FunctionInstance:
             named=spec.processing_guarantees == "EFFECTIVELY_ONCE",
         )
         batch_max = self.options.batch_max_messages
-        if function.is_async and function.process_batch is None and spec.window is None:
+        if (
+            function is not None  # a sink's instance has no function
+            and function.is_async
+            and function.process_batch is None
+            and spec.window is None
+        ):
             batch_max = async_batch_size(batch_max, spec.max_pending_async_requests)
         self.inputs = InputConsumer(
             client,
