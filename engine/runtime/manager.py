@@ -28,7 +28,7 @@ import pulsar
 
 from engine.aio import TaskSupervisor
 from engine.broker.capabilities import BrokerCapabilities
-from engine.broker.client import BrokerOptions
+from engine.broker.client import BrokerOptions, child_broker_options
 from engine.cluster.packages import PackageStore
 from engine.cluster.scheduler import split_instance_key
 from engine.config.validation import FunctionSpec
@@ -310,7 +310,7 @@ class RuntimeManager:
             instance_id=instance_id,
             details=md.functionDetails.SerializeToString(),
             package_path=local,
-            broker=asdict(settings.broker),
+            broker=asdict(child_broker_options(settings.broker, instance_id)),
             state_storage_url=settings.state_storage_url,
             hotpath=settings.hotpath,
             options=asdict(options),
