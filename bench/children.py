@@ -109,6 +109,8 @@ class Runner:
         if self.forks is not None:
             self.forks.start()
             assert self.forks._hello.wait(60), "fork server did not greet"
+            # A worker's fork server has long been idle when assignments come: measure that state.
+            assert self.forks.preloaded.wait(60), "fork server did not finish its idle-time imports"
 
     def _new(self) -> ProcessInstance:
         with self._lock:

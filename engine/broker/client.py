@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CHILD_CONSUMER_ID_BLOCK",
+    "RESTART_SPREAD",
     "BrokerOptions",
     "child_broker_options",
     "client_logger",
@@ -136,39 +137,50 @@ def take_consumer_ids(client: pulsar.Client, count: int, timeout: float = 30.0) 
             consumer.close_async(lambda _result: None)
 
 
-def child_broker_options(opts: BrokerOptions, instance_id: int) -> BrokerOptions:
-    """The broker options a process-runtime child running instance ``instance_id`` connects with.
+#: The random range a restarted child's ids are spread over, above every first child's block.
+RESTART_SPREAD = 4096
 
-    A child's client serves one instance, and its consumers can only collide with the
-    consumers of the *other instances of the same function* (the only ones on its
-    subscriptions). So instead of a random spread (below 4096: on average 2,048
-    throwaway subscriptions, which made each child cost tens of MB and up to seconds
-    to start), instance ``i`` takes a fixed offset of ``i * CHILD_CONSUMER_ID_BLOCK``:
-    the ids of different instances' children cannot meet while each child has used
-    fewer than :data:`CHILD_CONSUMER_ID_BLOCK` ids. Instance 0 takes none, instance 7
-    takes 448 (about 30 ms).
 
-    * An instance restarted, or moved to another worker, comes back with the same
-      ids. The old child's consumers are closed first (a stop closes them, and a dead
-      child's connection closes with it); should they briefly overlap, the broker
-      drops the newer connection and the client reconnects until the old one is gone.
+def child_broker_options(
+    opts: BrokerOptions, instance_id: int, launch: int = 0, parallelism: int = 1
+) -> BrokerOptions:
+    """The broker options the child for ``instance_id``'s ``launch``-th start connects with.
+
+    A child's client serves one instance, and on its subscriptions its consumers can only
+    meet those of the *other instances of the same function*. So instead of a random
+    spread (below 4096: on average 2,048 throwaway subscriptions, which made each child
+    cost tens of MB and up to seconds to start), the first child of instance ``i``
+    takes a fixed offset of ``i * CHILD_CONSUMER_ID_BLOCK``: the ids of different
+    instances' first children cannot meet while each has used fewer than
+    :data:`CHILD_CONSUMER_ID_BLOCK` ids. Instance 0 takes none, instance 7 takes 448
+    (about 30 ms).
+
+    A later start of the same instance (``launch`` ≥ 1: after its child died, or failed
+    to start) must not reuse those ids: pulsar-lite may keep a dead child's consumers
+    for a long while, and the new child's subscribe would collide with them. It takes
+    a random offset above every first child's block (``parallelism`` blocks), below
+    :data:`RESTART_SPREAD` more, as worker clients do; a restart costs what every start
+    used to.
+
+    * An instance moved to another worker starts there at ``launch`` 0 with the ids its
+      old child had: the old worker stops that child first (closing its consumers);
+      if the old worker died instead and its child's consumer lingers, the new child's
+      start fails and its next start is spread.
     * An input consumer reopened to redeliver (``nack_ignored_on_ordered``) takes one
-      new id per input topic partition; readers take one each. An instance that has
-      been reopened some 60 times in one child (a Failover subscription with that
-      many retry rounds) runs into the next instance's block and may collide there,
-      as two randomly spread processes may after enough reopens.
+      new id per input topic partition; readers take one each. A first child reopened
+      some 60 times runs into the next instance's block and may collide there, as two
+      randomly spread processes may after enough reopens.
     * Thread-runtime instances (the worker's own client) keep the worker's random
       spread; a function runs in one runtime, so the two schemes do not share a
       subscription.
 
-    Nothing changes unless the worker spreads its own ids (``consumer_id_spread``,
-    set only for a broker whose ids collide).
+    Only a broker whose consumer ids collide takes any ids (:func:`make_client`).
     """
-    if not opts.consumer_id_spread:
-        return opts
-    return dataclasses.replace(
-        opts, consumer_id_spread=0, consumer_id_offset=instance_id * CHILD_CONSUMER_ID_BLOCK
-    )
+    if launch == 0:
+        offset = instance_id * CHILD_CONSUMER_ID_BLOCK
+    else:
+        offset = max(1, parallelism) * CHILD_CONSUMER_ID_BLOCK + random.randrange(RESTART_SPREAD)
+    return dataclasses.replace(opts, consumer_id_spread=0, consumer_id_offset=offset)
 
 
 def _authentication(opts: BrokerOptions) -> pulsar.Authentication | None:
@@ -205,8 +217,8 @@ def make_client(opts: BrokerOptions, io_threads: int = 1) -> pulsar.Client:
     if opts.consumer_id_offset is not None and caps.consumer_ids_collide:
         caps.workaround(
             "consumer-id-offset",
-            "consumer ids collide across connections; an instance's child starts its ids at a "
-            "fixed offset per instance id",
+            "consumer ids collide across connections; an instance's first child starts its ids "
+            "at a fixed offset per instance id, a restarted one at a random offset",
         )
         take_consumer_ids(client, opts.consumer_id_offset)
     elif opts.consumer_id_spread and caps.consumer_ids_collide:

@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -37,12 +37,14 @@ import engine
 from engine.config.validation import FunctionSpec
 from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT
 from engine.instance.status import snapshot_from, status_dict
-from engine.io.spec import SourceSpec
 from engine.proto import InstanceCommunication_pb2 as ic
 from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
 from engine.runtime.child import Launch
 from engine.runtime.forkserver import ForkedProcess, ForkServer, ForkServerError
 from engine.runtime.limits import RamWatch, apply_cpu_limit, ram_text, remove_cpu_limit
+
+if TYPE_CHECKING:  # engine.io imports the connectors (aiohttp): 200 ms a localrun need not spend
+    from engine.io.spec import SourceSpec
 
 __all__ = ["InstanceStartError", "ProcessInstance"]
 

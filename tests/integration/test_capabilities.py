@@ -11,7 +11,13 @@ import pytest
 import engine.broker.client as broker_client
 from engine.broker import EmbeddedBroker
 from engine.broker.capabilities import workarounds_run
-from engine.broker.client import CHILD_CONSUMER_ID_BLOCK, BrokerOptions, child_broker_options, make_client
+from engine.broker.client import (
+    CHILD_CONSUMER_ID_BLOCK,
+    RESTART_SPREAD,
+    BrokerOptions,
+    child_broker_options,
+    make_client,
+)
 
 SPREAD_TOPIC = "__magnetar_consumer_id_spread__"
 
@@ -160,6 +166,10 @@ def test_apache_children_take_no_offset(broker: EmbeddedBroker, counted: list[_C
         client.close()
 
 
-def test_children_take_no_offset_when_the_worker_does_not_spread() -> None:
-    opts = BrokerOptions(url="pulsar://127.0.0.1:6650", kind="pulsar-lite", consumer_id_spread=0)
-    assert child_broker_options(opts, 5) is opts
+def test_a_restarted_child_spreads_its_ids_above_every_first_child() -> None:
+    # pulsar-lite may keep a dead child's consumers: the next start must not reuse its ids.
+    opts = BrokerOptions(url="pulsar://127.0.0.1:6650", kind="pulsar-lite")
+    offsets = {child_broker_options(opts, 2, 1, 3).consumer_id_offset for _ in range(20)}
+    first_children = 3 * CHILD_CONSUMER_ID_BLOCK
+    assert all(o is not None and first_children <= o < first_children + RESTART_SPREAD for o in offsets)
+    assert len(offsets) > 1  # random: two restarted children rarely meet

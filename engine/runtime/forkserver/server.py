@@ -10,6 +10,7 @@ FD is one end of a ``SOCK_SEQPACKET`` socket pair whose other end the worker hol
 each packet is one JSON message:
 
 * to the worker, once imports are done: ``{"op": "hello", "pid": P, "threads": N}``;
+* to the worker, once the idle-time imports are done too: ``{"op": "preloaded"}``;
 * from the worker: ``{"op": "launch", "id": I, "argv": [...], "env": {...}}`` with
   two file descriptors attached (the child's stdout and stderr);
 * to the worker: ``{"op": "started", "id": I, "pid": P}`` or
@@ -34,7 +35,7 @@ import sys
 import traceback
 from typing import Any
 
-__all__ = ["PRELOAD", "main"]
+__all__ = ["PRELOAD", "main", "run_child", "thread_count"]
 
 #: Modules a child needs, imported once here so that children share them.
 PRELOAD = (
@@ -45,9 +46,6 @@ PRELOAD = (
     "engine.hotpath",
     "engine.instance.options",
     "engine.instance.secrets",
-    # What build_instance imports on its first call: engine.io (connectors, aiohttp) alone
-    # took 150 ms of a child's start and 10 MB of its memory when each child imported it.
-    "engine.io.details",
     "engine.proto.Function_pb2",
     "engine.runtime.builder",
     "engine.runtime.child",
@@ -56,6 +54,13 @@ PRELOAD = (
     "engine.state",
     "setproctitle",
 )
+
+#: What a source's or a sink's child imports (the connectors, aiohttp among them), imported
+#: once the server has been idle for :data:`IDLE_PRELOAD_S` after its greeting: it takes
+#: about 300 ms, which would delay the first child of a localrun, and a function's child
+#: does not need it. A connector's child forked before that imports it itself.
+IDLE_PRELOAD = ("engine.io.details",)
+IDLE_PRELOAD_S = 1.0
 
 #: The compiled hot path, when it is built (a child of the pure twin does not need it).
 OPTIONAL_PRELOAD = "engine.hotpath.native"
@@ -66,7 +71,7 @@ CHILD_COMMAND = ("-m", "engine.runtime.child")
 _MAX_PACKET = 1 << 20
 
 
-def _threads() -> int:
+def thread_count() -> int:
     """How many threads this process has (forking is safe with one)."""
     try:
         return len(os.listdir("/proc/self/task"))
@@ -82,7 +87,7 @@ def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _run_child(argv: list[str], env: dict[str, str], out: int, err: int, close: list[int]) -> None:
+def run_child(argv: list[str], env: dict[str, str], out: int, err: int, close: list[int]) -> None:
     """In the forked child: take the given streams and run the instance; never returns."""
     code = 1
     try:
@@ -138,8 +143,17 @@ class _Server:
         selector = selectors.DefaultSelector()
         selector.register(self.sock, selectors.EVENT_READ)
         selector.register(self.wake_r, selectors.EVENT_READ)
+        later = list(IDLE_PRELOAD)
         while True:
-            for key, _ in selector.select():
+            ready = selector.select(IDLE_PRELOAD_S if later else None)
+            if not ready and later:
+                for name in later:
+                    __import__(name)
+                later = []
+                gc.collect()
+                gc.freeze()
+                _send(self.sock, op="preloaded")
+            for key, _ in ready:
                 if key.fileobj is self.sock:
                     if not self._request():
                         return 0
@@ -188,7 +202,7 @@ class _Server:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _run_child(argv, env, fds[0], fds[1], [self.sock.fileno(), self.wake_r, self.wake_w])
+            run_child(argv, env, fds[0], fds[1], [self.sock.fileno(), self.wake_r, self.wake_w])
         self.children.add(pid)
         return pid
 
@@ -229,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     # touching (and so copying) those pages in each of them.
     gc.collect()
     gc.freeze()
-    _send(sock, op="hello", pid=os.getpid(), threads=_threads())
+    _send(sock, op="hello", pid=os.getpid(), threads=thread_count())
     return _Server(sock).serve()
 
 
