@@ -135,7 +135,7 @@ def broker_options(args: argparse.Namespace) -> BrokerOptions | None:
 
 def add_localrun_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``localrun`` under ``magnetar functions``."""
-    p = sub.add_parser("localrun", help="run a function in this process")
+    p = sub.add_parser("localrun", help="run a function on this machine (an instance per child process)")
     add_function_flags(p)
     add_broker_flags(p)
     add_debug_flag(p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from typing import Any
 
@@ -332,3 +333,14 @@ class HangBatch(Function):  # type: ignore[misc]
         if "hang" in inputs:
             RELEASE_HANGS.wait(3600)
         return [x + "!" for x in inputs]
+
+
+class CrashOnce(Function):  # type: ignore[misc]
+    """Ends its process on the first ``boom`` (marked by creating the file user config ``marker`` names)."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        marker = context.get_user_config_value("marker")
+        if input == "boom" and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        return input + "!"
