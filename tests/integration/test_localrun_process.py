@@ -36,6 +36,24 @@ class _Lines:
         return [orjson.loads(line) for line in list(self.lines) if line.startswith("[")]
 
 
+def _children_of(pid: int) -> list[int]:
+    """Instance children whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                command = fh.read().replace(b"\0", b" ")
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if ppid == pid and b"engine.runtime.child" in command:
+            found.append(int(entry))
+    return found
+
+
 def test_localrun_survives_a_child_that_crashes_restarts_it_and_goes_on(
     broker: EmbeddedBroker, client: pulsar.Client, tmp_path: Path, topic_prefix: str
 ) -> None:
@@ -91,6 +109,8 @@ def test_localrun_survives_a_child_that_crashes_restarts_it_and_goes_on(
         )
         produce(client, inp, ["a"])
         first = consume(client, out, 1, sub="out")
+        # The first child was forked straight from localrun (no fork server start-up first).
+        assert _children_of(proc.pid), "localrun's first child is its own"
         produce(client, inp, ["boom"])
         assert wait_for(restarted_and_running, timeout=60), (status.lines[-3:], errors.lines[-20:])
         assert proc.poll() is None, "localrun itself survived its instance's crash"
