@@ -67,7 +67,7 @@ def _mesh(ns: str, out_dir: str, messages: int, fused: bool) -> dict[str, Any]:
         "kind": "FunctionMesh",
         "metadata": {"name": "bench"},
         "spec": {
-            "fuse": ["one", "two"] if fused else False,
+            "fuse": fused,
             "sources": [
                 {
                     "name": "gen",
