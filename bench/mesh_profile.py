@@ -55,7 +55,7 @@ STEPS = [
     ("decode records for the sink", ("records_of",)),
     ("flush (per batch)", ("flush_async",)),
     ("fused stages, in process", ("FusedSourceInstance._through_stages",)),
-    ("settle source records (fused)", ("SourceInstance._apply",)),
+    ("settle source records", ("SourceInstance._apply",)),
     ("publish (build + send_async)", ("SourceInstance._send",)),
     ("generate records", ("DataGeneratorSource.read",)),
     ("decode / call / encode / send", ("AtLeastOnce.settle (",)),

@@ -26,7 +26,7 @@ from tests.integration.harness import consume
 # A source that reads each failed record again, and stages with per-stage user config.
 _STAGES = '''
 import time
-from engine.io.api import Record, Source
+from engine.io.api import Record, Sink, Source
 
 
 class RetryingSource(Source):
@@ -45,6 +45,27 @@ class RetryingSource(Source):
             return None
         batch, self.todo = self.todo[:40], self.todo[40:]
         return [self._record(n) for n in batch]
+
+
+class FlakySink(Sink):
+    """Raises on its first write; fails k5 the first time it sees it; keeps what it wrote."""
+
+    def open(self, config, context):
+        self.writes = 0
+        self.failed_once = False
+        self.lines = []
+
+    def write(self, records):
+        self.writes += 1
+        if self.writes == 1:
+            raise OSError("the disk went away")
+        for r in records:
+            if r.key == "k5" and not self.failed_once:
+                self.failed_once = True
+                r.fail("k5 refused once")
+                continue
+            self.lines.append((r.key, r.value, r.data))
+            r.ack()
 
 
 class Flaky:
@@ -210,6 +231,47 @@ def test_a_fused_source_chain_acks_after_the_sink_and_retries_what_a_stage_faile
     assert status["numWritten"] == len(expected)
 
 
+def test_a_fused_sink_that_raises_or_fails_fails_its_source_records(
+    hot: HotPath, client: pulsar.Client, tmp_path: Path
+) -> None:
+    package = tmp_path / "fusechain_stages.py"
+    package.write_text(_STAGES)
+    count = 100
+    doc = _doc("ns", str(package), str(tmp_path / "out"), _retrying(str(package), count))
+    sink_doc = doc["spec"]["sinks"][0]
+    del sink_doc["sinkType"]
+    sink_doc.update(className="fusechain_stages.FlakySink", python={"py": str(package)})
+    plan = plan_mesh(doc)
+    assert [m.name for m in plan.stored] == ["gen-fused"]
+    inst = build_connector_instance(
+        plan.stored[0].details,
+        str(package),
+        0,
+        client,
+        hot,
+        None,
+        make_secrets_provider(None),
+        InstanceOptions(),
+        str(tmp_path / "data"),
+    )
+    assert isinstance(inst, FusedSourceInstance)
+    inst.start()
+    try:
+        source: Any = inst.source
+        wait_until(lambda: len(source.acked) == count and not source.todo, timeout=30)
+    finally:
+        inst.stop()
+    assert sorted(source.acked) == list(range(count))
+    reasons = [reason for _, reason in source.failed]
+    assert any("FlakySink.write failed: OSError: the disk went away" in r for r in reasons)
+    assert [n for n, r in source.failed if r == "k5 refused once"] == [5]
+    sink: Any = inst.sink
+    expected = {f"r{n}-a-b" for n in range(count) if not str(n).endswith("3")}
+    assert sorted(v for _, v, _ in sink.lines) == sorted(expected)  # every one once
+    assert all(key == value.split("-")[0].replace("r", "k") for key, value, _ in sink.lines)
+    assert all(data == value.encode() for _, value, data in sink.lines)
+
+
 def test_a_fused_generator_to_file_mesh_delivers_every_record_once_with_no_topic(
     broker: EmbeddedBroker, client: pulsar.Client, tmp_path: Path
 ) -> None:
@@ -230,8 +292,14 @@ def test_a_fused_generator_to_file_mesh_delivers_every_record_once_with_no_topic
         )
         for f in doc["spec"]["functions"]:
             f["className"] = "exclamation.ExclamationFunction"
-        (tmp_path / "mesh.yaml").write_text(yaml.safe_dump(doc))
         url = cluster.workers[0].url
+        doc["spec"]["sinks"][0]["sinkType"] = "no-such-sink"  # checked although it runs inside the source
+        (tmp_path / "mesh.yaml").write_text(yaml.safe_dump(doc))
+        res = magnetar("mesh", "create", "-f", str(tmp_path / "mesh.yaml"), "--admin-url", url)
+        assert res.returncode != 0 and "no-such-sink" in res.stderr, res.stderr
+        assert rest(url, "GET", f"/admin/v3/sources/public/{ns}") == []  # all or nothing
+        doc["spec"]["sinks"][0]["sinkType"] = "file"
+        (tmp_path / "mesh.yaml").write_text(yaml.safe_dump(doc))
         res = magnetar("mesh", "create", "-f", str(tmp_path / "mesh.yaml"), "--admin-url", url)
         assert res.returncode == 0, res.stderr
         assert rest(url, "GET", f"/admin/v3/sources/public/{ns}") == ["gen-fused"]
