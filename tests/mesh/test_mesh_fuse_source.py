@@ -20,6 +20,7 @@ from engine.mesh import MeshError, plan_mesh
 from engine.mesh.fused_instance import FusedSourceInstance
 from engine.mesh.fused_source import chain_of
 from engine.mesh.model import MemberKind
+from engine.state import open_state_store
 from tests.cluster.conftest import RestError, magnetar, new_cluster, rest, wait_until
 from tests.integration.harness import consume
 
@@ -88,6 +89,7 @@ class DropThrees:
     def process(self, value, context):
         if value.split("-")[0].endswith("3"):
             return None
+        context.incr_counter("kept", 1)
         return value + context.get_user_config_value("suffix")
 '''
 
@@ -202,13 +204,14 @@ def test_a_fused_source_chain_acks_after_the_sink_and_retries_what_a_stage_faile
     package.write_text(_STAGES)
     count = 200
     plan = plan_mesh(_doc("ns", str(package), str(tmp_path / "out"), _retrying(str(package), count)))
+    store = open_state_store(f"sqlite:///{tmp_path / 'state.db'}")
     inst = build_connector_instance(
         plan.stored[0].details,
         str(package),
         0,
         client,
         hot,
-        None,
+        store,
         make_secrets_provider(None),
         InstanceOptions(),
         str(tmp_path / "data"),
@@ -229,6 +232,11 @@ def test_a_fused_source_chain_acks_after_the_sink_and_retries_what_a_stage_faile
     status = inst.status()
     assert status["numReceivedFromSource"] == count + len(sevens)
     assert status["numWritten"] == len(expected)
+    assert status["numSystemExceptions"] == 0
+    assert inst.snapshot()["user_exceptions"] == len(sevens)  # a stage's raise is the user's exception
+    # The stages' state is the fused member's, committed by its loop.
+    assert store.get_counter("public/ns/gen-fused", "kept") == len(expected)
+    store.close()
 
 
 def test_a_fused_sink_that_raises_or_fails_fails_its_source_records(
@@ -243,13 +251,14 @@ def test_a_fused_sink_that_raises_or_fails_fails_its_source_records(
     sink_doc.update(className="fusechain_stages.FlakySink", python={"py": str(package)})
     plan = plan_mesh(doc)
     assert [m.name for m in plan.stored] == ["gen-fused"]
+    store = open_state_store(f"sqlite:///{tmp_path / 'state.db'}")
     inst = build_connector_instance(
         plan.stored[0].details,
         str(package),
         0,
         client,
         hot,
-        None,
+        store,
         make_secrets_provider(None),
         InstanceOptions(),
         str(tmp_path / "data"),
@@ -270,6 +279,7 @@ def test_a_fused_sink_that_raises_or_fails_fails_its_source_records(
     assert sorted(v for _, v, _ in sink.lines) == sorted(expected)  # every one once
     assert all(key == value.split("-")[0].replace("r", "k") for key, value, _ in sink.lines)
     assert all(data == value.encode() for _, value, data in sink.lines)
+    store.close()
 
 
 def test_a_fused_generator_to_file_mesh_delivers_every_record_once_with_no_topic(
