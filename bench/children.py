@@ -14,6 +14,10 @@ other, as a worker does when its assignments arrive, up to ``--max``:
 Then ``--max`` instances are started at once (a function created with that
 parallelism) and the time until all run is reported.
 
+Children connect as a worker's do: on pulsar-lite each takes its instance's fixed
+consumer-id offset (:func:`engine.broker.client.child_broker_options`);
+``--consumer-ids spread`` measures the former random spread below ``--spread``.
+
 Run: ``python bench/children.py --max 8`` (prints a table and, with ``--out``, writes JSON).
 """
 
@@ -34,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from engine.broker import EmbeddedBroker  # noqa: E402
-from engine.broker.client import BrokerOptions  # noqa: E402
+from engine.broker.client import BrokerOptions, child_broker_options  # noqa: E402
 from engine.config import parse_function_config, resolve  # noqa: E402
 from engine.config.details import to_details  # noqa: E402
 from engine.instance.instance import InstanceOptions  # noqa: E402
@@ -73,6 +77,9 @@ class Runner:
     """Starts instances of one function in one mode (``fork`` or ``spawn``)."""
 
     spread = SPREAD
+    #: ``offset``: each child takes its instance's fixed consumer-id offset, as a worker's
+    #: children do; ``spread``: each takes a random spread below ``spread`` (the former way).
+    ids = "offset"
 
     def __init__(self, broker: EmbeddedBroker, work: str, mode: str, tag: str) -> None:
         self.broker = broker
@@ -102,6 +109,8 @@ class Runner:
         if self.forks is not None:
             self.forks.start()
             assert self.forks._hello.wait(60), "fork server did not greet"
+            # A worker's fork server has long been idle when assignments come: measure that state.
+            assert self.forks.preloaded.wait(60), "fork server did not finish its idle-time imports"
 
     def _new(self) -> ProcessInstance:
         with self._lock:
@@ -113,9 +122,7 @@ class Runner:
             details=self.details,
             package_path=None,
             # As a worker launches its children (pulsar-lite's consumer-id workaround included).
-            broker=dataclasses.asdict(
-                BrokerOptions(url=self.broker.url, kind="pulsar-lite", consumer_id_spread=self.spread)
-            ),
+            broker=dataclasses.asdict(self._broker_options(iid)),
             state_storage_url=f"sqlite:///{os.path.join(self.work, 'state.db')}",
             hotpath=None,
             options=dataclasses.asdict(InstanceOptions()),
@@ -123,6 +130,10 @@ class Runner:
             worker_id="bench",
         )
         return ProcessInstance(self.spec, launch, os.path.join(self.work, "instances"), 5.0, self.forks)
+
+    def _broker_options(self, instance_id: int) -> BrokerOptions:
+        worker = BrokerOptions(url=self.broker.url, kind="pulsar-lite", consumer_id_spread=self.spread)
+        return child_broker_options(worker, instance_id) if self.ids == "offset" else worker
 
     def start_one(self) -> float:
         """Start one more instance; seconds from its start to its ready line."""
@@ -211,9 +222,16 @@ def main() -> int:
     parser.add_argument("--max", type=int, default=8, help="instances per mode (1..max)")
     parser.add_argument("--modes", default="fork,spawn", help="comma-separated: fork, spawn")
     parser.add_argument("--out", help="write the figures as JSON here")
-    parser.add_argument("--spread", type=int, default=SPREAD, help="the children's consumer-id spread")
+    parser.add_argument("--spread", type=int, default=SPREAD, help="the worker's consumer-id spread")
+    parser.add_argument(
+        "--consumer-ids",
+        choices=["offset", "spread"],
+        default="offset",
+        help="children take their instance's fixed offset (as a worker's do) or a random spread",
+    )
     args = parser.parse_args()
     Runner.spread = args.spread
+    Runner.ids = args.consumer_ids
     work = tempfile.mkdtemp(prefix="magnetar-children-")
     os.chmod(work, 0o700)
     broker = EmbeddedBroker(os.path.join(work, "broker")).start()

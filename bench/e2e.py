@@ -22,10 +22,13 @@ subscription and publishes ``input + "!"`` to a fresh output topic:
 Each contender is its own process, timed as a user runs it: from just before the
 process is started until an outside consumer (subscribed to the output topic before
 the start) has seen the N-th output. Throughput is N over that time; the ratio is to
-the ``tuned`` run of the same repeat; CPU is the contender process's user+system time
-(``/proc/<pid>/stat``, its threads and reaped children included) at that moment, per
-message, start-up included. The broker's CPU is not counted (the same broker serves
-every contender). Writes ``bench/results/e2e-<time>.json`` and prints a Markdown table.
+the ``tuned`` run of the same repeat; CPU is the user+system time of the contender
+process and everything below it (``/proc/<pid>/stat``: threads, live and reaped children;
+localrun's process runtime works in a child of its fork server) at that moment, per
+message, start-up included; RSS is summed over the same processes. ``--runtime thread``
+times localrun with its instances on threads of its own process. The broker's CPU is not
+counted (the same broker serves every contender). Writes ``bench/results/e2e-<time>.json``
+and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -64,12 +67,39 @@ def _client(url: str) -> pulsar.Client:
     return pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
 
 
-def _proc_cpu_seconds(pid: int) -> float:
-    """User+system CPU of ``pid`` (all threads) and of its reaped children, in seconds."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every live process below it (a process-runtime localrun's fork server and children)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        parents.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(parents.get(p, []))
+    return tree
+
+
+def _one_cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # it ended meanwhile (its parent's reaped-children time then holds it)
     # fields[0] is the state (field 3): utime, stime, cutime, cstime are fields 14-17.
     return sum(int(v) for v in fields[11:15]) / _CLK_TCK
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    """User+system CPU of ``pid`` and its live descendants (all threads) and their reaped children."""
+    return sum(_one_cpu_seconds(p) for p in _descendants(pid))
 
 
 def _exited(pid: int) -> bool:
@@ -78,12 +108,20 @@ def _exited(pid: int) -> bool:
         return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-def _proc_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
+def _one_rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return 0.0
     return 0.0
+
+
+def _proc_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its live descendants, summed (shared pages counted in each)."""
+    return sum(_one_rss_mb(p) for p in _descendants(pid))
 
 
 # -- the relays (child processes) -------------------------------------------------------
@@ -169,6 +207,10 @@ def _magnetar_command() -> list[str]:
     return [sys.executable, "-m", "engine.cli.main"]
 
 
+#: ``magnetar functions localrun --runtime`` for the Magnetar contenders (``None``: its default).
+LOCALRUN_RUNTIME: str | None = None
+
+
 def contender_command(mode: str, url: str, inp: str, out: str, sub: str, data_dir: str) -> list[str]:
     """The command line a user would type to run contender ``mode``."""
     if mode in ("tuned", "raw"):
@@ -183,6 +225,7 @@ def contender_command(mode: str, url: str, inp: str, out: str, sub: str, data_di
         "--name", f"bench-{mode}", "--inputs", inp, "--output", out,
         "--subs-name", sub, "--subs-position", "Earliest",
         "--hotpath", mode, "--data-dir", data_dir,
+        *(["--runtime", LOCALRUN_RUNTIME] if LOCALRUN_RUNTIME else []),
     ]  # fmt: skip
 
 
@@ -466,6 +509,11 @@ def main() -> None:
         "--latency-seconds", "--seconds", type=float, default=0.0, help="latency phase length (0: skip)"
     )
     run.add_argument("--rate", type=int, default=5000, help="latency phase publish rate, msg/s")
+    run.add_argument(
+        "--runtime",
+        choices=["process", "thread"],
+        help="localrun's --runtime for the Magnetar contenders (default: localrun's own, process)",
+    )
     child = sub.add_parser("relay", help="one relay contender (started by run)")
     child.add_argument("--mode", choices=["tuned", "raw"], required=True)
     child.add_argument("--url", required=True)
@@ -479,6 +527,8 @@ def main() -> None:
     if args.cmd == "relay":
         relay(args)
     else:
+        global LOCALRUN_RUNTIME
+        LOCALRUN_RUNTIME = args.runtime
         main_run(args)
 
 

@@ -10,8 +10,9 @@ One embedded pulsar-lite broker and one worker process (thread runtime) serve ev
 run. Each run creates, in a namespace of its own, the mesh ``data-generator source ->
 exclamation function -> exclamation function -> file sink`` (STRING records of 16
 bytes, as fast as the source makes them, ATLEAST_ONCE), either as four members
-(``separate``: two intermediate topics) or with the two functions fused into one
-member (``fused``: one intermediate topic fewer, no SerDe between the stages). A run is
+(``separate``: three topics between them) or with ``fuse: true``, which takes in the
+source and the sink as well (``fused``: one source member that calls both functions
+and the sink's ``write`` in process; no topic, no SerDe between the stages). A run is
 timed from the create request until the sink's file holds N lines; throughput is N
 over that time, CPU is the worker's and the broker's user+system time over the run per
 message (start-up of the members included). The ratio is fused over separate in the
@@ -67,7 +68,7 @@ def _mesh(ns: str, out_dir: str, messages: int, fused: bool) -> dict[str, Any]:
         "kind": "FunctionMesh",
         "metadata": {"name": "bench"},
         "spec": {
-            "fuse": ["one", "two"] if fused else False,
+            "fuse": fused,
             "sources": [
                 {
                     "name": "gen",

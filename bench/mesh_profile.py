@@ -54,6 +54,8 @@ STEPS = [
     ("sink write (+ fsync)", ("FileSink.write",)),
     ("decode records for the sink", ("records_of",)),
     ("flush (per batch)", ("flush_async",)),
+    ("fused stages, in process", ("FusedSourceInstance._through_stages",)),
+    ("settle source records", ("SourceInstance._apply",)),
     ("publish (build + send_async)", ("SourceInstance._send",)),
     ("generate records", ("DataGeneratorSource.read",)),
     ("decode / call / encode / send", ("AtLeastOnce.settle (",)),

@@ -31,6 +31,7 @@ from engine.config import ConfigError
 from engine.function.errors import FunctionLoadError
 from engine.io.connector_config import connector_of
 from engine.io.loader import connector_class
+from engine.mesh.fused_source import chain_of
 from engine.mesh.model import MemberKind
 from engine.mesh.plan import MeshPlan, plan_mesh
 from engine.mesh.record import MemberRecord, MeshChange, MeshRecord, mesh_key
@@ -101,6 +102,10 @@ def _check_members(worker: Worker, plan: MeshPlan) -> None:
                 type_name, _archive, _cls = connector_of(member.member.config, kind)
                 if type_name:
                     connector_class(kind, type_name, None, None, worker.config.data_dir)
+                chain = chain_of(member.details)
+                fused_sink = chain.get("sink") if chain is not None else None
+                if fused_sink and fused_sink.get("sinkType"):  # the sink a fused source writes to
+                    connector_class("sink", fused_sink["sinkType"], None, None, worker.config.data_dir)
         except (ConfigError, FunctionLoadError) as exc:
             problems.append(f"{member.kind.value} {member.name}: {exc}")
     if problems:

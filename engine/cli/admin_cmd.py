@@ -28,6 +28,7 @@ from engine.config import load_config_file, merge_overrides
 
 __all__ = ["AdminError", "add_admin_parsers"]
 
+
 def _fqfn(args: argparse.Namespace) -> str:
     if args.fqfn:
         parts = args.fqfn.split("/")
@@ -71,9 +72,7 @@ def _emit(
     numeric = [bool(rows) and all(_is_number(r[i]) for r in rows) for i in range(len(cols))]
 
     def line(cells: list[str]) -> str:
-        parts = [
-            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)
-        ]
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
     print(line(cols))
@@ -446,9 +445,7 @@ def cmd_function_stats(args: argparse.Namespace) -> None:
 # -- parsers ------------------------------------------------------------------------------
 
 
-def _admin_flags(
-    p: argparse.ArgumentParser, output_flag: bool = True, default: str | None = "table"
-) -> None:
+def _admin_flags(p: argparse.ArgumentParser, output_flag: bool = True, default: str | None = "table") -> None:
     add_global_flags(p)
     # create/update use -o/--output for the output topic, as pulsar-admin does.
     flags = ["--output", "--output-format"] if output_flag else ["--output-format"]

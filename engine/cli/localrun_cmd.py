@@ -135,7 +135,7 @@ def broker_options(args: argparse.Namespace) -> BrokerOptions | None:
 
 def add_localrun_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``localrun`` under ``magnetar functions``."""
-    p = sub.add_parser("localrun", help="run a function in this process")
+    p = sub.add_parser("localrun", help="run a function on this machine (an instance per child process)")
     add_function_flags(p)
     add_broker_flags(p)
     add_debug_flag(p)
@@ -167,7 +167,12 @@ def add_localrun_parser(sub: argparse._SubParsersAction) -> None:
         help="the cluster label of the metrics (default standalone)",
     )
     p.add_argument(
-        "--runtime", default="THREAD", choices=["THREAD", "thread"], help="instances run as threads"
+        "--runtime",
+        default="PROCESS",
+        type=str.upper,
+        choices=["PROCESS", "THREAD"],
+        help="PROCESS (default): each instance in a child process of its own, restarted if it dies; "
+        "THREAD: on threads of this process, sharing its fate (a crash ends the run)",
     )
     p.add_argument("--metrics-port-start", type=int, help="serve Prometheus /metrics on 127.0.0.1:PORT")
     p.add_argument("--secrets-provider-classname", help="cleartext (default), env, file, or a class path")
@@ -208,6 +213,7 @@ def run_localrun(args: argparse.Namespace) -> int:
             cluster_name=args.cluster_name,
             secrets_provider=args.secrets_provider_classname,
             secrets_provider_config=secrets_config,
+            runtime=args.runtime.lower(),
             instance=InstanceOptions(
                 batch_max_messages=args.batch_max_messages,
                 batch_timeout_ms=args.batch_timeout_ms,
@@ -226,7 +232,8 @@ def run_localrun(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise StartupError(describe_start_failure(exc, args.broker_url)) from exc
     print(
-        f"magnetar: running {spec.fqfn} x{spec.parallelism} ({runner.hot.name} hot path) "
+        f"magnetar: running {spec.fqfn} x{spec.parallelism} ({runner.hot.name} hot path, "
+        f"{args.runtime.lower()} runtime) "
         f"on {runner.broker_url}; Ctrl-C stops",
         file=sys.stderr,
         flush=True,
@@ -237,7 +244,7 @@ def run_localrun(args: argparse.Namespace) -> int:
             if args.status_interval and time.monotonic() >= next_status:
                 next_status += args.status_interval
                 print(orjson.dumps(runner.status()).decode(), flush=True)
-            if all(not inst.is_alive() for inst in runner.instances):
+            if not runner.alive():
                 print("magnetar: every instance stopped", file=sys.stderr)
                 return 1
     finally:

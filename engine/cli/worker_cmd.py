@@ -62,8 +62,10 @@ def _add_common(p: argparse.ArgumentParser, default_port: int) -> None:
     p.add_argument(
         "--runtime",
         choices=["thread", "process"],
-        default="thread",
-        help="run each instance on a thread of the worker (default) or in its own child process",
+        default="process",
+        help="run each instance in its own child process (default), or on a thread of the worker "
+        "(thread: cheaper, but the instance shares the worker's fate: a crash or a leak in a "
+        "function takes the worker down)",
     )
     add_auth_flags(p)
     add_debug_flag(p)

@@ -65,9 +65,11 @@ _RULES: list[tuple[str, Callable[[FunctionConfig], Any], str]] = [
     ),
     (
         "producerConfig.cryptoConfig.producerCryptoFailureAction",
-        lambda c: c.producer_config
-        and c.producer_config.crypto_config
-        and str(c.producer_config.crypto_config.get("producerCryptoFailureAction", "")).upper() == "SEND",
+        lambda c: (
+            c.producer_config
+            and c.producer_config.crypto_config
+            and str(c.producer_config.crypto_config.get("producerCryptoFailureAction", "")).upper() == "SEND"
+        ),
         "SEND: the Python client fails a send it cannot encrypt (FAIL)",
     ),
     (

@@ -129,7 +129,12 @@ class FunctionInstance:
             named=spec.processing_guarantees == "EFFECTIVELY_ONCE",
         )
         batch_max = self.options.batch_max_messages
-        if function.is_async and function.process_batch is None and spec.window is None:
+        if (
+            function is not None  # a sink's instance has no function
+            and function.is_async
+            and function.process_batch is None
+            and spec.window is None
+        ):
             batch_max = async_batch_size(batch_max, spec.max_pending_async_requests)
         self.inputs = InputConsumer(
             client,
@@ -154,8 +159,8 @@ class FunctionInstance:
         self._output_schema: TopicSchema | None = None
         #: When the batch being processed began (monotonic), 0.0 between batches.
         self._batch_since = 0.0
-        #: The call-thread dispatcher (``concurrency`` or ``timeoutMs``), which abandons calls.
-        self._threaded: ThreadedDispatcher | None = None
+        #: The dispatcher that abandons calls past ``timeoutMs`` (call threads, batches, windows).
+        self._threaded: ThreadedDispatcher | BatchDispatcher | WindowCall | None = None
         #: Set when a stop gave up on a loop stuck in the function's code.
         self._abandoned = False
 
@@ -326,10 +331,15 @@ class FunctionInstance:
             timeout_ms=spec.timeout_ms or 0,
         )
         function = self.function
-        if spec.window is not None:
-            return WindowCall(function.call, function.pass_context, **common)
-        if function.process_batch is not None:
-            return BatchDispatcher(function.process_batch, **common)
+        if spec.window is not None or function.process_batch is not None:  # timeoutMs: abandons calls
+            timed: Any = (
+                WindowCall(function.call, function.pass_context, **common)
+                if spec.window is not None
+                else BatchDispatcher(function.process_batch, **common)  # type: ignore[arg-type]
+            )
+            self._closers.append(timed.close)
+            self._threaded = timed
+            return timed
         if function.is_async:  # asyncio.wait_for cancels a coroutine past timeoutMs
             dispatcher: Any = AsyncDispatcher(
                 function.call, function.pass_context, spec.max_pending_async_requests, **common

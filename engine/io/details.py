@@ -140,6 +140,24 @@ def build_connector_instance(
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     if details.componentType == pb.FunctionDetails.SOURCE:
         source = source_from_details(details, package_path)
+        from engine.mesh.fused_source import chain_of  # engine.mesh builds on engine.io
+
+        chain = chain_of(details)
+        if chain is not None:  # a mesh's fused chain headed by this source
+            from engine.mesh.fused_instance import build_fused_source
+
+            return build_fused_source(
+                source,
+                chain,
+                package_path,
+                instance_id,
+                client,
+                hot,
+                state_store,
+                secrets_provider,
+                options,
+                data_dir,
+            )
         cls = connector_class("source", source.source_type, package_path, source.class_name, data_dir)
         return SourceInstance(
             source, instance_id, new_connector(cls), client, hot, state_store, secrets_provider, options

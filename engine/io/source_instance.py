@@ -149,17 +149,17 @@ class SourceInstance:
         """Why the loop stopped, as ``Type: message``; empty while it has not failed."""
         return "" if self.failure is None else f"{type(self.failure).__name__}: {self.failure}"
 
-    def _open(self) -> None:
-        spec = self.spec
-        context = connector_context(
+    def _context(self, spec: SourceSpec, config: dict[str, Any], output_topic: str | None) -> Any:
+        """A Context of this instance for ``spec`` (its identity and secrets) with user config ``config``."""
+        return connector_context(
             hot=self.hot,
             spec=spec,
             function_id=self.function_id,
             function_version=self.options.function_version,
             instance_id=self.instance_id,
             input_topics=[],
-            output_topic=spec.destination_topic,
-            config=spec.config,
+            output_topic=output_topic,
+            config=config,
             secrets_provider=self._secrets_provider,
             stats=self.stats,
             producers=self.producers,
@@ -167,6 +167,10 @@ class SourceInstance:
             state_buffer=self.state_buffer,
             acknowledge=self._no_ack,
         )
+
+    def _open(self) -> None:
+        spec = self.spec
+        context = self._context(spec, spec.config, spec.destination_topic)
         self.producers.get(spec.destination_topic)
         self.source.open(spec.config, context)
         self._opened = True

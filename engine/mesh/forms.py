@@ -165,7 +165,7 @@ def _finish(
             problems.append(ConfigProblem("fuse", fuse, "true, or a list of member names"))
     if problems:
         raise MeshError(problems)
-    return MeshSpec(tenant, namespace, name, form, tuple(members), external, doc, fused)
+    return MeshSpec(tenant, namespace, name, form, tuple(members), external, doc, fused, fuse is True)
 
 
 # -- PIP-66 -------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ stage gets the object the one before returned), a stage returning ``None`` ends 
 message's chain (as it would produce nothing), and the chain has the guarantees of its
 first input: the input is acknowledged once the last stage's output is persisted.
 All stages must share one package and none may be windowed or asynchronous.
+
+A chain may start with a source (and then end with a sink): it becomes one *source*
+member whose records go through every stage and then to the sink in process, with no
+topic at all between them (:mod:`engine.mesh.fused_source`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from engine.config.errors import ConfigProblem
 from engine.function.errors import FunctionLoadError
 from engine.function.loader import load_function
+from engine.mesh.fused_source import fused_source_member, source_chain_problems
 from engine.mesh.graph import MeshGraph
 from engine.mesh.members import ResolvedMember, resolve_members
 from engine.mesh.model import MemberKind, MemberSpec, MeshError, MeshSpec
@@ -34,22 +39,55 @@ STAGES_KEY = "magnetar.fusedStages"
 _OUTPUT_KEYS = ("output", "outputSchemaType", "outputSerdeClassName", "customSchemaOutputs", "producerConfig")
 
 
-def _chain(spec: MeshSpec, members: list[ResolvedMember], graph: MeshGraph) -> list[ResolvedMember]:
-    by_name = {m.name: m for m in members}
-    order = [n for n in graph.order() if n in spec.fused]
-    chain = [by_name[n] for n in order]
+def _with_ends(spec: MeshSpec, members: list[ResolvedMember], graph: MeshGraph) -> list[str]:
+    """The names to fuse: ``spec.fused``, and under ``fuse: true`` the source and sink at its ends.
+
+    A source joins when it alone writes what the first function reads and nothing else
+    reads it; a sink joins when it alone reads what the last function writes.
+    """
+    names = [n for n in graph.order() if n in spec.fused]
+    if not spec.fuse_ends or not names:
+        return names
+    kinds = {m.name: m.kind for m in members}
+    feeding = graph.upstream(names[0])
+    if (
+        len(feeding) == 1
+        and kinds[feeding[0]] is MemberKind.SOURCE
+        and graph.downstream(feeding[0]) == [names[0]]
+    ):
+        names.insert(0, feeding[0])
+    fed = graph.downstream(names[-1])
+    if len(fed) == 1 and kinds[fed[0]] is MemberKind.SINK and graph.upstream(fed[0]) == [names[-1]]:
+        names.append(fed[0])
+    return names
+
+
+def _kinds_problems(chain: list[ResolvedMember]) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
-    if len(chain) < 2:
-        problems.append(
-            ConfigProblem("fuse", list(spec.fused), "at least two function members to run as one")
-        )
-    for m in chain:
-        if m.kind is not MemberKind.FUNCTION:
-            problems.append(ConfigProblem("fuse", m.name, "function members only (not sources or sinks)"))
-        elif m.function is not None and m.function.window is not None:
+    headed = bool(chain) and chain[0].kind is MemberKind.SOURCE
+    functions = [m for m in chain if m.kind is MemberKind.FUNCTION]
+    if len(chain) < 2 or (not headed and len(functions) < 2) or not functions:
+        names = [m.name for m in chain]
+        expected = "a source and at least one function" if headed else "at least two function members"
+        problems.append(ConfigProblem("fuse", names, f"{expected} to run as one"))
+    for i, m in enumerate(chain):
+        if m.kind is MemberKind.SOURCE and i != 0:
+            problems.append(ConfigProblem("fuse", m.name, "a source only at the head of the chain"))
+        elif m.kind is MemberKind.SINK and (i != len(chain) - 1 or not headed):
+            problems.append(
+                ConfigProblem("fuse", m.name, "a sink only at the end of a chain that starts with a source")
+            )
+        elif m.kind is MemberKind.FUNCTION and m.function is not None and m.function.window is not None:
             problems.append(
                 ConfigProblem("fuse", m.name, "no windowed member (its windows need its own topic)")
             )
+    return problems
+
+
+def _chain(spec: MeshSpec, members: list[ResolvedMember], graph: MeshGraph) -> list[ResolvedMember]:
+    by_name = {m.name: m for m in members}
+    chain = [by_name[n] for n in _with_ends(spec, members, graph)]
+    problems = _kinds_problems(chain)
     for before, after in itertools.pairwise(chain):
         topic = before.output.topic if before.output else None
         if topic is None or [i.topic for i in after.inputs] != [topic] or after.inputs[0].is_pattern:
@@ -68,21 +106,21 @@ def _chain(spec: MeshSpec, members: list[ResolvedMember], graph: MeshGraph) -> l
                     "fuse", f"{before.name} -> {after.name}", f"{topic} is read by {', '.join(others)} too"
                 )
             )
-    packages = {m.member.package for m in chain}
+    # Built-in connectors name no package; every other member's code is the one package.
+    packages = {m.member.package for m in chain if m.kind is MemberKind.FUNCTION or m.member.package}
     if len(packages) > 1:
         problems.append(
             ConfigProblem("fuse", sorted(p or "" for p in packages), "one package for every fused member")
         )
+    if chain and chain[0].kind is MemberKind.SOURCE:
+        problems.extend(source_chain_problems(chain))
     if problems:
         raise MeshError(problems)
     return chain
 
 
-def fuse_members(spec: MeshSpec, members: list[ResolvedMember], graph: MeshGraph) -> list[ResolvedMember]:
-    """``members`` with the fused chain (if the mesh asks for one) replaced by one member."""
-    if not spec.fused:
-        return members
-    chain = _chain(spec, members, graph)
+def _fused_function(spec: MeshSpec, chain: list[ResolvedMember]) -> ResolvedMember:
+    """The chain of functions as one function member ``<first>-fused`` running :class:`FusedChain`."""
     first, last = chain[0], chain[-1]
     assert first.function is not None
     config = {k: v for k, v in first.member.config.items() if k not in _OUTPUT_KEYS}
@@ -100,7 +138,23 @@ def fuse_members(spec: MeshSpec, members: list[ResolvedMember], graph: MeshGraph
     fused_spec = MemberSpec(
         MemberKind.FUNCTION, f"{first.name}-fused", config, first.member.package, first.member.kubernetes
     )
-    fused = resolve_members(MeshSpec(spec.tenant, spec.namespace, spec.name, spec.form, (fused_spec,)))[0]
+    return resolve_members(MeshSpec(spec.tenant, spec.namespace, spec.name, spec.form, (fused_spec,)))[0]
+
+
+def fuse_members(spec: MeshSpec, members: list[ResolvedMember], graph: MeshGraph) -> list[ResolvedMember]:
+    """``members`` with the fused chain (if the mesh asks for one) replaced by one member.
+
+    A chain of functions becomes one function member; a chain headed by a source (and
+    possibly ended by a sink) becomes one source member (:mod:`engine.mesh.fused_source`).
+    """
+    if not spec.fused:
+        return members
+    chain = _chain(spec, members, graph)
+    first = chain[0]
+    if first.kind is MemberKind.SOURCE:
+        fused = fused_source_member(spec, chain)
+    else:
+        fused = _fused_function(spec, chain)
     names = {m.name for m in chain}
     out: list[ResolvedMember] = []
     for m in members:

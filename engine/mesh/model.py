@@ -79,6 +79,8 @@ class MeshSpec:
     document: dict[str, Any] = field(default_factory=dict)
     #: Names of members that run fused in one instance (``fuse: true``), in chain order.
     fused: tuple[str, ...] = ()
+    #: ``fuse: true``: the chain also takes in the source feeding it and the sink it feeds.
+    fuse_ends: bool = False
 
     @property
     def fqmn(self) -> str:

@@ -107,9 +107,12 @@ def build_instance(
     capabilities: BrokerCapabilities | None = None,
 ) -> FunctionInstance:
     """Load the code at ``package_path`` and return the (not yet started) instance."""
-    from engine.io.details import build_connector_instance, is_connector  # engine.io imports localrun
+    if details.componentType in (pb.FunctionDetails.SOURCE, pb.FunctionDetails.SINK):
+        # A source or a sink: same start/stop/status/status_proto surface. Imported here
+        # only: engine.io imports localrun, and a function's child need not load the
+        # connectors (aiohttp among them).
+        from engine.io.details import build_connector_instance
 
-    if is_connector(details):  # a source or a sink: same start/stop/status/status_proto surface
         return build_connector_instance(  # type: ignore[return-value]
             details,
             package_path,

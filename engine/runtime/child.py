@@ -56,6 +56,7 @@ class Launch:
     hotpath: str | None
     options: dict[str, Any] = field(default_factory=dict)
     secrets_provider: str | None = None
+    secrets_provider_config: dict[str, Any] | None = None
     worker_id: str = ""
     data_dir: str = "."
     log_level: str = "WARNING"
@@ -115,7 +116,7 @@ def _run(launch: Launch, channel: TextIO, stop: threading.Event, serving: Servin
             client,
             load(launch.hotpath),
             store,
-            make_secrets_provider(launch.secrets_provider),
+            make_secrets_provider(launch.secrets_provider, launch.secrets_provider_config),
             # A call past timeoutMs ends this process, so the worker replaces it.
             InstanceOptions(**{**launch.options, "replace_process_on_timeout": True}),
             launch.data_dir,

@@ -1,4 +1,9 @@
-"""Run a function's instances in this process, as ``magnetar functions localrun`` does.
+"""Run a function's instances, as ``magnetar functions localrun`` does.
+
+``runtime="thread"`` runs them on threads of this process; ``runtime="process"`` runs
+each in a child process of its own (:mod:`engine.runtime.local_children`), which the
+command does by default: a function that crashes or hangs its process then costs a
+retry of the message it was processing, not the whole run.
 
 Everything that can fail on the user's side (package, module, class, SerDes,
 dependencies, the config) is checked in :meth:`LocalRunner.prepare`, before any
@@ -12,7 +17,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulsar
 
@@ -26,6 +31,9 @@ from engine.instance.options import InstanceOptions
 from engine.instance.secrets import make_secrets_provider
 from engine.runtime.builder import default_ledger, load_code, new_instance
 from engine.state import StateStore, open_state_store
+
+if TYPE_CHECKING:
+    from engine.runtime.local_children import LocalChildren
 
 __all__ = ["LocalRunOptions", "LocalRunner"]
 
@@ -47,6 +55,10 @@ class LocalRunOptions:
     secrets_provider: str | None = None
     secrets_provider_config: dict[str, Any] | None = None
     instance: InstanceOptions = field(default_factory=InstanceOptions)
+    #: ``"thread"`` (instances on threads of this process) or ``"process"`` (a child each).
+    runtime: str = "thread"
+    #: The children's log level (process runtime).
+    log_level: str = "WARNING"
 
 
 class LocalRunner:
@@ -59,7 +71,12 @@ class LocalRunner:
         self.broker: EmbeddedBroker | None = None
         self.client: pulsar.Client | None = None
         self.state_store: StateStore | None = None
+        #: The thread-runtime instances (empty under the process runtime: see :attr:`children`).
         self.instances: list[FunctionInstance] = []
+        #: The process-runtime children.
+        self.children: LocalChildren | None = None
+        if options.runtime not in ("thread", "process"):
+            raise ValueError(f"--runtime {options.runtime!r}: expected thread or process")
         self._functions: list[LoadedFunction] = []
         self._metrics_server: Any = None
         self._stopped = threading.Event()
@@ -67,7 +84,9 @@ class LocalRunner:
     def prepare(self) -> None:
         """Load the code, SerDes and secrets provider for every instance; connect to nothing."""
         spec = self.spec
-        self._functions = [load_code(spec, self.options.data_dir, self.hot) for _ in range(spec.parallelism)]
+        # Children load their own copy: here the code is only checked, once.
+        copies = 1 if self.options.runtime == "process" else spec.parallelism
+        self._functions = [load_code(spec, self.options.data_dir, self.hot) for _ in range(copies)]
         self._secrets = make_secrets_provider(
             self.options.secrets_provider, self.options.secrets_provider_config
         )
@@ -91,10 +110,13 @@ class LocalRunner:
             broker_opts = self.broker.options()
         else:
             broker_opts = opts.broker
-        self.client = make_client(broker_opts, io_threads=max(1, min(4, self.spec.parallelism)))
         url = (
             opts.state_storage_url or f"sqlite:///{os.path.abspath(os.path.join(opts.data_dir, 'state.db'))}"
         )
+        if opts.runtime == "process":
+            self._start_children(broker_opts, url)
+            return
+        self.client = make_client(broker_opts, io_threads=max(1, min(4, self.spec.parallelism)))
         self.state_store = open_state_store(url)
         try:
             for i, function in enumerate(self._functions):
@@ -116,21 +138,52 @@ class LocalRunner:
                 )
                 inst.start()
                 self.instances.append(inst)
-            if opts.metrics_port is not None:
-                from engine.runtime.metrics import serve_metrics
-
-                self._metrics_server = serve_metrics(
-                    opts.metrics_port, lambda: list(self.instances), opts.cluster_name
-                )
+            self._serve_metrics()
         except BaseException:
             self.stop()
             raise
+
+    def _start_children(self, broker_opts: BrokerOptions, state_url: str) -> None:
+        from engine.runtime.local_children import ChildSettings, LocalChildren  # engine.io imports localrun
+
+        opts = self.options
+        settings = ChildSettings(
+            broker=broker_opts,
+            data_dir=opts.data_dir,
+            state_storage_url=state_url,
+            hotpath=opts.hotpath,
+            instance=opts.instance,
+            secrets_provider=opts.secrets_provider,
+            secrets_provider_config=opts.secrets_provider_config,
+            log_level=opts.log_level,
+        )
+        ids = [opts.instance_id_offset + i for i in range(self.spec.parallelism)]
+        self.children = LocalChildren(self.spec, settings, ids)
+        try:
+            self.children.start()
+            self._serve_metrics()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _serve_metrics(self) -> None:
+        opts = self.options
+        if opts.metrics_port is None:
+            return
+        from engine.runtime.metrics import serve_metrics
+
+        def running() -> list[Any]:
+            return list(self.children.instances) if self.children is not None else list(self.instances)
+
+        self._metrics_server = serve_metrics(opts.metrics_port, running, opts.cluster_name)
 
     def stop(self) -> None:
         """Stop instances (waiting for in-flight outputs), then the client and broker."""
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.children is not None:
+            self.children.stop()
         threads = [threading.Thread(target=inst.stop) for inst in self.instances]
         for t in threads:
             t.start()
@@ -150,7 +203,15 @@ class LocalRunner:
 
     def status(self) -> list[dict[str, Any]]:
         """Status of every instance."""
+        if self.children is not None:
+            return self.children.status()
         return [inst.status() for inst in self.instances]
+
+    def alive(self) -> bool:
+        """True while any instance runs (a process-runtime child that died is restarted)."""
+        if self.children is not None:
+            return self.children.alive()
+        return any(inst.is_alive() for inst in self.instances)
 
     def __enter__(self) -> LocalRunner:
         self.start()

@@ -28,7 +28,7 @@ import pulsar
 
 from engine.aio import TaskSupervisor
 from engine.broker.capabilities import BrokerCapabilities
-from engine.broker.client import BrokerOptions
+from engine.broker.client import BrokerOptions, child_broker_options
 from engine.cluster.packages import PackageStore
 from engine.cluster.scheduler import split_instance_key
 from engine.config.validation import FunctionSpec
@@ -125,6 +125,8 @@ class InstanceSlot:
     started_at: float = field(default_factory=time.monotonic)
     #: Wall-clock time (ms) the running instance started; 0 before the first start.
     started_at_ms: int = 0
+    #: Starts tried on this worker (the process runtime spreads a restarted child's consumer ids).
+    launches: int = 0
 
     @property
     def instance_id(self) -> int:
@@ -259,7 +261,8 @@ class RuntimeManager:
     async def _start_instance(self, slot: InstanceSlot) -> None:
         t0 = time.perf_counter()
         try:
-            inst = await asyncio.to_thread(self._build_and_start, slot.key, slot.metadata)
+            slot.launches += 1
+            inst = await asyncio.to_thread(self._build_and_start, slot.key, slot.metadata, slot.launches - 1)
         except Exception as exc:
             slot.failure = slot.last_failure = f"{type(exc).__name__}: {exc}"
             slot.next_start = time.monotonic() + slot.backoff
@@ -271,6 +274,14 @@ class RuntimeManager:
         slot.started_at_ms = int(time.time() * 1000)
         slot.failure = ""
         self.last_start_ms = (time.perf_counter() - t0) * 1000
+
+    def _child_broker(self, instance_id: int, attempt: int, parallelism: int) -> BrokerOptions:
+        """What a child connects with: its consumer-id offset, unless the worker spreads none."""
+        broker = self.process.broker if self.process is not None else None
+        assert broker is not None
+        if not broker.consumer_id_spread:  # --consumer-id-spread 0 turns the workaround off
+            return broker
+        return child_broker_options(broker, instance_id, attempt, parallelism)
 
     @property
     def runtime(self) -> str:
@@ -287,7 +298,8 @@ class RuntimeManager:
         path = self.packages.fetch(transform.packagePath, transform.originalFileName or "transform.py")
         return with_local_package(md.functionDetails, path)
 
-    def _build_and_start(self, key: str, md: pb.FunctionMetaData) -> InstanceHandle:
+    def _build_and_start(self, key: str, md: pb.FunctionMetaData, attempt: int = 0) -> InstanceHandle:
+        """Start instance ``key``; ``attempt`` counts its earlier starts on this worker."""
         fqfn, instance_id = split_instance_key(key)
         location = md.packageLocation
         local: str | None = None
@@ -322,7 +334,7 @@ class RuntimeManager:
             instance_id=instance_id,
             details=details.SerializeToString(),
             package_path=local,
-            broker=asdict(settings.broker),
+            broker=asdict(self._child_broker(instance_id, attempt, md.functionDetails.parallelism)),
             state_storage_url=settings.state_storage_url,
             hotpath=settings.hotpath,
             options=asdict(options),

@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -37,12 +37,14 @@ import engine
 from engine.config.validation import FunctionSpec
 from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT
 from engine.instance.status import snapshot_from, status_dict
-from engine.io.spec import SourceSpec
 from engine.proto import InstanceCommunication_pb2 as ic
 from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
 from engine.runtime.child import Launch
 from engine.runtime.forkserver import ForkedProcess, ForkServer, ForkServerError
 from engine.runtime.limits import RamWatch, apply_cpu_limit, ram_text, remove_cpu_limit
+
+if TYPE_CHECKING:  # engine.io imports the connectors (aiohttp): 200 ms a localrun need not spend
+    from engine.io.spec import SourceSpec
 
 __all__ = ["InstanceStartError", "ProcessInstance"]
 
@@ -351,15 +353,26 @@ class ProcessInstance:
         return status_dict(await self.status_proto_async())
 
     def snapshot(self) -> dict[str, Any]:
-        """``stats.snapshot()`` of the child (blocking: a gRPC call)."""
+        """``stats.snapshot()`` of the child, with its latest exceptions (blocking: two gRPC calls)."""
+        status = self._call("GetFunctionStatus")
+        if status is not None:
+            self.last_status = status
         snap: dict[str, Any] = self.stats.snapshot()
         return snap
 
     async def snapshot_async(self) -> dict[str, Any]:
-        """``stats.snapshot()`` without blocking the event loop."""
-        metrics, _code = await self._call_async("GetMetrics")
+        """``stats.snapshot()`` without blocking the event loop.
+
+        The latest exceptions (the exception gauges' ``error`` labels) travel in the
+        status, not in ``MetricsData``: both are asked for, concurrently.
+        """
+        (metrics, _code), (status, _status_code) = await asyncio.gather(
+            self._call_async("GetMetrics"), self._call_async("GetFunctionStatus")
+        )
         if metrics is not None:
             self._last_metrics = metrics
+        if status is not None:
+            self.last_status = status
         return snapshot_from(self._last_metrics, self.last_status)
 
     def metrics_proto(self) -> ic.MetricsData:

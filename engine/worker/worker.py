@@ -81,7 +81,7 @@ class WorkerConfig:
     snapshot_every: int = 1000
     secrets_provider: str | None = None
     consumer_id_spread: int = 4096
-    runtime: str = "thread"
+    runtime: str = "process"
     #: The ``cluster`` label of the metrics (Apache's ``pulsarFunctionsCluster``).
     cluster_name: str = "standalone"
     instance: InstanceOptions = field(default_factory=InstanceOptions)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from typing import Any
 
 import pulsar
@@ -304,4 +306,41 @@ class HangOnce(Function):  # type: ignore[misc]
 
             _HUNG_ON.add(topic)
             time.sleep(3600)
+        return input + "!"
+
+
+#: Set by a test to let the calls of :class:`HangWindow` and :class:`HangBatch` return.
+RELEASE_HANGS = threading.Event()
+
+
+class HangWindow(Function):  # type: ignore[misc]
+    """Joins a window's inputs; a window holding ``hang`` does not return until released."""
+
+    def process(self, inputs: Any, context: Any) -> Any:
+        if "hang" in inputs:
+            RELEASE_HANGS.wait(3600)
+            context.incr_counter("after-abandon", 1)  # refused: the call was abandoned
+        return "+".join(inputs)
+
+
+class HangBatch(Function):  # type: ignore[misc]
+    """``process_batch``: a batch holding ``hang`` does not return until released."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        raise AssertionError("process_batch is called instead")
+
+    def process_batch(self, inputs: Any, context: Any) -> Any:
+        if "hang" in inputs:
+            RELEASE_HANGS.wait(3600)
+        return [x + "!" for x in inputs]
+
+
+class CrashOnce(Function):  # type: ignore[misc]
+    """Ends its process on the first ``boom`` (marked by creating the file user config ``marker`` names)."""
+
+    def process(self, input: Any, context: Any) -> Any:
+        marker = context.get_user_config_value("marker")
+        if input == "boom" and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
         return input + "!"

@@ -28,10 +28,14 @@ def runner_for(broker_url: str, twin: str, data_dir: str, config: dict[str, Any]
         input_message_properties=opts.pop("input_message_properties", False),
         output_log=opts.pop("output_log", None),
     )
+    # The thread runtime unless asked otherwise: these tests read the instances, their
+    # state store and module-level gates in this very process.
+    runtime = opts.pop("runtime", "thread")
     return LocalRunner(
         spec,
         LocalRunOptions(
             broker=BrokerOptions(url=broker_url, kind=broker_kind),
+            runtime=runtime,
             data_dir=data_dir,
             hotpath=twin,
             instance=inst_opts,

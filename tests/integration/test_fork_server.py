@@ -118,3 +118,24 @@ def _state(pid: int) -> str:
             return fh.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_the_server_makes_its_idle_time_imports_once_it_is_idle(forks: ForkServer) -> None:
+    # A function's child does not need the connectors; the server imports them when idle.
+    assert forks.preloaded.wait(30), "no preloaded message"
+    assert forks.usable
+
+
+def test_a_child_forked_from_the_connectors_preloaded_server_still_runs(
+    broker: EmbeddedBroker, client: pulsar.Client, tmp_path: Path, forks: ForkServer
+) -> None:
+    assert forks.preloaded.wait(30)
+    name = f"fp{uuid.uuid4().hex[:6]}"
+    inst = _instance(broker, tmp_path, forks, "Exclaim", name)
+    inst.start()
+    try:
+        assert inst.pid is not None and _ppid(inst.pid) == forks.pid
+        produce(client, f"{name}-in", ["a"])
+        assert [m.data() for m in consume(client, f"{name}-out", 1)] == [b"a!"]
+    finally:
+        inst.stop()

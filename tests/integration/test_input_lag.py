@@ -65,11 +65,20 @@ def inp_full(inst: Any) -> str:
 
 def test_lag_and_backlog_travel_from_a_child_process() -> None:
     snap = {
-        "received": 3, "received_1min": 3, "processed_ok": 2, "processed_ok_1min": 2,
-        "system_exceptions": 0, "system_exceptions_1min": 0, "user_exceptions": 0,
-        "user_exceptions_1min": 0, "avg_latency_ms": 1.0, "avg_latency_ms_1min": 1.0,
-        "last_invocation_ms": 5, "user_metrics": {},
-        "input_lag_ms": 1234.5, "input_backlog_entries": {"persistent://public/default/x": 7},
+        "received": 3,
+        "received_1min": 3,
+        "processed_ok": 2,
+        "processed_ok_1min": 2,
+        "system_exceptions": 0,
+        "system_exceptions_1min": 0,
+        "user_exceptions": 0,
+        "user_exceptions_1min": 0,
+        "avg_latency_ms": 1.0,
+        "avg_latency_ms_1min": 1.0,
+        "last_invocation_ms": 5,
+        "user_metrics": {},
+        "input_lag_ms": 1234.5,
+        "input_backlog_entries": {"persistent://public/default/x": 7},
     }
     back = snapshot_from(metrics_data(snap))
     assert back["input_lag_ms"] == 1234.5

@@ -9,6 +9,7 @@ leaves no consumer behind.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from engine.broker import EmbeddedBroker
 from engine.hotpath import HotPath
 from engine.instance.settlement import DLQ_ERROR_PROPERTY
 from tests.cluster.conftest import Cluster, magnetar, new_cluster, rest, wait_until
+from tests.integration import functions_under_test
 from tests.integration.harness import consume, drain, produce, runner_for, wait_for
 
 HANG_PACKAGE = Path(__file__).resolve().parent / "hang_example.py"
@@ -51,6 +53,100 @@ def test_thread_runtime_abandons_a_hung_call_and_goes_on(
     assert sorted(m.data() for m in everything) == [b"a!", b"b!", b"c!", b"d!"]
     assert [m.data() for m in dead] == [b"hang"]
     assert "TimeoutError: process() ran over timeoutMs=500" in dead[0].properties()[DLQ_ERROR_PROPERTY]
+    assert st["running"] is True
+    assert st["numUserExceptions"] == 2  # the first attempt and its one retry
+    assert st["numAbandonedCalls"] == 2
+
+
+@pytest.fixture
+def release_hangs() -> Iterator[None]:
+    """Lets the abandoned calls of HangWindow/HangBatch return once the test is done."""
+    functions_under_test.RELEASE_HANGS.clear()
+    yield
+    functions_under_test.RELEASE_HANGS.set()
+
+
+def _timed_call_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("timed-call"))
+
+
+def test_a_window_call_past_timeout_fails_its_inputs_and_the_instance_goes_on(
+    broker: EmbeddedBroker,
+    client: pulsar.Client,
+    hot: HotPath,
+    data_dir: str,
+    topic_prefix: str,
+    release_hangs: None,
+) -> None:
+    inp, out, dlq = f"{topic_prefix}-in", f"{topic_prefix}-out", f"{topic_prefix}-dlq"
+    cfg = {
+        "className": "HangWindow",
+        "inputs": [inp],
+        "output": out,
+        "windowConfig": {"windowLengthCount": 2},
+        "timeoutMs": 500,
+        "maxMessageRetries": 1,
+        "deadLetterTopic": dlq,
+    }
+    with runner_for(broker.url, hot.name, data_dir, cfg) as runner:
+        produce(client, inp, ["a", "b"], batching=False)
+        first = consume(client, out, 1)
+        produce(client, inp, ["hang", "x"], batching=False)  # one window: times out twice
+        dead = consume(client, dlq, 2, timeout=30)
+        produce(client, inp, ["c", "d"], batching=False)  # the instance goes on
+        assert wait_for(lambda: runner.status()[0]["numSuccessfullyProcessed"] == 4), str(runner.status())
+        st = runner.status()[0]
+        # The abandoned calls return now: their state change is refused, so the next
+        # window's commit does not carry it.
+        functions_under_test.RELEASE_HANGS.set()
+        assert wait_for(lambda: _timed_call_threads() == 1)  # only the current call thread is left
+        produce(client, inp, ["e", "f"], batching=False)
+        assert wait_for(lambda: runner.status()[0]["numSuccessfullyProcessed"] == 6), str(runner.status())
+        everything = drain(client, out)
+        store = runner.state_store
+        assert store is not None
+        assert store.get_counter(runner.spec.fqfn, "after-abandon") in (0, None)
+    assert [m.data() for m in first] == [b"a+b"]
+    assert [m.data() for m in everything] == [b"a+b", b"c+d", b"e+f"]
+    assert sorted(m.data() for m in dead) == [b"hang", b"x"]
+    for m in dead:
+        assert "TimeoutError: process() ran over timeoutMs=500" in m.properties()[DLQ_ERROR_PROPERTY]
+    assert st["running"] is True
+    assert st["numUserExceptions"] == 4  # both inputs, on the first attempt and its one retry
+    assert st["numAbandonedCalls"] == 2
+
+
+def test_a_process_batch_call_past_timeout_fails_its_batch_and_the_instance_goes_on(
+    broker: EmbeddedBroker,
+    client: pulsar.Client,
+    hot: HotPath,
+    data_dir: str,
+    topic_prefix: str,
+    release_hangs: None,
+) -> None:
+    inp, out, dlq = f"{topic_prefix}-in", f"{topic_prefix}-out", f"{topic_prefix}-dlq"
+    cfg = {
+        "className": "HangBatch",
+        "inputs": [inp],
+        "output": out,
+        "timeoutMs": 500,
+        "maxMessageRetries": 1,
+        "deadLetterTopic": dlq,
+    }
+    with runner_for(broker.url, hot.name, data_dir, cfg) as runner:
+        produce(client, inp, ["a", "b"], batching=False)
+        first = consume(client, out, 2)
+        produce(client, inp, ["hang"])
+        dead = consume(client, dlq, 1, timeout=30)
+        produce(client, inp, ["c"])  # the instance goes on
+        assert wait_for(lambda: runner.status()[0]["numSuccessfullyProcessed"] == 3), str(runner.status())
+        st = runner.status()[0]
+        everything = drain(client, out)
+    assert sorted(m.data() for m in first) == [b"a!", b"b!"]
+    assert sorted(m.data() for m in everything) == [b"a!", b"b!", b"c!"]
+    assert [m.data() for m in dead] == [b"hang"]
+    error = dead[0].properties()[DLQ_ERROR_PROPERTY]
+    assert "TimeoutError: process_batch() ran over timeoutMs=500" in error
     assert st["running"] is True
     assert st["numUserExceptions"] == 2  # the first attempt and its one retry
     assert st["numAbandonedCalls"] == 2

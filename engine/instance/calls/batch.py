@@ -6,7 +6,8 @@ or call a service once per batch. When every input of the batch uses a numeric S
 decoded into one numpy array in one step instead of message by message. The message
 accessors of the Context answer for the batch's last input. If the call raises, every
 input of the batch fails with that error; a result of the wrong length fails them as a
-system error.
+system error. With ``timeoutMs`` a call that has not returned in time fails every input
+of the batch with a timeout error and is abandoned (:mod:`engine.instance.calls.timed`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from engine.function.serdes import NumericSerDe
 from engine.instance.calls.common import DispatchBase, call_context
+from engine.instance.calls.timed import CallTimedOut, TimedCall
 
 __all__ = ["BatchDispatcher"]
 
@@ -27,6 +29,7 @@ class BatchDispatcher(DispatchBase):
     def __init__(self, function: Callable[..., Any], **common: Any) -> None:
         super().__init__(**common)
         self.function = function
+        self.timed = TimedCall(self.timeout_ms, "process_batch()")
         codecs = list(self.codecs.values()) or [self.default_codec]
         users = [getattr(c, "user", None) for c in codecs]
         first = users[0]
@@ -54,9 +57,9 @@ class BatchDispatcher(DispatchBase):
         ctx = call_context(self.context, order[-1][1])
         start = time.perf_counter_ns()
         try:
-            results = self.function(values, ctx)
-        except Exception as exc:  # the function's error fails the whole batch
-            text = self._format_error(exc)
+            results = self.timed(self.function, (values, ctx), ctx)
+        except Exception as exc:  # the function's error (or the timeout) fails the whole batch
+            text = str(exc) if isinstance(exc, CallTimedOut) else self._format_error(exc)
             for index, _ in order:
                 self.user_failure(outcome, index, text)
             return outcome
@@ -74,3 +77,12 @@ class BatchDispatcher(DispatchBase):
             self.output(outcome, index, msg, value)
         self.stats.add_successes(len(order), elapsed / 1_000_000.0)
         return outcome
+
+    @property
+    def abandoned_calls(self) -> int:
+        """Calls that ran past ``timeoutMs`` and were left to finish on their own thread."""
+        return self.timed.abandoned_calls
+
+    def close(self) -> None:
+        """Stop the call thread (an abandoned call is not waited for)."""
+        self.timed.close()

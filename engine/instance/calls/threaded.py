@@ -30,12 +30,9 @@ from typing import Any
 
 from engine.instance.calls.common import CallResult, DispatchBase, call_context
 from engine.instance.calls.pool import CallPool
+from engine.instance.calls.timed import AbandonedCallError, refuse_state_changes
 
 __all__ = ["AbandonedCallError", "LockedStateBuffer", "ThreadedDispatcher"]
-
-
-class AbandonedCallError(RuntimeError):
-    """A call that ran past ``timeoutMs`` was abandoned; its state changes are refused."""
 
 
 class LockedStateBuffer:
@@ -64,15 +61,6 @@ class LockedStateBuffer:
     def pending_value(self, key: str) -> Any:
         with self._lock:
             return self._buffer.pending_value(key)
-
-
-class _AbandonedState:
-    """The state of an abandoned call: every change is refused (its batch was settled)."""
-
-    def _refuse(self, *_args: Any) -> Any:
-        raise AbandonedCallError("this call ran past timeoutMs and was abandoned; state is read-only to it")
-
-    incr = delete_counter = counter_delta = put = pending_value = _refuse
 
 
 class ThreadedDispatcher(DispatchBase):
@@ -124,10 +112,7 @@ class ThreadedDispatcher(DispatchBase):
         """Give up on the call running with ``ctx``: later calls run on a fresh pool."""
         self.abandoned_calls += 1
         if self._locked is not None:
-            refused = _AbandonedState()
-            ctx._state = refused
-            if "incr_counter" in vars(ctx):
-                ctx.incr_counter = refused.incr
+            refuse_state_changes(ctx)
         old, self._pool = self._pool, self._new_pool()
         # Queued calls of the old pool are cancelled here and resubmitted by run(); the
         # abandoned thread ends when (if ever) its call returns.

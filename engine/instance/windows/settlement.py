@@ -32,6 +32,7 @@ from typing import Any
 from engine.config.windows import WindowSpec
 from engine.function.loader import import_object
 from engine.instance.calls.common import DispatchBase, call_context
+from engine.instance.calls.timed import CallTimedOut, TimedCall
 from engine.instance.progress import position_with_size
 from engine.instance.settlement.base import Settlement, SettlementParts
 from engine.instance.settlement.effectively_once import EffectivelyOnce
@@ -63,6 +64,8 @@ class WindowCall(DispatchBase):
         super().__init__(**common)
         self.function = function
         self.pass_context = pass_context
+        #: With ``timeoutMs`` a call past it fails the window's inputs (:mod:`engine.instance.calls.timed`).
+        self.timed = TimedCall(self.timeout_ms, "process()")
         #: Decoded values by ``id()`` of their input, filled by the settlement before a window
         #: runs. An input is buffered (so alive, its id its own) as long as its value is here:
         #: the settlement drops the value when the input leaves every window, and all of
@@ -82,10 +85,11 @@ class WindowCall(DispatchBase):
         ctx._window = self.bounds
         self.stats.set_last_invocation(int(time.time() * 1000))
         start = time.perf_counter_ns()
+        args = (values, ctx) if self.pass_context else (values,)
         try:
-            result = self.function(values, ctx) if self.pass_context else self.function(values)
-        except Exception as exc:  # the function's error fails the window's inputs
-            text = self._format_error(exc)
+            result = self.timed(self.function, args, ctx)
+        except Exception as exc:  # the function's error (or the timeout) fails the window's inputs
+            text = str(exc) if isinstance(exc, CallTimedOut) else self._format_error(exc)
             for index in range(len(msgs)):
                 self.user_failure(outcome, index, text)
             return outcome
@@ -94,6 +98,15 @@ class WindowCall(DispatchBase):
         self.output(outcome, len(msgs) - 1, msgs[-1], result)
         outcome.done.sort()
         return outcome
+
+    @property
+    def abandoned_calls(self) -> int:
+        """Calls that ran past ``timeoutMs`` and were left to finish on their own thread."""
+        return self.timed.abandoned_calls
+
+    def close(self) -> None:
+        """Stop the call thread (an abandoned call is not waited for)."""
+        self.timed.close()
 
 
 class WindowedSettlement(Settlement):

@@ -123,6 +123,8 @@ class ForkServer:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._hello = threading.Event()
+        #: Set once the server has also made its idle-time imports (the connectors').
+        self.preloaded = threading.Event()
         self._next_id = 0
         self._pending: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._children: dict[int, ForkedProcess] = {}
@@ -243,6 +245,8 @@ class ForkServer:
                 if self.state == "starting":
                     self.state = "ready"
             self._hello.set()
+        elif op == "preloaded":
+            self.preloaded.set()
         elif op == "exit":
             with self._lock:
                 child = self._children.pop(int(message["pid"]), None)

@@ -10,6 +10,7 @@ FD is one end of a ``SOCK_SEQPACKET`` socket pair whose other end the worker hol
 each packet is one JSON message:
 
 * to the worker, once imports are done: ``{"op": "hello", "pid": P, "threads": N}``;
+* to the worker, once the idle-time imports are done too: ``{"op": "preloaded"}``;
 * from the worker: ``{"op": "launch", "id": I, "argv": [...], "env": {...}}`` with
   two file descriptors attached (the child's stdout and stderr);
 * to the worker: ``{"op": "started", "id": I, "pid": P}`` or
@@ -34,7 +35,7 @@ import sys
 import traceback
 from typing import Any
 
-__all__ = ["PRELOAD", "main"]
+__all__ = ["PRELOAD", "main", "run_child", "thread_count"]
 
 #: Modules a child needs, imported once here so that children share them.
 PRELOAD = (
@@ -54,13 +55,23 @@ PRELOAD = (
     "setproctitle",
 )
 
+#: What a source's or a sink's child imports (the connectors, aiohttp among them), imported
+#: once the server has been idle for :data:`IDLE_PRELOAD_S` after its greeting: it takes
+#: about 300 ms, which would delay the first child of a localrun, and a function's child
+#: does not need it. A connector's child forked before that imports it itself.
+IDLE_PRELOAD = ("engine.io.details",)
+IDLE_PRELOAD_S = 1.0
+
+#: The compiled hot path, when it is built (a child of the pure twin does not need it).
+OPTIONAL_PRELOAD = "engine.hotpath.native"
+
 #: The command a launch request runs; the child's own arguments follow it.
 CHILD_COMMAND = ("-m", "engine.runtime.child")
 
 _MAX_PACKET = 1 << 20
 
 
-def _threads() -> int:
+def thread_count() -> int:
     """How many threads this process has (forking is safe with one)."""
     try:
         return len(os.listdir("/proc/self/task"))
@@ -76,7 +87,7 @@ def _exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _run_child(argv: list[str], env: dict[str, str], out: int, err: int, close: list[int]) -> None:
+def run_child(argv: list[str], env: dict[str, str], out: int, err: int, close: list[int]) -> None:
     """In the forked child: take the given streams and run the instance; never returns."""
     code = 1
     try:
@@ -132,8 +143,17 @@ class _Server:
         selector = selectors.DefaultSelector()
         selector.register(self.sock, selectors.EVENT_READ)
         selector.register(self.wake_r, selectors.EVENT_READ)
+        later = list(IDLE_PRELOAD)
         while True:
-            for key, _ in selector.select():
+            ready = selector.select(IDLE_PRELOAD_S if later else None)
+            if not ready and later:
+                for name in later:
+                    __import__(name)
+                later = []
+                gc.collect()
+                gc.freeze()
+                _send(self.sock, op="preloaded")
+            for key, _ in ready:
                 if key.fileobj is self.sock:
                     if not self._request():
                         return 0
@@ -182,7 +202,7 @@ class _Server:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _run_child(argv, env, fds[0], fds[1], [self.sock.fileno(), self.wake_r, self.wake_w])
+            run_child(argv, env, fds[0], fds[1], [self.sock.fileno(), self.wake_r, self.wake_w])
         self.children.add(pid)
         return pid
 
@@ -199,6 +219,18 @@ class _Server:
             _send(self.sock, op="exit", pid=pid, code=_exit_code(status))
 
 
+def _preload_native() -> None:
+    """Import the compiled hot-path modules if they are built (children then share them)."""
+    from engine.hotpath.select import PUBLIC
+
+    for module in PUBLIC:
+        try:
+            __import__(f"{OPTIONAL_PRELOAD}.{module}")
+        except ImportError as exc:
+            print(f"fork server: compiled hot path not preloaded ({exc})", file=sys.stderr, flush=True)
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
     """Import what children need, greet the worker, then serve launch requests."""
     args = sys.argv[1:] if argv is None else argv
@@ -206,11 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops us by closing its end
     for name in PRELOAD:
         __import__(name)
+    _preload_native()
     # What the imports allocated is shared with every child: keep the collector from
     # touching (and so copying) those pages in each of them.
     gc.collect()
     gc.freeze()
-    _send(sock, op="hello", pid=os.getpid(), threads=_threads())
+    _send(sock, op="hello", pid=os.getpid(), threads=thread_count())
     return _Server(sock).serve()
 
 
