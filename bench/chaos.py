@@ -446,7 +446,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     disk: str | None = os.path.join(root, "disk")
     assert disk is not None
     if _mount_tmpfs(disk, args.disk_mb):
-        atexit.register(subprocess.run, ["umount", "-l", disk], check=False)
+        atexit.register(subprocess.run, ["umount", "-l", disk], check=False, capture_output=True)
     else:
         disk = None
     namespace = f"public/chaos{uuid.uuid4().hex[:6]}"
@@ -535,7 +535,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         broker.stop()
         pg.cleanup()
         if disk is not None:  # before the data dir is removed (at exit too, should the run die first)
-            subprocess.run(["umount", "-l", disk], check=False)
+            subprocess.run(["umount", "-l", disk], check=True)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     return results
