@@ -342,22 +342,24 @@ class SinkEffectivelyOnce(Settlement):
         """Write one batch as a whole (``acknowledge`` false for inputs read back from the topic)."""
         fresh: list[Any] = []
         dups: list[Any] = []
+        repeats = 0
         seen: dict[str, list[Any]] = {}
         admitted: set[tuple[str, Any]] = set()
         for msg in msgs:
             topic = msg.topic_name()
             pos = position_with_size(msg)
             known = self.progress.get(topic)
-            if (known is not None and known.applied(pos)) or (topic, pos) in admitted:
+            if known is not None and known.applied(pos):
                 dups.append(msg)
+            elif (topic, pos) in admitted:
+                repeats += 1  # settled with its first copy; acking it now would ack an unwritten input
             else:
                 admitted.add((topic, pos))
                 seen.setdefault(topic, []).append(pos)
                 fresh.append(msg)
-        if dups:
-            self.duplicates_dropped += len(dups)
-            if acknowledge:
-                self.inputs.ack(dups)
+        self.duplicates_dropped += len(dups) + repeats
+        if dups and acknowledge:
+            self.inputs.ack(dups)
         if not fresh:
             return
         records, bad = records_of(fresh, self.codec, lambda _i, _r: None, self.stats, self.sink_stats)

@@ -166,7 +166,7 @@ def test_undecodable_and_keyless_avro_records_are_dead_lettered(
         )
         return set(errors) == bad
 
-    assert wait_until(dead_letters, timeout=60), errors
+    assert wait_until(dead_letters, timeout=60), (errors, sink.status())
     assert "AvroDecodeError" in errors[b"\xff\xfe not avro at all"]
     assert "key column id" in errors[keyless[0]], errors
     assert wait_until(

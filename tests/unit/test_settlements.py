@@ -337,3 +337,45 @@ def test_reopen_on_nack_only_for_ordered_inputs_of_brokers_that_ignore_nacks(
         inputs = InputConsumer(None, spec, 0, hot, caps)  # type: ignore[arg-type]
         expected = ReopenToRedeliver if ordering and caps.nack_ignored_on_ordered else BrokerRedelivers
         assert type(inputs.redelivery) is expected, (caps.kind, ordering)
+
+
+def _twice(msg: FakeMessage) -> list[FakeMessage]:
+    """One input and the copy of it a broker handed out again in the same batch."""
+    ident = msg.message_id()
+    return [msg, FakeMessage(msg.data(), ledger=ident.ledger_id(), entry=ident.entry_id())]
+
+
+def test_effectively_once_does_not_ack_a_failing_input_through_its_copy_in_the_batch(
+    hot: HotPath, tmp_path: Path
+) -> None:
+    """A batch holding one input twice that fails is delivered again, with nothing acked."""
+    store = SqliteStateStore(str(tmp_path / "s.db"))
+
+    def fail(value: str, ctx: Any) -> str:
+        raise RuntimeError("cannot handle it")
+
+    spec = spec_of(processingGuarantees="EFFECTIVELY_ONCE", maxMessageRetries=3)
+    parts, inputs, pool, _ = make_parts(hot, spec, fail, store)
+    pool.auto_complete = True
+    settlement = EffectivelyOnce(parts)
+    settlement.start()
+    settlement.settle(_twice(FakeMessage(b"x", ledger=1, entry=0)))
+    assert inputs.raw.acked == [] and inputs.redelivered == 1
+    assert settlement.duplicates_dropped == 1
+    store.close()
+
+
+def test_at_least_once_does_not_ack_an_input_in_flight_through_its_copy_in_the_batch(hot: HotPath) -> None:
+    """On pulsar-lite's Failover, a copy of an input in the same batch waits for that input's outcome."""
+    spec = spec_of(retainOrdering=True)
+    parts, inputs, pool, _ = make_parts(
+        hot, spec, lambda v, c: v, capabilities=BrokerCapabilities.pulsar_lite()
+    )
+    settlement = AtLeastOnce(parts)
+    msgs = _twice(FakeMessage(b"a", ledger=1, entry=0))
+    settlement.settle(msgs)
+    assert settlement.duplicates_dropped == 1
+    assert inputs.raw.acked == []
+    pool.complete_all(False)  # the output was not persisted: the input is retried, not acked
+    settlement.poll()
+    assert inputs.raw.acked == [] and inputs.raw.nacked == msgs[:1]

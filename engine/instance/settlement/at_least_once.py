@@ -80,7 +80,14 @@ class AtLeastOnce(Settlement):
         fresh, dups = self._dedupe.admit(msgs)
         if dups:
             self.duplicates_dropped += len(dups)
-            self.inputs.ack(dups)
+            if fresh:
+                # A copy of an input admitted in this very batch is settled with it:
+                # acking the copy now would ack that input before it is processed.
+                position_of = self.parts.hot.acks.position_of
+                held = {(m.topic_name(), position_of(m)) for m in fresh}
+                dups = [m for m in dups if (m.topic_name(), position_of(m)) not in held]
+            if dups:
+                self.inputs.ack(dups)
         return fresh
 
     def settle(self, msgs: list[Any]) -> None:

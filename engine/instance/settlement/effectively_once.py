@@ -108,22 +108,28 @@ class EffectivelyOnce(Settlement):
         progress = self.progress
         fresh: list[Any] = []
         dups: list[Any] = []
+        repeats = 0
         seen: dict[str, list[Any]] = {}  # topic -> positions admitted in this batch
         admitted: set[tuple[str, Any]] = set()
         for msg in msgs:
             topic = msg.topic_name()
             pos = position_with_size(msg)
             known = progress.get(topic)
-            if (known is not None and known.applied(pos)) or (topic, pos) in admitted:
+            if known is not None and known.applied(pos):
                 dups.append(msg)
+            elif (topic, pos) in admitted:
+                # The same input twice in one batch (pulsar-lite may hand an entry out
+                # again at once): it is settled with its first copy. Acking the copy now
+                # would ack that input before it is applied, and a failed batch would
+                # then never be delivered again.
+                repeats += 1
             else:
                 admitted.add((topic, pos))
                 seen.setdefault(topic, []).append(pos)
                 fresh.append(msg)
-        if dups:
-            self.duplicates_dropped += len(dups)
-            if acknowledge:
-                self.inputs.ack(dups)
+        self.duplicates_dropped += len(dups) + repeats
+        if dups and acknowledge:
+            self.inputs.ack(dups)
         msgs = fresh
         if not msgs:
             return
