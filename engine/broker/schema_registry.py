@@ -89,6 +89,7 @@ class SchemaChecks:
         self._capabilities = capabilities
         self._lock = threading.Lock()
         self._producer: Any = None
+        self._opened = False
 
     @property
     def active(self) -> bool:
@@ -101,13 +102,13 @@ class SchemaChecks:
         return self._producer
 
     def _view(self) -> Any:
-        try:
-            return self._client.create_table_view(REGISTRY_TOPIC)
-        except pulsar.PulsarException:
+        if not self._opened:
             # pulsar-lite cannot open a view of a topic that never had a message (it fails
-            # the last-message-id look-up): write the registry's first record, then retry.
+            # the last-message-id look-up, and the client has crashed in a send that
+            # followed such a failure): write a record of no topic's first, once per client.
             self._registry_producer().send(b"{}", partition_key=_OPENED_KEY)
-            return self._client.create_table_view(REGISTRY_TOPIC)
+            self._opened = True
+        return self._client.create_table_view(REGISTRY_TOPIC)
 
     def _recorded(self, topic: str) -> dict[str, Any] | None:
         view = self._view()
