@@ -28,7 +28,6 @@ from engine.api.trigger_route import trigger
 from engine.cluster.packages import PackageError
 from engine.cluster.registry import StaleVersion
 from engine.cluster.scheduler import instance_key, split_instance_key
-from engine.cluster.subscriptions import remove_subscriptions
 from engine.config import ConfigError, parse_function_config, resolve
 from engine.config.details import config_from_details, to_details
 from engine.config.validation import FunctionSpec
@@ -202,28 +201,18 @@ async def update(request: web.Request) -> web.Response:
 
 
 async def deregister(request: web.Request) -> web.Response:
+    """Delete a function; each worker that ran it removes its subscriptions once its instances stop."""
     worker, fqfn = _worker(request), _fqfn(request)
     md = _existing(worker, fqfn)
     await _submit(worker, fqfn, None, int(md.version))
     await _delete_state(worker, fqfn)
-    spec = resolve(config_from_details(md.functionDetails))
-    if spec.cleanup_subscription and worker.client is not None:
-        prefix = fqfn + ":"
-
-        def stopped() -> bool:
-            assigned = any(k.startswith(prefix) for k in worker.table.assignments)
-            running = any(k.startswith(prefix) and s.instance for k, s in worker.runtime.slots.items())
-            return not assigned and not running
-
-        await remove_subscriptions(worker.client, spec, stopped)
     return web.json_response({"deleted": fqfn})
 
 
 async def _delete_state(worker: Worker, fqfn: str) -> None:
     """Remove a deleted function's state (as Pulsar does), once its instances here have stopped."""
-    prefix = f"{fqfn}:"
     deadline = time.monotonic() + 10
-    while any(k.startswith(prefix) for k in worker.runtime.slots) and time.monotonic() < deadline:
+    while worker.runtime.runs(fqfn) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # the instances settle their last batch before stopping
     if worker.state_store is not None:
         await asyncio.to_thread(worker.state_store.delete_namespace, fqfn)

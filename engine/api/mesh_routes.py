@@ -26,7 +26,6 @@ from engine.api.common import expected_version, fqfn_of, worker_of
 from engine.api.errors import http_error
 from engine.api.functions_routes import _delete_state, _instance_keys, _instance_status
 from engine.cluster.registry import StaleVersion
-from engine.cluster.subscriptions import remove_subscriptions
 from engine.config import ConfigError
 from engine.function.errors import FunctionLoadError
 from engine.io.connector_config import connector_of
@@ -212,22 +211,10 @@ async def delete(request: web.Request) -> web.Response:
 
 
 async def _clean_up(worker: Worker, old: MeshRecord) -> None:
-    """Remove the deleted members' state and (where configured) their subscriptions."""
+    """Remove the deleted members' state; their subscriptions are removed by the workers that ran them."""
     plan = _replan(old)
     for member in plan.stored if plan is not None else []:
-        fqfn = member.member.fqfn
-        await _delete_state(worker, fqfn)
-        spec = member.function
-        if spec is None or not spec.cleanup_subscription or worker.client is None:
-            continue
-        prefix = fqfn + ":"
-
-        def stopped(prefix: str = prefix) -> bool:
-            assigned = any(k.startswith(prefix) for k in worker.table.assignments)
-            running = any(k.startswith(prefix) and s.instance for k, s in worker.runtime.slots.items())
-            return not assigned and not running
-
-        await remove_subscriptions(worker.client, spec, stopped)
+        await _delete_state(worker, member.member.fqfn)
 
 
 def _replan(record: MeshRecord) -> MeshPlan | None:

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -168,6 +169,11 @@ class RuntimeManager:
         #: What the broker does; the instances' workarounds depend on it.
         self.capabilities = capabilities or BrokerCapabilities.apache()
         self.slots: dict[str, InstanceSlot] = {}
+        #: Called with a function's fqfn and metadata once its last instance here has stopped
+        #: because it is no longer assigned to this worker (the worker removes its subscriptions).
+        self.on_retired: Callable[[str, pb.FunctionMetaData], Awaitable[Any]] | None = None
+        #: Instances still stopping after their assignment left, by fqfn.
+        self._retiring: dict[str, int] = {}
         self._closing = False
         self._tasks = TaskSupervisor(f"{worker_id} runtime")
         self._monitor: asyncio.Task[Any] | None = None
@@ -211,7 +217,7 @@ class RuntimeManager:
             return
         for key in list(self.slots):
             if key not in assigned:
-                self._spawn(self._stop_slot(self.slots.pop(key)), f"stopping {key}")
+                self._spawn(self._retire(self.slots.pop(key)), f"stopping {key}")
         for key, assignment in assigned.items():
             md = assignment.instance.functionMetaData
             slot = self.slots.get(key)
@@ -230,6 +236,23 @@ class RuntimeManager:
                 slot.metadata = md
                 slot.backoff = 1.0
                 self._spawn(self._converge(slot, restart=not same_code), f"updating {key}")
+
+    def runs(self, fqfn: str) -> bool:
+        """Whether an instance of ``fqfn`` is assigned here or still stopping."""
+        return fqfn in self._retiring or any(split_instance_key(k)[0] == fqfn for k in self.slots)
+
+    async def _retire(self, slot: InstanceSlot) -> None:
+        """Stop an instance no longer assigned here; after the function's last, call :attr:`on_retired`."""
+        fqfn = split_instance_key(slot.key)[0]
+        self._retiring[fqfn] = self._retiring.get(fqfn, 0) + 1
+        try:
+            await self._stop_slot(slot)
+        finally:
+            self._retiring[fqfn] -= 1
+            if not self._retiring[fqfn]:
+                del self._retiring[fqfn]
+        if self.on_retired is not None and not self._closing and not self.runs(fqfn):
+            await self.on_retired(fqfn, slot.metadata)
 
     async def restart(self, key: str) -> bool:
         """Restart one instance now (the ``restart`` admin verb)."""

@@ -35,6 +35,7 @@ from engine.cluster.leader import LeaderDuties
 from engine.cluster.metadata import MetadataService
 from engine.cluster.packages import PackageStore
 from engine.cluster.registry import StaleVersion
+from engine.cluster.subscriptions import cleanup_after_retired
 from engine.cluster.topic_io import TopicTailer, position_key, read_range, topic_end
 from engine.cluster.topics import ClusterTopics
 from engine.hotpath import load
@@ -187,6 +188,7 @@ class Worker:
             self._process_settings(broker, url),
             capabilities=broker.capabilities,
         )
+        self.runtime.on_retired = self._on_retired
         await self.metadata.start()
         await asyncio.to_thread(self._load_assignments)
         self._assign_tailer = TopicTailer(
@@ -288,6 +290,17 @@ class Worker:
                 exc,
             )
             return False
+
+    async def _on_retired(self, fqfn: str, md: pb.FunctionMetaData) -> None:
+        """The last instance of ``fqfn`` here stopped: if it was deleted, remove its subscriptions."""
+        assert self.client is not None
+        prefix = fqfn + ":"
+
+        def deleted() -> bool:
+            registered = self.metadata.registry.get(fqfn) is not None
+            return not registered and not any(k.startswith(prefix) for k in self.table.assignments)
+
+        await cleanup_after_retired(self.client, md, self._caught_up, deleted)
 
     async def _caught_up(self, timeout: float = 5.0) -> None:
         """Wait until the tailers have applied everything written before now."""

@@ -136,6 +136,12 @@ def _backlog_after_delete(client: pulsar.Client, topic: str, name: str) -> list[
         consumer.close()
 
 
+def _assigned(url: str, name: str) -> list[str]:
+    """The worker's assignment keys of ``public/default/name``."""
+    keys = rest(url, "GET", "/admin/v2/worker/assignments").values()
+    return [k for ks in keys for k in ks if k.startswith(f"public/default/{name}:")]
+
+
 @pytest.mark.parametrize(
     ("cleanup", "kept"),
     [([], False), (["--cleanup-subscription"], False), (["--cleanup-subscription", "false"], True)],
@@ -148,7 +154,11 @@ def test_cleanup_subscription_on_delete(
     assert wait_until(
         lambda: name not in rest(cluster1.workers[0].url, "GET", "/admin/v3/functions/public/default")
     )
-    assert _backlog_after_delete(client, topic, name) == ([b"after-delete"] if kept else [])
+    if kept:
+        assert wait_until(lambda: not _assigned(cluster1.workers[0].url, name), timeout=30)
+        assert _backlog_after_delete(client, topic, name) == [b"after-delete"]
+    else:  # removed by the worker that ran the instance, once it has stopped
+        assert wait_until(lambda: _backlog_after_delete(client, topic, name) == [], timeout=45)
 
 
 def _scrape(url: str, fqfn: str) -> tuple[dict[str, str], dict[str, list[dict[str, str]]]]:
