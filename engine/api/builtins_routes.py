@@ -1,4 +1,7 @@
-"""``/admin/v3/functions/builtins``, ``/builtins/reload`` and ``/connectors``: none are shipped yet."""
+"""``/admin/v3/functions/builtins`` and ``/builtins/reload``: no built-in functions are shipped yet.
+
+(``/admin/v3/functions/connectors`` lists the built-in connectors: :mod:`engine.api.connectors_routes`.)
+"""
 
 from __future__ import annotations
 
@@ -17,14 +20,8 @@ async def reload_builtins(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def connectors(request: web.Request) -> web.Response:
-    """The connectors (``ConnectorDefinition`` list): none are shipped yet."""
-    return web.json_response([])
-
-
 def add_builtin_routes(app: web.Application) -> None:
-    """Mount the built-in function and connector routes."""
+    """Mount the built-in function routes."""
     base = "/admin/v3/functions"
     app.router.add_get(base + "/builtins", builtins)
     app.router.add_post(base + "/builtins/reload", reload_builtins)
-    app.router.add_get(base + "/connectors", connectors)

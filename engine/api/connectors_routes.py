@@ -6,7 +6,8 @@ assigned, restarted and rebalanced by the same machinery. A create is multipart 
 pulsar-admin sends it: ``sourceConfig`` / ``sinkConfig`` (JSON) and, for a connector of
 your own, ``data`` (its .py, .zip or .whl) or ``url``; a sink's transform function package
 may come along as the part ``transformFunction`` (:mod:`engine.io.transform`). Also the built-in connectors'
-listings (``/builtinsources``, ``/builtinsinks``, ``/admin/v2/worker/connectors``).
+listings (``/builtinsources``, ``/builtinsinks``, ``/admin/v2/worker/connectors`` and
+``/admin/v3/functions/connectors``).
 """
 
 from __future__ import annotations
@@ -367,6 +368,7 @@ def add_connector_routes(app: web.Application) -> None:
     app.router.add_get("/admin/v3/sources/builtinsources", builtin_sources)
     app.router.add_get("/admin/v3/sinks/builtinsinks", builtin_sinks)
     app.router.add_get("/admin/v2/worker/connectors", worker_connectors)
+    app.router.add_get("/admin/v3/functions/connectors", worker_connectors)  # Apache's older path
     app.router.add_post("/admin/v3/sources/reloadBuiltInSources", reload_builtins)
     app.router.add_post("/admin/v3/sinks/reloadBuiltInSinks", reload_builtins)
     base = "/admin/v3/{kind:sources|sinks}"

@@ -86,10 +86,12 @@ def test_a_pulsar_admin_style_script_parses_the_json(cluster1: Cluster, tmp_path
     assert res.returncode == 0 and res.stdout.strip().endswith("script passed"), (res.stdout, res.stderr)
 
 
-def test_builtins_and_connectors_are_empty_lists(cluster1: Cluster) -> None:
+def test_builtin_functions_are_empty_and_connectors_listed(cluster1: Cluster) -> None:
     url = cluster1.workers[0].url
     assert rest(url, "GET", "/admin/v3/functions/builtins") == []
-    assert rest(url, "GET", "/admin/v3/functions/connectors") == []
+    listed = rest(url, "GET", "/admin/v3/functions/connectors")
+    assert listed == rest(url, "GET", "/admin/v2/worker/connectors")
+    assert {c["name"] for c in listed} >= {"file", "jdbc-postgres"}
     assert rest(url, "POST", "/admin/v3/functions/builtins/reload") == b""
 
 
