@@ -12,7 +12,8 @@ stop: their inputs may come back in any grouping, and new inputs lie past them. 
 instead of being run again; without retries configured it is retried on every restart
 (the runtime restarts with backoff) and status names the crash.
 
-The worker that notices a child's death adds how it ended (:func:`record_exit`). A call
+The worker that notices a child's death adds how it ended (:func:`record_exit`), also when
+the child died before it was ready. A call
 that runs past ``timeoutMs`` in a process of its own ends the process the same way, with
 the input recorded first, so the timeout counts as a failed attempt of that input.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import orjson
@@ -221,8 +223,56 @@ class CrashLedger:
                 log.debug("crash ledger %s was already gone", self.path)
 
 
-def read_positions(client: Any, topic: str, low: Pos, high: Pos, stop: Any) -> list[Any]:
-    """The messages of ``topic`` from position ``low`` to ``high``, read with a reader."""
+#: How long a read-back may wait for the inputs of a crashed range before giving up on them.
+READ_BACK_TIMEOUT_S = 30.0
+#: How long one reader may stay silent before it is replaced by a fresh one.
+READER_SILENCE_S = 3.0
+
+
+def read_positions(
+    client: Any, topic: str, low: Pos, high: Pos, stop: Any, timeout_s: float = READ_BACK_TIMEOUT_S
+) -> list[Any]:
+    """The messages of ``topic`` from position ``low`` to ``high``, read with a reader.
+
+    ``high`` is the position of an input that was delivered, so it is on the topic: the
+    read goes on until it has passed it. A reader handed nothing for
+    :data:`READER_SILENCE_S` is replaced by a new one (pulsar-lite sometimes never
+    dispatches to a reader opened just after a killed process's connection went away),
+    and only ``timeout_s`` in all ends the read short, with a warning naming what was
+    not read back. An entry handed over twice (pulsar-lite) is kept once.
+    """
+    deadline = time.monotonic() + timeout_s
+    found: dict[Pos, Any] = {}
+    readers = 0
+    while not stop.is_set() and time.monotonic() < deadline:
+        readers += 1
+        if _read_range(
+            client, topic, low, high, found, stop, min(deadline, time.monotonic() + READER_SILENCE_S)
+        ):
+            if readers > 1:
+                log.warning("%s: read back inputs %s..%s with reader %d", topic, low, high, readers)
+            return [found[pos] for pos in sorted(found)]
+    if not stop.is_set():
+        log.warning(
+            "%s: gave up reading back inputs %s..%s after %.0f s and %d readers; read %d of them",
+            topic,
+            low,
+            high,
+            timeout_s,
+            readers,
+            len(found),
+        )
+    return [found[pos] for pos in sorted(found)]
+
+
+def _read_range(
+    client: Any, topic: str, low: Pos, high: Pos, found: dict[Pos, Any], stop: Any, quiet_until: float
+) -> bool:
+    """Add to ``found`` what one reader yields of ``low..high``; True once it has passed ``high``.
+
+    Returns False when nothing came before ``quiet_until`` (each message read moves it on
+    by :data:`READER_SILENCE_S`).
+    """
     import pulsar
 
     from engine.broker.adapter import raw_reader
@@ -230,20 +280,22 @@ def read_positions(client: Any, topic: str, low: Pos, high: Pos, stop: Any) -> l
     ledger, entry, _batch = low
     start = pulsar.MessageId(-1, ledger, entry - 1, -1) if entry > 0 else pulsar.MessageId.earliest
     reader = client.create_reader(topic, start, receiver_queue_size=1000)
-    found: list[Any] = []
     try:
         raw = raw_reader(reader)
         while not stop.is_set():
             try:
-                msg = raw.read_next(1000)
-            except pulsar.Timeout:  # the end of what is there
-                break
+                msg = raw.read_next(200)
+            except pulsar.Timeout:
+                if time.monotonic() < quiet_until:
+                    continue
+                return False
+            quiet_until = time.monotonic() + READER_SILENCE_S
             mid = msg.message_id()
             pos = (mid.ledger_id(), mid.entry_id(), mid.batch_index())
-            if pos > high:
-                break
-            if pos >= low:
-                found.append(msg)
+            if low <= pos <= high:
+                found.setdefault(pos, msg)
+            if pos >= high:
+                return True
     finally:
         reader.close()
-    return found
+    return False

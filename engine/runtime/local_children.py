@@ -184,7 +184,9 @@ class LocalChildren:
             try:
                 fresh.start()
             except InstanceStartError as exc:
+                # It died before it was ready (its ledger has how): that too is a restart.
                 slot.failure = str(exc)
+                slot.restarts += 1
                 slot.next_start = time.monotonic() + slot.backoff
                 slot.backoff = min(slot.backoff * 2, self.MAX_BACKOFF)
                 log.warning("%s:%s did not start: %s", self.spec.fqfn, slot.instance_id, exc)

@@ -40,7 +40,7 @@ from engine.proto import Function_pb2 as pb
 from engine.runtime.builder import build_instance, default_ledger, identity_of
 from engine.runtime.child import Launch
 from engine.runtime.forkserver import ForkServer, fork_server_enabled
-from engine.runtime.process import ProcessInstance
+from engine.runtime.process import InstanceStartError, ProcessInstance
 from engine.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -288,6 +288,8 @@ class RuntimeManager:
             inst = await asyncio.to_thread(self._build_and_start, slot.key, slot.metadata, slot.launches - 1)
         except Exception as exc:
             slot.failure = slot.last_failure = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, InstanceStartError) and slot.launches > 1:
+                slot.restarts += 1  # a child that died again before it was ready
             slot.next_start = time.monotonic() + slot.backoff
             slot.backoff = min(slot.backoff * 2, self.MAX_BACKOFF)
             log.warning("starting %s failed: %s", slot.key, slot.failure)

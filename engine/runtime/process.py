@@ -35,7 +35,7 @@ from google.protobuf import empty_pb2
 
 import engine
 from engine.config.validation import FunctionSpec
-from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT
+from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT, ledger_path, record_exit
 from engine.instance.status import snapshot_from, status_dict
 from engine.proto import InstanceCommunication_pb2 as ic
 from engine.proto import InstanceCommunication_pb2_grpc as ic_grpc
@@ -159,10 +159,22 @@ class ProcessInstance:
             )
         if event.get("event") != "ready":
             self._reap(5.0)
+            if not self._failure and self.failure_text:
+                # It died before it was ready (an input read back after the last death may
+                # end it at once): its ledger learns how, as for a death noticed later.
+                record_exit(self._ledger_path(), self.failure_text.removeprefix("instance process "))
             raise InstanceStartError(self.failure_text or "the instance process exited before it was ready")
         self.port = int(event["port"])
         self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self._stub = ic_grpc.InstanceControlStub(self._channel)
+
+    def _ledger_path(self) -> str:
+        """The crash ledger the child keeps (beside its log unless its options name one)."""
+        named = self.launch.options.get("crash_ledger")
+        if named:
+            return str(named)
+        spec = self.spec
+        return ledger_path(self.run_dir, spec.tenant, spec.namespace, spec.name, self.instance_id)
 
     def _forked(self, cmd: list[str], env: dict[str, str], log_fd: int) -> ForkedProcess | None:
         """The child forked by the fork server, or ``None`` to spawn it instead."""

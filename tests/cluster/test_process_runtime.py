@@ -7,15 +7,18 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pulsar
 import pytest
 
 from engine.broker import EmbeddedBroker
-from tests.cluster.conftest import Cluster, new_cluster, rest, wait_until
+from tests.cluster.conftest import Cluster, magnetar, new_cluster, rest, wait_until
 from tests.cluster.test_cluster import create, status
 from tests.integration.harness import consume, produce
+
+CRASHER = Path(__file__).resolve().parent / "crasher_example.py"
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +120,39 @@ def test_killed_instance_reports_at_once_and_restarts(pcluster: Cluster, client:
     produce(client, f"{name}-in", [f"a{i}" for i in range(n)])
     got = consume(client, f"{name}-out", n)
     assert {m.data().decode() for m in got} >= {f"a{i}!" for i in range(n)}
+
+
+def test_an_input_that_kills_every_child_is_dead_lettered_and_the_rest_come_out(
+    pcluster: Cluster, client: pulsar.Client
+) -> None:
+    # Every delivery of "boom" ends the child: each next child counts a failed attempt
+    # for it (also when it dies again before it was ready), and after
+    # maxMessageRetries=1 it is dead-lettered with the crash named; the inputs the dead
+    # children held come out too.
+    name = f"boom{uuid.uuid4().hex[:6]}"
+    inp, out, dlq = f"{name}-in", f"{name}-out", f"{name}-dlq"
+    res = magnetar(
+        "functions", "create", "--admin-url", pcluster.workers[0].url, "--name", name,
+        "--py", str(CRASHER), "--classname", "crasher_example.Crasher", "--inputs", inp, "--output", out,
+        "--subs-position", "Earliest", "--max-message-retries", "1", "--dead-letter-topic", dlq,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert wait_until(lambda: status(pcluster, name)["numRunning"] == 1, timeout=40), status(pcluster, name)
+    produce(client, inp, ["a", "boom", "b"])
+    dead: list[pulsar.Message] = []
+    outputs: set[bytes] = set()
+    deadline = time.monotonic() + 90
+    while not (dead and {b"a!", b"b!"} <= outputs) and time.monotonic() < deadline:
+        if not dead:
+            dead = consume(client, dlq, 1, timeout=0.5, sub="dlq")
+        outputs |= {m.data() for m in consume(client, out, 2, timeout=0.5, sub="out")}
+    st = instance(pcluster, name, 0)
+    assert [m.data() for m in dead] == [b"boom"], (outputs, st)
+    assert "exited with code 1 while processing this message" in dead[0].properties()["__pfn_error__"]
+    assert {b"a!", b"b!"} <= outputs, st
+    assert b"boom!" not in outputs
+    assert wait_until(lambda: instance(pcluster, name, 0)["running"], timeout=30)
+    assert 1 <= instance(pcluster, name, 0)["numRestarts"] <= 3
 
 
 def test_stop_and_delete_end_the_child_processes(pcluster: Cluster) -> None:

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import orjson
 import pulsar
+import pytest
 
 from engine.broker import EmbeddedBroker
 from tests.integration.harness import MOD, consume, produce, runner_for, wait_for
@@ -148,3 +149,36 @@ def test_localrun_process_runtime_runs_each_instance_in_its_own_child(
     assert [s["running"] for s in st] == [True, True]
     assert [s["numRestarts"] for s in st] == [0, 0]
     assert all(not child.is_alive() for child in runner.children.instances)  # stopped with the runner
+
+
+@pytest.mark.parametrize("twin", ["native", "pure"])
+def test_localrun_dead_letters_an_input_that_kills_every_child_and_the_rest_come_out(
+    broker: EmbeddedBroker, client: pulsar.Client, data_dir: str, topic_prefix: str, twin: str
+) -> None:
+    # Every delivery of "boom" ends the child (os._exit(1)): the child that follows each
+    # death counts a failed attempt for it, and after maxMessageRetries=1 it is
+    # dead-lettered with the crash named; the inputs around it (which the dead children
+    # held unacknowledged) come out too.
+    inp, out, dlq = f"{topic_prefix}-in", f"{topic_prefix}-out", f"{topic_prefix}-dlq"
+    cfg = {
+        "className": "Crasher",
+        "inputs": [inp],
+        "output": out,
+        "maxMessageRetries": 1,
+        "deadLetterTopic": dlq,
+    }
+    dead: list[pulsar.Message] = []
+    outputs: set[bytes] = set()
+    with runner_for(broker.url, twin, data_dir, cfg, runtime="process") as runner:
+        produce(client, inp, ["a", "boom", "b"])
+        deadline = time.monotonic() + 90
+        while not (dead and {b"a!", b"b!"} <= outputs) and time.monotonic() < deadline:
+            if not dead:
+                dead = consume(client, dlq, 1, timeout=0.5, sub="dlq")
+            outputs |= {m.data() for m in consume(client, out, 2, timeout=0.5, sub="out")}
+        st = runner.status()
+    assert [m.data() for m in dead] == [b"boom"], (outputs, st)
+    assert "exited with code 1 while processing this message" in dead[0].properties()["__pfn_error__"]
+    assert {b"a!", b"b!"} <= outputs, st
+    assert b"boom!" not in outputs
+    assert 1 <= st[0]["numRestarts"] <= 3, st
