@@ -10,6 +10,14 @@ engine records each output schema in one compacted-by-key topic of the broker,
 function's producer or consumer registers against it before creating the producer or
 subscribing. Only Magnetar's own producers and consumers take part.
 
+The registry is kept per client (:class:`_ClientRegistry`): one producer, made on first
+use, and the records read so far. Each look-up reads what was recorded since with a plain
+reader, from the last record read up to ``has_message_available() == False``, then closes
+it. No TableView is used: the client's TableView keeps reading the topic's tail on its I/O
+thread, and one closed right after it was opened made that thread read through a reader
+already gone (a segmentation fault of the whole process). The producer is closed with the
+client.
+
 Compatibility, as Apache's default strategy sees it for these types: the schema type must
 be the same; for AVRO and JSON, every field the reader has without a default must be in
 the writer's schema, with the same type.
@@ -18,6 +26,7 @@ the writer's schema, with the same type.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import orjson
@@ -78,44 +87,91 @@ def incompatibility(recorded: dict[str, Any], reader: dict[str, Any]) -> str | N
     return None
 
 
+#: How long one registry record may take to arrive once the broker said it is there.
+_READ_TIMEOUT_MS = 10_000
+
+
+def _position(msg_id: Any) -> tuple[int, int, int]:
+    return (msg_id.ledger_id(), msg_id.entry_id(), msg_id.batch_index())
+
+
+class _ClientRegistry:
+    """One client's view of :data:`REGISTRY_TOPIC`: its producer and the records read so far.
+
+    Holds no reference to the Python client (so a closed client is collected); the
+    C++ client closes the producer with itself. Every method is called under ``lock``.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._producer: Any = None
+        #: Topic -> its schema record (JSON), the latest read per key.
+        self._records: dict[str, bytes] = {}
+        #: The id of the last record read (``None``: nothing read yet).
+        self._last: Any = None
+        self._opened = False
+
+    def send(self, client: pulsar.Client, value: bytes, key: str) -> None:
+        """Write one record (blocking until the broker has it)."""
+        if self._producer is None:
+            self._producer = client.create_producer(REGISTRY_TOPIC, batching_enabled=False)
+        self._producer.send(value, partition_key=key)
+
+    def recorded(self, client: pulsar.Client, topic: str) -> bytes | None:
+        """``topic``'s record, after reading what the registry got since the last look-up."""
+        if not self._opened:
+            # pulsar-lite has no last message id for a topic that never had a message, and
+            # a reader's ``has_message_available`` asks for it: write a record of no topic's
+            # first, once per client.
+            self.send(client, b"{}", _OPENED_KEY)
+            self._opened = True
+        start = self._last if self._last is not None else pulsar.MessageId.earliest
+        reader = client.create_reader(REGISTRY_TOPIC, start)
+        try:
+            while reader.has_message_available():
+                msg = reader.read_next(_READ_TIMEOUT_MS)
+                at = msg.message_id()
+                if self._last is not None and _position(at) <= _position(self._last):
+                    continue  # pulsar-lite may hand a reader a whole entry again
+                self._last = at
+                self._records[msg.partition_key()] = msg.data()
+        finally:
+            reader.close()
+        return self._records.get(topic)
+
+
+#: The registry of each client (weak: a client's entry goes with the client).
+_REGISTRIES: weakref.WeakKeyDictionary[pulsar.Client, _ClientRegistry] = weakref.WeakKeyDictionary()
+_REGISTRIES_LOCK = threading.Lock()
+
+
+def _registry_of(client: pulsar.Client) -> _ClientRegistry:
+    with _REGISTRIES_LOCK:
+        registry = _REGISTRIES.get(client)
+        if registry is None:
+            registry = _REGISTRIES[client] = _ClientRegistry()
+        return registry
+
+
 class SchemaChecks:
     """Check (and record) the schemas of one client's producers and consumers where the broker does not.
 
     On a broker with a schema registry every method returns at once: the broker checks.
+    Every ``SchemaChecks`` of one client shares that client's registry producer and
+    records; there is nothing to close (they go with the client).
     """
 
     def __init__(self, client: pulsar.Client, capabilities: BrokerCapabilities) -> None:
         self._client = client
         self._capabilities = capabilities
-        self._lock = threading.Lock()
-        self._producer: Any = None
-        self._opened = False
 
     @property
     def active(self) -> bool:
         """Whether the engine checks schemas itself (the broker has no registry)."""
         return not self._capabilities.schema_registry
 
-    def _registry_producer(self) -> Any:
-        if self._producer is None:
-            self._producer = self._client.create_producer(REGISTRY_TOPIC, batching_enabled=False)
-        return self._producer
-
-    def _view(self) -> Any:
-        if not self._opened:
-            # pulsar-lite cannot open a view of a topic that never had a message (it fails
-            # the last-message-id look-up, and the client has crashed in a send that
-            # followed such a failure): write a record of no topic's first, once per client.
-            self._registry_producer().send(b"{}", partition_key=_OPENED_KEY)
-            self._opened = True
-        return self._client.create_table_view(REGISTRY_TOPIC)
-
-    def _recorded(self, topic: str) -> dict[str, Any] | None:
-        view = self._view()
-        try:
-            value = view.get(topic)
-        finally:
-            view.close()
+    def _recorded(self, registry: _ClientRegistry, topic: str) -> dict[str, Any] | None:
+        value = registry.recorded(self._client, topic)
         return orjson.loads(value) if value else None
 
     def _announce(self) -> None:
@@ -133,7 +189,9 @@ class SchemaChecks:
         if not self.active or schema is None:
             return None
         self._announce()
-        recorded = self._recorded(topic)
+        registry = _registry_of(self._client)
+        with registry.lock:
+            recorded = self._recorded(registry, topic)
         if recorded is None:
             return None
         why = incompatibility(recorded, _describe(schema))
@@ -149,8 +207,9 @@ class SchemaChecks:
             return
         self._announce()
         mine = _describe(schema)
-        with self._lock:
-            recorded = self._recorded(topic)
+        registry = _registry_of(self._client)
+        with registry.lock:
+            recorded = self._recorded(registry, topic)
             if recorded is not None:
                 why = incompatibility(recorded, mine)
                 if why:
@@ -158,10 +217,4 @@ class SchemaChecks:
                         f"cannot produce to {topic} with this {mine['type']} schema: {why}"
                     )
                 return
-            self._registry_producer().send(orjson.dumps(mine), partition_key=topic)
-
-    def close(self) -> None:
-        """Close the registry producer, if one was made."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            producer.close()
+            registry.send(self._client, orjson.dumps(mine), topic)

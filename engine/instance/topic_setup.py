@@ -58,24 +58,21 @@ def prepare_topics(
             )
             break
     checks = SchemaChecks(client, capabilities)
-    try:
-        for i in spec.inputs:
-            if not i.is_regex_pattern:
-                recorded = checks.check_consumer(i.topic, schemas[i.topic].registered)
-                if recorded is not None:  # decode with the writer's schema, as the broker would serve it
-                    schemas[i.topic] = with_writer_schema(hot, schemas[i.topic], recorded["schema"])
-        if spec.output:
-            options = producer_crypto_options(spec.producer.crypto_config, "producerConfig.cryptoConfig")
-            registered = output.registered if output is not None else None
-            if registered is not None:
-                checks.register_producer(spec.output, registered)
-                options["schema"] = registered
-            if options:
-                producers.configure_topic(spec.output, **options)
-        for topic, schema in extra_output_schemas(hot, spec).items():
-            if getattr(schema, "registrable", True) and topic != spec.output:
-                checks.register_producer(topic, schema)
-                producers.configure_topic(topic, schema=schema)
-    finally:
-        checks.close()
+    for i in spec.inputs:
+        if not i.is_regex_pattern:
+            recorded = checks.check_consumer(i.topic, schemas[i.topic].registered)
+            if recorded is not None:  # decode with the writer's schema, as the broker would serve it
+                schemas[i.topic] = with_writer_schema(hot, schemas[i.topic], recorded["schema"])
+    if spec.output:
+        options = producer_crypto_options(spec.producer.crypto_config, "producerConfig.cryptoConfig")
+        registered = output.registered if output is not None else None
+        if registered is not None:
+            checks.register_producer(spec.output, registered)
+            options["schema"] = registered
+        if options:
+            producers.configure_topic(spec.output, **options)
+    for topic, schema in extra_output_schemas(hot, spec).items():
+        if getattr(schema, "registrable", True) and topic != spec.output:
+            checks.register_producer(topic, schema)
+            producers.configure_topic(topic, schema=schema)
     return schemas, output

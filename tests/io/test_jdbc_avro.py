@@ -40,11 +40,7 @@ def _avro(items: list[tuple[int | None, str, float]]) -> list[bytes]:
 
 def _record_schema(client: pulsar.Client, name: str) -> None:
     """Record the topic's AVRO schema as a Magnetar producer does on a broker that keeps none."""
-    checks = SchemaChecks(client, BrokerCapabilities.pulsar_lite())
-    try:
-        checks.register_producer(name, SCHEMA)
-    finally:
-        checks.close()
+    SchemaChecks(client, BrokerCapabilities.pulsar_lite()).register_producer(name, SCHEMA)
 
 
 @dataclass
