@@ -98,8 +98,17 @@ class LocalChildren:
             self.forks = DirectForks(os.path.join(self.run_dir, "fork-server.log"))
         try:
             for slot in self._slots:
-                slot.child = self._new_child(slot)
-                slot.child.start()
+                child = self._new_child(slot)
+                try:
+                    child.start()
+                except InstanceStartError as exc:
+                    if not exc.died:
+                        raise
+                    # A crash, not a bad function: an input of the backlog may have
+                    # ended it at once. The watch restarts it (its ledger has how).
+                    self._died_starting(slot, str(exc))
+                    continue
+                slot.child = child
                 slot.started_at = time.monotonic()
         except BaseException:
             self.stop()
@@ -184,12 +193,7 @@ class LocalChildren:
             try:
                 fresh.start()
             except InstanceStartError as exc:
-                # It died before it was ready (its ledger has how): that too is a restart.
-                slot.failure = str(exc)
-                slot.restarts += 1
-                slot.next_start = time.monotonic() + slot.backoff
-                slot.backoff = min(slot.backoff * 2, self.MAX_BACKOFF)
-                log.warning("%s:%s did not start: %s", self.spec.fqfn, slot.instance_id, exc)
+                self._died_starting(slot, str(exc))
                 return
             with self._lock:
                 slot.child = fresh
@@ -197,6 +201,14 @@ class LocalChildren:
             slot.started_at = time.monotonic()
         elif child is not None and now - slot.started_at > 60:
             slot.backoff = 1.0  # healthy for a minute: forget past failures
+
+    def _died_starting(self, slot: _Slot, failure: str) -> None:
+        """A child ended before it was ready: that too is a restart, after the backoff."""
+        slot.failure = failure
+        slot.restarts += 1
+        slot.next_start = time.monotonic() + slot.backoff
+        slot.backoff = min(slot.backoff * 2, self.MAX_BACKOFF)
+        log.warning("%s:%s did not start: %s", self.spec.fqfn, slot.instance_id, failure)
 
     # -- status ----------------------------------------------------------------------------
     @property

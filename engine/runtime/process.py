@@ -52,7 +52,16 @@ log = logging.getLogger(__name__)
 
 
 class InstanceStartError(RuntimeError):
-    """The child process could not start the instance; the message says why."""
+    """The child process could not start the instance; the message says why.
+
+    ``died`` is True when the process ended (an exit code or a signal) without reporting
+    an error: a crash, which an input it was already running may have caused, so a
+    runtime restarts it as it would a death noticed later rather than give up.
+    """
+
+    def __init__(self, message: str, died: bool = False) -> None:
+        super().__init__(message)
+        self.died = died
 
 
 class _RemoteStats:
@@ -159,11 +168,15 @@ class ProcessInstance:
             )
         if event.get("event") != "ready":
             self._reap(5.0)
-            if not self._failure and self.failure_text:
-                # It died before it was ready (an input read back after the last death may
-                # end it at once): its ledger learns how, as for a death noticed later.
+            died = not self._failure and bool(self.failure_text)
+            if died:
+                # It died before it was ready (an input of its backlog, or one read back
+                # after the last death, may end it at once): its ledger learns how, as
+                # for a death noticed later.
                 record_exit(self._ledger_path(), self.failure_text.removeprefix("instance process "))
-            raise InstanceStartError(self.failure_text or "the instance process exited before it was ready")
+            raise InstanceStartError(
+                self.failure_text or "the instance process exited before it was ready", died=died
+            )
         self.port = int(event["port"])
         self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self._stub = ic_grpc.InstanceControlStub(self._channel)

@@ -151,14 +151,16 @@ def test_localrun_process_runtime_runs_each_instance_in_its_own_child(
     assert all(not child.is_alive() for child in runner.children.instances)  # stopped with the runner
 
 
+@pytest.mark.parametrize("backlog", [False, True], ids=["live", "backlog"])
 @pytest.mark.parametrize("twin", ["native", "pure"])
 def test_localrun_dead_letters_an_input_that_kills_every_child_and_the_rest_come_out(
-    broker: EmbeddedBroker, client: pulsar.Client, data_dir: str, topic_prefix: str, twin: str
+    broker: EmbeddedBroker, client: pulsar.Client, data_dir: str, topic_prefix: str, twin: str, backlog: bool
 ) -> None:
     # Every delivery of "boom" ends the child (os._exit(1)): the child that follows each
     # death counts a failed attempt for it, and after maxMessageRetries=1 it is
     # dead-lettered with the crash named; the inputs around it (which the dead children
-    # held unacknowledged) come out too.
+    # held unacknowledged) come out too. With the inputs already waiting, even the
+    # first child dies before it is ready: localrun restarts it rather than give up.
     inp, out, dlq = f"{topic_prefix}-in", f"{topic_prefix}-out", f"{topic_prefix}-dlq"
     cfg = {
         "className": "Crasher",
@@ -169,8 +171,11 @@ def test_localrun_dead_letters_an_input_that_kills_every_child_and_the_rest_come
     }
     dead: list[pulsar.Message] = []
     outputs: set[bytes] = set()
-    with runner_for(broker.url, twin, data_dir, cfg, runtime="process") as runner:
+    if backlog:
         produce(client, inp, ["a", "boom", "b"])
+    with runner_for(broker.url, twin, data_dir, cfg, runtime="process") as runner:
+        if not backlog:
+            produce(client, inp, ["a", "boom", "b"])
         deadline = time.monotonic() + 90
         while not (dead and {b"a!", b"b!"} <= outputs) and time.monotonic() < deadline:
             if not dead:
