@@ -118,6 +118,8 @@ class ProcessInstance:
         self._last_metrics = ic.MetricsData()
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._failure = ""
+        #: Whether ``_failure`` is the child's own report (an error it raised), not how it was ended.
+        self._reported_failure = False
         self._channel: grpc.Channel | None = None
         self._stub: ic_grpc.InstanceControlStub | None = None
         self._aio_channel: grpc.aio.Channel | None = None
@@ -168,11 +170,11 @@ class ProcessInstance:
             )
         if event.get("event") != "ready":
             self._reap(5.0)
-            died = not self._failure and bool(self.failure_text)
+            died = not self._reported_failure and bool(self.failure_text)
             if died:
-                # It died before it was ready (an input of its backlog, or one read back
-                # after the last death, may end it at once): its ledger learns how, as
-                # for a death noticed later.
+                # It died (or was killed, e.g. past its ram) before it was ready: an input of
+                # its backlog, or one read back after the last death, may end it at once. Its
+                # ledger learns how, as for a death noticed later.
                 record_exit(self._ledger_path(), self.failure_text.removeprefix("instance process "))
             raise InstanceStartError(
                 self.failure_text or "the instance process exited before it was ready", died=died
@@ -234,6 +236,7 @@ class ProcessInstance:
                 continue
             if event.get("event") in ("error", "failed"):
                 self._failure = str(event.get("error", ""))
+                self._reported_failure = True
             self._events.put(event)
         self._events.put({"event": "exit"})
 
