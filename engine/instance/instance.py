@@ -34,7 +34,7 @@ from engine.function.schemas import (
     TopicSchema,
 )
 from engine.hotpath import HotPath
-from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher, async_batch_size
+from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher, input_batch_size
 from engine.instance.context import InstanceContext
 from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT, CrashLedger, read_positions
 from engine.instance.inputs import InputConsumer
@@ -128,21 +128,13 @@ class FunctionInstance:
             f"{spec.fqfn}:{instance_id}",
             named=spec.processing_guarantees == "EFFECTIVELY_ONCE",
         )
-        batch_max = self.options.batch_max_messages
-        if (
-            function is not None  # a sink's instance has no function
-            and function.is_async
-            and function.process_batch is None
-            and spec.window is None
-        ):
-            batch_max = async_batch_size(batch_max, spec.max_pending_async_requests)
         self.inputs = InputConsumer(
             client,
             spec,
             instance_id,
             hot,
             self.capabilities,
-            batch_max_messages=batch_max,
+            batch_max_messages=input_batch_size(self.options.batch_max_messages, function, spec),
             batch_timeout_ms=self.options.batch_timeout_ms,
             nack_delay_ms=self.options.nack_delay_ms,
         )

@@ -14,8 +14,14 @@ input order, so ``retainOrdering`` (per partition) and ``retainKeyOrdering`` (pe
 hold for outputs in every mode.
 """
 
-from engine.instance.calls.async_calls import AsyncDispatcher, async_batch_size
+from engine.instance.calls.async_calls import AsyncDispatcher, async_batch_size, input_batch_size
 from engine.instance.calls.batch import BatchDispatcher
 from engine.instance.calls.threaded import ThreadedDispatcher
 
-__all__ = ["AsyncDispatcher", "BatchDispatcher", "ThreadedDispatcher", "async_batch_size"]
+__all__ = [
+    "AsyncDispatcher",
+    "BatchDispatcher",
+    "ThreadedDispatcher",
+    "async_batch_size",
+    "input_batch_size",
+]

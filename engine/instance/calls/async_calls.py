@@ -16,11 +16,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.instance.calls.common import CallResult, DispatchBase, call_context
 
-__all__ = ["CALLS_PER_SLOT", "MAX_ASYNC_BATCH", "AsyncDispatcher", "async_batch_size"]
+if TYPE_CHECKING:
+    from engine.config.validation import FunctionSpec
+    from engine.function.loader import LoadedFunction
+
+__all__ = ["CALLS_PER_SLOT", "MAX_ASYNC_BATCH", "AsyncDispatcher", "async_batch_size", "input_batch_size"]
 
 #: An async function's inputs are received in batches of at least this many calls per slot.
 CALLS_PER_SLOT = 4
@@ -38,6 +42,20 @@ def async_batch_size(batch_max_messages: int, max_pending: int) -> int:
     second). ``batch_max_messages`` stays the floor.
     """
     return max(batch_max_messages, min(CALLS_PER_SLOT * max_pending, MAX_ASYNC_BATCH))
+
+
+def input_batch_size(batch_max_messages: int, function: LoadedFunction | None, spec: FunctionSpec) -> int:
+    """How many inputs an instance receives per batch for ``function``'s call mode.
+
+    A plain ``async def process`` (no ``process_batch``, no window) takes
+    :func:`async_batch_size`; every other mode, and an instance that runs no function
+    (``None``: a sink's), takes ``batch_max_messages``.
+    """
+    if function is None or not function.is_async or function.process_batch is not None:
+        return batch_max_messages
+    if spec.window is not None:
+        return batch_max_messages
+    return async_batch_size(batch_max_messages, spec.max_pending_async_requests)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
