@@ -6,7 +6,8 @@ Command (the lead runs it at full scale, on a quiet machine)::
 
 Smoke run: ``.venv/bin/python bench/mesh.py --messages 2000 --repeat 1``.
 
-One embedded pulsar-lite broker and one worker process (thread runtime) serve every
+One embedded pulsar-lite broker and one worker process (its default process runtime: the
+members run in its child processes, whose CPU is counted with the worker's) serve every
 run. Each run creates, in a namespace of its own, the mesh ``data-generator source ->
 exclamation function -> exclamation function -> file sink`` (STRING records of 16
 bytes, as fast as the source makes them, ATLEAST_ONCE), either as four members
@@ -177,12 +178,16 @@ def _run_one(
     }
 
 
-def _start_worker(broker: EmbeddedBroker, work: str) -> tuple[subprocess.Popen[str], str]:
+def _start_worker(
+    broker: EmbeddedBroker, work: str, runtime: str | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """A worker on ``broker`` (``runtime``: its ``--runtime``, else its default); its process and URL."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "engine", "worker", "--broker-url", broker.url, "--broker-kind", "pulsar-lite",
         "--worker-id", "bench", "--port", str(port), "--data-dir", os.path.join(work, "worker"),
         "--functions-namespace", f"public/benchfn{uuid.uuid4().hex[:4]}",
+        *(["--runtime", runtime] if runtime else []),
     ]  # fmt: skip
     log = open(os.path.join(work, "worker.log"), "w")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)

@@ -205,7 +205,8 @@ def main() -> int:
     broker = EmbeddedBroker(os.path.join(work, "broker")).start()
     worker = None
     try:
-        worker, url = mesh._start_worker(broker, work)
+        # The thread runtime keeps every member's threads in the worker, where py-spy samples them.
+        worker, url = mesh._start_worker(broker, work, runtime="thread")
         runs = [
             _run(url, work, worker.pid, args.messages, mode == "fused", spy, args.rate, args.timeout)
             for mode in args.modes.split(",")
