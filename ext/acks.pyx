@@ -9,10 +9,23 @@
 # the GIL inside them as it needs.
 
 
+from engine.hotpath.native.direct cimport DirectConsumer, DirectMessage
+
+
 cpdef void ack_messages(object consumer, list messages, list indices=None) except *:
     """Acknowledge ``messages`` (or only those at ``indices``) on ``consumer``."""
-    cdef object ack = consumer.acknowledge
     cdef Py_ssize_t i
+    cdef DirectConsumer direct
+    if type(consumer) is DirectConsumer:
+        direct = <DirectConsumer>consumer
+        if indices is None:
+            for i in range(len(messages)):
+                direct.acknowledge(messages[i])
+        else:
+            for i in indices:
+                direct.acknowledge(messages[i])
+        return
+    cdef object ack = consumer.acknowledge
     if indices is None:
         for i in range(len(messages)):
             ack(messages[i])
@@ -35,6 +48,8 @@ cpdef void nack_messages(object consumer, list messages, list indices=None) exce
 
 cpdef tuple position_of(object msg):
     """``(ledger, entry, batch index)`` of a message: its order within a partition."""
+    if type(msg) is DirectMessage:
+        return (<DirectMessage>msg).position()
     mid = msg.message_id()
     return (mid.ledger_id(), mid.entry_id(), mid.batch_index())
 

@@ -6,8 +6,13 @@
 # copies the payload into its own buffer in ``content()``; after ``send_async`` the
 # client owns the built message. No callback is registered per message. The producer's
 # bound ``send_async`` is kept beside the producer and replaced with it, so assigning
-# ``producer`` later sends to the new one (as the pure twin does). Runs on the instance
-# thread under the GIL.
+# ``producer`` later sends to the new one (as the pure twin does). A producer that is
+# a DirectProducer view (engine.hotpath.native.direct) is sent to through the client's
+# C API instead: same key, properties and sequence id, no MessageBuilder object. Runs
+# on the instance thread under the GIL.
+
+from engine.hotpath.native.direct cimport DirectProducer
+from engine.hotpath.native.direct import input_message_id_property
 
 import base64
 
@@ -43,6 +48,7 @@ def _output_target(OutputSender sender):
 def _set_output_target(OutputSender sender, target):
     sender._send_async = target.send_async
     sender._out = target
+    sender._direct = target if type(target) is DirectProducer else None
 
 
 cdef class OutputSender:
@@ -50,6 +56,7 @@ cdef class OutputSender:
 
     cdef object _out
     cdef object _send_async
+    cdef DirectProducer _direct
     cdef public object builder
     cdef public bint input_properties
     cdef public bint forward_properties
@@ -79,6 +86,17 @@ cdef class OutputSender:
         """Queue ``payload`` as the output of input message ``source``."""
         if type(payload) is not bytes:
             payload = _payload_bytes(payload)
+        if self._direct is not None:
+            self._direct.send(
+                payload,
+                source,
+                self.forward_key,
+                self.forward_properties,
+                self._input_properties_of(source) if self.input_properties else None,
+                sequence_id_of(source) if self.sequence_ids else None,
+            )
+            self.count += 1
+            return
         mb = self.builder()
         mb.content(payload)
         if self.forward_key:
@@ -98,3 +116,9 @@ cdef class OutputSender:
             mb.sequence_id(sequence_id_of(source))
         self._send_async(mb.build(), None)
         self.count += 1
+
+    cdef dict _input_properties_of(self, object source):
+        return {
+            INPUT_TOPIC_PROPERTY: source.topic_name(),
+            INPUT_MSG_ID_PROPERTY: input_message_id_property(source),
+        }

@@ -396,3 +396,26 @@ class BatchingModule(Protocol):
 
     @property
     def OutputSender(self) -> type[OutputSender]: ...
+
+
+# -- direct -----------------------------------------------------------------------------
+
+
+class DirectModule(Protocol):
+    """``engine.hotpath.direct`` and its compiled twin: views of the client's consumer and producer."""
+
+    def attach(
+        self,
+        library: str,
+        message_id_from_bytes: Callable[[bytes], Any],
+        errors: dict[int, type],
+        default_error: type,
+    ) -> str | None: ...
+
+    def attached(self) -> bool: ...
+
+    def consumer_view(self, raw: Any, capsule: Any) -> Any: ...
+
+    def producer_view(self, raw: Any, capsule: Any) -> Any: ...
+
+    def input_message_id_property(self, source: Any) -> str: ...

@@ -24,6 +24,7 @@ from engine.hotpath.protocols import (
     AcksModule,
     BatchingModule,
     CountersModule,
+    DirectModule,
     DispatchModule,
     SerdeModule,
     StatsModule,
@@ -49,6 +50,7 @@ PUBLIC: dict[str, tuple[str, ...]] = {
     "acks": ("ack_messages", "nack_messages", "PendingAcks", "DuplicateFilter", "position_of"),
     "dispatch": ("FAIL_USER", "FAIL_SYSTEM", "BatchOutcome", "Dispatcher", "format_error"),
     "batching": ("OutputSender", "INPUT_TOPIC_PROPERTY", "INPUT_MSG_ID_PROPERTY", "sequence_id_of"),
+    "direct": ("attach", "attached", "consumer_view", "producer_view", "input_message_id_property"),
 }
 
 _BUILD_HELP = (
@@ -79,16 +81,18 @@ class HotPath:
     acks: AcksModule
     dispatch: DispatchModule
     batching: BatchingModule
+    direct: DirectModule
 
 
 if TYPE_CHECKING:
     # mypy proves here that each module of both twins (the pure modules, and the
     # compiled ones through their .pyi stubs) conforms to its protocol, constructors
     # included. Nothing of this runs.
-    from engine.hotpath import acks, batching, counters, dispatch, protocols, serde, stats
+    from engine.hotpath import acks, batching, counters, direct, dispatch, protocols, serde, stats
     from engine.hotpath.native import acks as _nacks
     from engine.hotpath.native import batching as _nbatching
     from engine.hotpath.native import counters as _ncounters
+    from engine.hotpath.native import direct as _ndirect
     from engine.hotpath.native import dispatch as _ndispatch
     from engine.hotpath.native import serde as _nserde
     from engine.hotpath.native import stats as _nstats
@@ -105,6 +109,8 @@ if TYPE_CHECKING:
     _n_dispatch: DispatchModule = _ndispatch
     _p_batching: BatchingModule = batching
     _n_batching: BatchingModule = _nbatching
+    _p_direct: DirectModule = direct
+    _n_direct: DirectModule = _ndirect
 
     _p_codec: protocols.CodecType = serde.Codec
     _n_codec: protocols.CodecType = _nserde.Codec

@@ -25,6 +25,7 @@ import pulsar
 
 from engine.broker.adapter import last_message_id, raw_consumer
 from engine.broker.capabilities import BrokerCapabilities
+from engine.broker.direct import consumer_view
 from engine.broker.skip_to_latest import now_ms, skip_to_latest
 from engine.config.patterns import combined_pattern
 from engine.config.topics import normalize_topic
@@ -150,7 +151,10 @@ class InputConsumer:
         self._skipped_to_latest = False
         self.spec = spec
         self.instance_id = instance_id
+        self._hot = hot
         self._acks = hot.acks
+        #: Read through the compiled hot path's direct view (set before :meth:`open`).
+        self.direct = False
         self._batch_max = batch_max_messages
         self._batch_timeout_ms = batch_timeout_ms
         self.nack_delay_ms = spec.timeout_ms or nack_delay_ms
@@ -183,7 +187,8 @@ class InputConsumer:
         """
         started = now_ms()
         self._subscription = self._subscribe()
-        self.raw = raw_consumer(self._subscription)
+        raw = raw_consumer(self._subscription)
+        self.raw = consumer_view(self._hot, raw) if self.direct else raw
         self.one_topic = self._has_one_topic()
         if self.spec.skip_to_latest and not self._skipped_to_latest:
             self._skipped_to_latest = True

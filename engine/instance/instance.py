@@ -28,6 +28,7 @@ import pulsar
 
 from engine.broker.adapter import MessageBuilder
 from engine.broker.capabilities import BrokerCapabilities
+from engine.broker.direct import producer_view
 from engine.config.validation import FunctionSpec
 from engine.function.loader import LoadedFunction
 from engine.function.schemas import (
@@ -37,6 +38,7 @@ from engine.hotpath import HotPath
 from engine.instance.calls import AsyncDispatcher, BatchDispatcher, ThreadedDispatcher, input_batch_size
 from engine.instance.context import InstanceContext
 from engine.instance.crashes import EXIT_CALL_TIMED_OUT, TIMED_OUT_EXIT, CrashLedger, read_positions
+from engine.instance.direct_views import use_consumer_view, views_enabled
 from engine.instance.inputs import InputConsumer
 from engine.instance.lag import InputLag
 from engine.instance.log_topic import function_logger
@@ -228,6 +230,8 @@ class FunctionInstance:
         self._input_schemas, self._output_schema = prepare_topics(
             spec, hot, self.client, self.capabilities, self.inputs, self.producers
         )
+        who = f"{spec.fqfn}:{self.instance_id}"
+        self.inputs.direct = use_consumer_view(hot, spec, self.function, self.inputs, who)
         self.inputs.open()
         log_producer = self.producers.get(spec.log_topic) if spec.log_topic else None
         context = InstanceContext(
@@ -305,8 +309,9 @@ class FunctionInstance:
         output_codec = sender = None
         if spec.output and self._output_schema is not None:
             output_codec = self._output_schema.codec
+            raw_output = self.producers.raw(spec.output)
             sender = hot.batching.OutputSender(
-                self.producers.raw(spec.output),
+                producer_view(hot, raw_output) if views_enabled(hot) else raw_output,
                 MessageBuilder,
                 input_properties=self.options.input_message_properties,
                 forward_properties=spec.forward_source_message_property,
