@@ -18,6 +18,8 @@ import pulsar
 
 __all__ = [
     "MessageBuilder",
+    "SchemaInfo",
+    "SchemaType",
     "consumer_configuration",
     "flush_async",
     "last_message_id",
@@ -29,6 +31,9 @@ __all__ = [
 
 #: The client's message builder (one per output message).
 MessageBuilder = _pulsar.MessageBuilder
+#: The client's schema type enum and schema description (for custom schema classes).
+SchemaType = _pulsar.SchemaType
+SchemaInfo = _pulsar.SchemaInfo
 
 
 def raw_consumer(consumer: pulsar.Consumer) -> Any:

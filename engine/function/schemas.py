@@ -32,9 +32,9 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import _pulsar
 from pulsar.schema import AvroSchema, BytesSchema, JsonSchema, Record, Schema, StringSchema
 
+from engine.broker.adapter import SchemaInfo, SchemaType
 from engine.function.errors import FunctionLoadError
 from engine.function.loader import import_object
 from engine.function.serdes import codec_for
@@ -123,12 +123,12 @@ class PrimitiveSchema(Schema):
         self._struct = struct.Struct(fmt)
         self._type = typ
         self._name = name
-        pulsar_type = getattr(_pulsar.SchemaType, name, None)
+        pulsar_type = getattr(SchemaType, name, None)
         #: Whether the client can register this type with the broker.
         self.registrable = pulsar_type is not None
         self._record_cls = typ
         # A primitive schema has empty schema data, as Pulsar's own primitive schemas.
-        self._schema_info = _pulsar.SchemaInfo(pulsar_type or _pulsar.SchemaType.BYTES, name, "")
+        self._schema_info = SchemaInfo(pulsar_type or SchemaType.BYTES, name, "")
 
     def encode(self, obj: Any) -> bytes:
         typ = self._type
@@ -173,7 +173,7 @@ class KeyValueSchema(Schema):
         # nothing is registered.
         self.registrable = False
         self._record_cls = KeyValue
-        self._schema_info = _pulsar.SchemaInfo(_pulsar.SchemaType.BYTES, "KeyValue", "")
+        self._schema_info = SchemaInfo(SchemaType.BYTES, "KeyValue", "")
 
     def encode(self, obj: Any) -> bytes:
         try:
@@ -298,7 +298,7 @@ def topic_schema(
 class _AvroWriterSerDe:
     """Decode Avro written with another (compatible) schema: Avro resolves writer fields to the reader's."""
 
-    __slots__ = ("_reader", "_record", "_schema", "_writer")
+    __slots__ = ("_read_schema", "_record", "_schema", "_writer")
 
     def __init__(self, schema: Schema, record: type, writer: dict[str, Any]) -> None:
         import fastavro
@@ -306,7 +306,7 @@ class _AvroWriterSerDe:
         reader = record.schema()  # type: ignore[attr-defined]
         self._schema = schema
         self._record = record
-        self._reader = fastavro.parse_schema(reader)
+        self._read_schema = fastavro.parse_schema(reader)
         self._writer = fastavro.parse_schema({**writer, "name": reader["name"]})
 
     def serialize(self, value: Any) -> bytes:
@@ -317,7 +317,7 @@ class _AvroWriterSerDe:
 
         import fastavro
 
-        fields: Any = fastavro.schemaless_reader(io.BytesIO(data), self._writer, self._reader)
+        fields: Any = fastavro.schemaless_reader(io.BytesIO(data), self._writer, self._read_schema)
         return self._record(**fields)
 
 
@@ -326,7 +326,7 @@ def with_writer_schema(hot: HotPath, resolved: TopicSchema, writer_definition: s
     import json
 
     schema, record = resolved.schema, resolved.record
-    if schema is None or record is None or schema.schema_info().schema_type() != _pulsar.SchemaType.AVRO:
+    if schema is None or record is None or schema.schema_info().schema_type() != SchemaType.AVRO:
         return resolved
     writer = json.loads(writer_definition)
     if writer == record.schema():  # type: ignore[attr-defined]
