@@ -209,7 +209,14 @@ def main() -> None:
     parser.add_argument("--modes", default="tuned,native")
     parser.add_argument("--no-spy", action="store_true", help="per-thread CPU only")
     parser.add_argument("--keep", metavar="DIR", help="keep each contender's py-spy samples in DIR")
+    parser.add_argument(
+        "--runtime",
+        default="thread",
+        help="localrun's --runtime for Magnetar (default thread: py-spy samples the instance "
+        "thread in the process it starts; with process the instance runs in a child it never sees)",
+    )
     args = parser.parse_args()
+    e2e.LOCALRUN_RUNTIME = args.runtime
     beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
     spy = None if args.no_spy else shutil.which("py-spy") or beside
     if spy and not os.path.exists(spy):
