@@ -379,3 +379,24 @@ def test_at_least_once_does_not_ack_an_input_in_flight_through_its_copy_in_the_b
     pool.complete_all(False)  # the output was not persisted: the input is retried, not acked
     settlement.poll()
     assert inputs.raw.acked == [] and inputs.raw.nacked == msgs[:1]
+
+
+def test_at_least_once_does_not_ack_an_input_in_flight_through_its_copy_in_a_later_batch(
+    hot: HotPath,
+) -> None:
+    """A copy of an input from an earlier batch whose output is not yet persisted is not acked."""
+    spec = spec_of(retainOrdering=True)
+    parts, inputs, pool, _ = make_parts(
+        hot, spec, lambda v, c: v, capabilities=BrokerCapabilities.pulsar_lite()
+    )
+    settlement = AtLeastOnce(parts)
+    first = FakeMessage(b"a", ledger=1, entry=0)
+    settlement.settle([first])  # its output is in flight
+    copy = _twice(first)[1]
+    settlement.settle([copy, FakeMessage(b"b", ledger=1, entry=1)])
+    assert settlement.duplicates_dropped == 1
+    assert inputs.raw.acked == []  # neither the input nor its copy before the flushes report
+    pool.complete_all(False)  # the first output failed: the input is retried, never acked
+    settlement.poll()
+    assert first in inputs.raw.nacked and copy not in inputs.raw.acked
+    assert inputs.raw.acked == []

@@ -80,11 +80,13 @@ class AtLeastOnce(Settlement):
         fresh, dups = self._dedupe.admit(msgs)
         if dups:
             self.duplicates_dropped += len(dups)
-            if fresh:
-                # A copy of an input admitted in this very batch is settled with it:
-                # acking the copy now would ack that input before it is processed.
+            unsettled = fresh + self.flushes.in_flight() if self.flushes.busy else fresh
+            if unsettled:
+                # A copy of an input admitted in this batch, or of one whose outputs are
+                # still in flight, is settled with that input: acking the copy now would
+                # ack the input before what it produced is persisted.
                 position_of = self.parts.hot.acks.position_of
-                held = {(m.topic_name(), position_of(m)) for m in fresh}
+                held = {(m.topic_name(), position_of(m)) for m in unsettled}
                 dups = [m for m in dups if (m.topic_name(), position_of(m)) not in held]
             if dups:
                 self.inputs.ack(dups)

@@ -43,6 +43,13 @@ class FlushTracker:
         """True while some parked batch waits for its flushes."""
         return bool(self._waiting)
 
+    def in_flight(self) -> list[Any]:
+        """The parked inputs still waiting for their flushes (in no particular order)."""
+        held: list[Any] = []
+        for token in self._waiting:
+            held.extend(self._pending.peek(token))
+        return held
+
     def flush(self, consumer: Any, parked: list[Any] | None) -> None:
         """Flush the producers used since the last flush; settle ``parked`` once all report."""
         count = self._pool.touched_count()
