@@ -17,7 +17,10 @@ subscription and publishes ``input + "!"`` to a fresh output topic:
 * ``raw``: the same relay on the public client API (``send_async(bytes, None)``);
 * ``native`` / ``pure``: ``magnetar functions localrun`` with ``--hotpath native`` or
   ``pure``, running ``engine.examples.exclamation.ExclamationFunction`` (default
-  IdentitySerDe, ATLEAST_ONCE).
+  IdentitySerDe, ATLEAST_ONCE); the compiled twin reads, acks and sends through the
+  client's C API (its direct views);
+* ``native-binding`` (``--binding``): ``native`` with ``MAGNETAR_DIRECT_VIEWS=0``, i.e.
+  through the client's Python binding as before the direct views.
 
 Each contender is its own process, timed as a user runs it: from just before the
 process is started until an outside consumer (subscribed to the output topic before
@@ -53,7 +56,7 @@ import pulsar
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PAYLOAD_LETTERS = b"abcdefghijklmnopqrstuvwxyz"
-CONTENDERS = ("tuned", "raw", "native", "pure")
+CONTENDERS = ("tuned", "raw", "native", "pure", "native-binding")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -224,9 +227,17 @@ def contender_command(mode: str, url: str, inp: str, out: str, sub: str, data_di
         "--classname", "engine.examples.exclamation.ExclamationFunction",
         "--name", f"bench-{mode}", "--inputs", inp, "--output", out,
         "--subs-name", sub, "--subs-position", "Earliest",
-        "--hotpath", mode, "--data-dir", data_dir,
+        "--hotpath", mode.split("-")[0], "--data-dir", data_dir,
         *(["--runtime", LOCALRUN_RUNTIME] if LOCALRUN_RUNTIME else []),
     ]  # fmt: skip
+
+
+def contender_env(mode: str) -> dict[str, str]:
+    """The environment contender ``mode`` runs with (``native-binding``: direct views off)."""
+    env = dict(os.environ)
+    if mode == "native-binding":
+        env["MAGNETAR_DIRECT_VIEWS"] = "0"
+    return env
 
 
 class Observer:
@@ -318,7 +329,9 @@ def throughput_run(mode: str, n: int, work_dir: str, max_seconds: float) -> dict
         )
         with open(os.path.join(run_dir, "contender.log"), "wb") as log:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=contender_env(mode)
+            )
         try:
             deadline = t0 + max_seconds
             finished = False
@@ -377,7 +390,9 @@ def latency_run(mode: str, rate: int, seconds: float, work_dir: str) -> dict[str
             mode, broker.url, inp, out, f"bench-{mode}", os.path.join(run_dir, "magnetar")
         )
         with open(os.path.join(run_dir, "contender.log"), "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=contender_env(mode)
+            )
 
         def read() -> None:
             while not done.is_set():
@@ -446,8 +461,21 @@ def _table(results: dict[str, Any], modes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def compile_engine() -> None:
+    """Write the engine's bytecode, as installing a wheel does (an editable install has none).
+
+    Without it, a machine with ``PYTHONDONTWRITEBYTECODE=1`` compiles every engine module
+    at each start of a Magnetar contender (about 60 ms), which a user's install never does.
+    """
+    import compileall
+
+    compileall.compile_dir(os.path.join(ROOT, "engine"), quiet=1)
+
+
 def main_run(args: argparse.Namespace) -> None:
     modes = ["tuned", "raw", "native"] + (["pure"] if args.pure else [])
+    modes += ["native-binding"] if args.binding else []
+    compile_engine()
     work_dir = tempfile.mkdtemp(prefix="magnetar-bench-")
     command = " ".join(["python", "bench/e2e.py", *sys.argv[1:]])
     results: dict[str, Any] = {
@@ -504,6 +532,11 @@ def main() -> None:
     run.add_argument("--messages", type=int, default=1_000_000, help="pre-filled input messages per run")
     run.add_argument("--repeat", "--rounds", type=int, default=3, help="runs of every contender")
     run.add_argument("--pure", action="store_true", help="also time the pure-Python hot path")
+    run.add_argument(
+        "--binding",
+        action="store_true",
+        help="also time the compiled hot path with its direct client views off (MAGNETAR_DIRECT_VIEWS=0)",
+    )
     run.add_argument("--max-seconds", type=float, default=900.0, help="give up on a run after this long")
     run.add_argument(
         "--latency-seconds", "--seconds", type=float, default=0.0, help="latency phase length (0: skip)"
