@@ -51,6 +51,7 @@ ctypedef void (*set_content_f)(void *msg, const void *data, size_t size) noexcep
 ctypedef void (*set_str_f)(void *msg, const char *value) noexcept nogil
 ctypedef void (*set_property_f)(void *msg, const char *name, const char *value) noexcept nogil
 ctypedef void (*set_i64_f)(void *msg, int64_t value) noexcept nogil
+ctypedef void (*set_u64_f)(void *msg, uint64_t value) noexcept nogil
 ctypedef void (*send_callback_f)(int result, void *message_id, void *ctx) noexcept nogil
 ctypedef void (*send_async_f)(void *producer, void *msg, send_callback_f callback, void *ctx) noexcept nogil
 ctypedef void (*result_callback_f)(int result, void *ctx) noexcept nogil
@@ -88,6 +89,7 @@ cdef set_content_f c_set_content = NULL
 cdef set_str_f c_set_key = NULL
 cdef set_property_f c_set_property = NULL
 cdef set_i64_f c_set_sequence_id = NULL
+cdef set_u64_f c_set_event_time = NULL
 cdef send_async_f c_send_async = NULL
 cdef ack_async_f c_ack_async = NULL
 cdef nack_f c_nack = NULL
@@ -133,6 +135,7 @@ _SYMBOLS = (
     ("consumer", "acknowledge_async"),
     ("consumer", "negative_acknowledge"),
     ("message_id", "str"),
+    ("message", "set_event_timestamp"),
 )
 
 INPUT_TOPIC_PROPERTY = "__pfn_input_topic__"
@@ -160,7 +163,7 @@ def attach(str library, message_id_from_bytes, dict errors, default_error):
     global c_get_event_time, c_get_redelivery_count, c_get_message_id, c_get_properties
     global c_id_serialize, c_id_str, c_id_free, c_map_size, c_map_key, c_map_value, c_map_free
     global c_message_create, c_set_content, c_set_key, c_set_property, c_set_sequence_id
-    global c_send_async, c_ack_async, c_nack
+    global c_send_async, c_ack_async, c_nack, c_set_event_time
     if _attached:
         return None
     cdef void *lib = dlopen(library.encode(), RTLD_LAZY | RTLD_NOLOAD)
@@ -204,6 +207,7 @@ def attach(str library, message_id_from_bytes, dict errors, default_error):
     c_ack_async = <ack_async_f><void *><size_t>found[31]
     c_nack = <nack_f><void *><size_t>found[32]
     c_id_str = <id_str_f><void *><size_t>found[33]
+    c_set_event_time = <set_u64_f><void *><size_t>found[34]
     _message_id_from_bytes = message_id_from_bytes
     _errors = dict(errors)
     _default_error = default_error
@@ -485,6 +489,25 @@ cdef class DirectProducer:
             c_send_async(self.handle, msg, _sent, NULL)
         c_message_free(msg)
 
+    cdef void send_record(self, bytes payload, object key, dict properties, unsigned long long event_time) except *:
+        cdef void *msg = c_message_create()
+        cdef const char *data = payload
+        cdef bytes name, value
+        c_set_content(msg, data, len(payload))
+        if properties:
+            for k, v in properties.items():
+                name = (<str>k).encode("utf-8")
+                value = (<str>v).encode("utf-8")
+                c_set_property(msg, name, value)
+        if key is not None:
+            name = (<str>key).encode("utf-8")
+            c_set_key(msg, name)
+        if event_time:
+            c_set_event_time(msg, event_time)
+        with nogil:
+            c_send_async(self.handle, msg, _sent, NULL)
+        c_message_free(msg)
+
     def send_output(self, payload, source, *, bint forward_key=True, bint forward_properties=False,
                     extra_properties=None, sequence_id=None):
         """Send ``payload`` as the output of input ``source`` (key, properties from it)."""
@@ -503,6 +526,27 @@ def producer_view(raw, capsule):
     if capsule is None or not _attached:
         return raw
     return DirectProducer(raw, capsule)
+
+
+def send_record(producer, builder, bytes payload, key, dict properties, event_time):
+    """Queue a source's record on ``producer`` (no callback: a flush reports it persisted).
+
+    Through the C API when ``producer`` is a :class:`DirectProducer`, else with one
+    ``builder()`` message on the binding's producer.
+    """
+    if type(producer) is DirectProducer:
+        (<DirectProducer>producer).send_record(payload, key, properties, event_time or 0)
+        return
+    mb = builder()
+    mb.content(payload)
+    if properties:
+        for name, value in properties.items():
+            mb.property(name, value)
+    if key is not None:
+        mb.partition_key(key)
+    if event_time:
+        mb.event_timestamp(event_time)
+    producer.send_async(mb.build(), None)
 
 
 def input_message_id_property(source):

@@ -35,3 +35,4 @@ cdef class DirectProducer:
     cdef object _capsule
     cdef void send(self, bytes payload, object source, bint forward_key, bint forward_properties,
                    object extra_properties, object sequence_id) except *
+    cdef void send_record(self, bytes payload, object key, dict properties, unsigned long long event_time) except *

@@ -12,7 +12,14 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["attach", "attached", "consumer_view", "input_message_id_property", "producer_view"]
+__all__ = [
+    "attach",
+    "attached",
+    "consumer_view",
+    "input_message_id_property",
+    "producer_view",
+    "send_record",
+]
 
 
 def attach(
@@ -35,6 +42,27 @@ def consumer_view(raw: Any, capsule: Any) -> Any:
 def producer_view(raw: Any, capsule: Any) -> Any:
     """The binding's producer itself."""
     return raw
+
+
+def send_record(
+    producer: Any,
+    builder: Any,
+    payload: bytes,
+    key: str | None,
+    properties: dict[str, str] | None,
+    event_time: int,
+) -> None:
+    """Queue a source's record on ``producer`` with one ``builder()`` message (no callback)."""
+    mb = builder()
+    mb.content(payload)
+    if properties:
+        for name, value in properties.items():
+            mb.property(name, value)
+    if key is not None:
+        mb.partition_key(key)
+    if event_time:
+        mb.event_timestamp(event_time)
+    producer.send_async(mb.build(), None)
 
 
 def input_message_id_property(source: Any) -> str:

@@ -419,3 +419,13 @@ class DirectModule(Protocol):
     def producer_view(self, raw: Any, capsule: Any) -> Any: ...
 
     def input_message_id_property(self, source: Any) -> str: ...
+
+    def send_record(
+        self,
+        producer: Any,
+        builder: Any,
+        payload: bytes,
+        key: str | None,
+        properties: dict[str, str] | None,
+        event_time: int,
+    ) -> None: ...

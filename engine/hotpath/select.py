@@ -50,7 +50,14 @@ PUBLIC: dict[str, tuple[str, ...]] = {
     "acks": ("ack_messages", "nack_messages", "PendingAcks", "DuplicateFilter", "position_of"),
     "dispatch": ("FAIL_USER", "FAIL_SYSTEM", "BatchOutcome", "Dispatcher", "format_error"),
     "batching": ("OutputSender", "INPUT_TOPIC_PROPERTY", "INPUT_MSG_ID_PROPERTY", "sequence_id_of"),
-    "direct": ("attach", "attached", "consumer_view", "producer_view", "input_message_id_property"),
+    "direct": (
+        "attach",
+        "attached",
+        "consumer_view",
+        "producer_view",
+        "input_message_id_property",
+        "send_record",
+    ),
 }
 
 _BUILD_HELP = (

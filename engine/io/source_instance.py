@@ -33,8 +33,10 @@ import orjson
 import pulsar
 
 from engine.broker.adapter import MessageBuilder
+from engine.broker.direct import producer_view
 from engine.function.serdes import codec_for
 from engine.hotpath import HotPath
+from engine.instance.direct_views import views_enabled
 from engine.instance.instance import InstanceState
 from engine.instance.options import InstanceOptions
 from engine.instance.producers import ProducerPool
@@ -255,6 +257,7 @@ class SourceInstance:
         plain_text = self.codec is None  # a str value is sent as its UTF-8 bytes
         destination = self.spec.destination_topic
         builder = MessageBuilder
+        send_record = self.hot.direct.send_record
         raw_of: dict[str, Any] = {}  # topic -> its low-level producer, touched for this batch's flush
         batch: list[Record] = []
         for record in records:
@@ -273,15 +276,9 @@ class SourceInstance:
                     continue
                 raw = raw_of.get(topic)
                 if raw is None:
-                    raw = raw_of[topic] = producers.raw(topic)
+                    raw = raw_of[topic] = self._producer_of(topic)
                     producers.touch(topic)
-                if record.properties or record.key is not None or record.event_time:
-                    message = self._message(data, record)
-                else:  # a record with a payload alone: three client calls
-                    mb = builder()
-                    mb.content(data)
-                    message = mb.build()
-                raw.send_async(message, None)
+                send_record(raw, builder, data, record.key, record.properties, record.event_time)
             except pulsar.PulsarException as exc:
                 self.stats.add_system_exception(f"publishing failed: {exc}")
                 done.append((record, f"publishing failed: {exc}", False))
@@ -292,18 +289,10 @@ class SourceInstance:
         self._pending += len(batch)
         self._flushes.flush(batch)
 
-    @staticmethod
-    def _message(data: bytes, record: Record) -> Any:
-        mb = MessageBuilder()
-        mb.content(data)
-        if record.properties:
-            for name, value in record.properties.items():
-                mb.property(name, value)
-        if record.key is not None:
-            mb.partition_key(record.key)
-        if record.event_time:
-            mb.event_timestamp(record.event_time)
-        return mb.build()
+    def _producer_of(self, topic: str) -> Any:
+        """The low-level producer of ``topic``, seen through the compiled twin's direct view."""
+        raw = self.producers.raw(topic)
+        return producer_view(self.hot, raw) if views_enabled(self.hot) else raw
 
     def _send_alone(self, topic: str, data: bytes, record: Record, at_most_once: bool) -> None:
         """Send one large record with its own callback (an oversized one is rejected at once)."""

@@ -219,3 +219,28 @@ def test_the_views_can_be_switched_off(
         produce(client, inp, ["a", "b"])
         assert sorted(m.data() for m in consume(client, out, 2, sub="r")) == [b"a!", b"b!"]
         assert type(runner.instances[0].inputs.raw).__name__ != "DirectConsumer"
+
+
+def test_a_source_record_sent_through_a_view_carries_key_properties_and_event_time(
+    client: pulsar.Client, hot: HotPath, topic_prefix: str
+) -> None:
+    out = f"{topic_prefix}-out"
+    producer = client.create_producer(out, batching_enabled=True, batching_max_publish_delay_ms=1)
+    view = producer_view(hot, raw_producer(producer))
+    hot.direct.send_record(view, MessageBuilder, b"one", "k1", {"a": "é", "b": "2"}, 1234)
+    hot.direct.send_record(view, MessageBuilder, b"two", None, None, 0)
+    producer.flush()
+    first, second = consume(client, out, 2, sub="r")
+    assert (first.data(), first.partition_key(), first.properties(), first.event_timestamp()) == (
+        b"one",
+        "k1",
+        {"a": "é", "b": "2"},
+        1234,
+    )
+    assert (second.data(), second.partition_key(), second.properties(), second.event_timestamp()) == (
+        b"two",
+        "",
+        {},
+        0,
+    )
+    producer.close()

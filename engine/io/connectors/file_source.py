@@ -38,7 +38,7 @@ class _Reading:
         self.handle = handle
         self.committed = offset
         self.line = 0
-        #: End offsets of the lines in flight, in send order, with their acked flag.
+        #: One slot per batch in flight, in send order: [end offset, all acked, acks to come].
         self.in_flight: deque[list[Any]] = deque()
         self.eof = False
         self.generation = generation
@@ -151,28 +151,40 @@ class FileSource(Source):
         return self._lines(self.current)
 
     def _lines(self, reading: _Reading) -> list[Record]:
+        """The next lines of ``reading`` (up to a batch), all settled through one slot."""
         records: list[Record] = []
         handle = reading.handle
-        name = os.path.basename(reading.path)
+        path = reading.path
+        name = os.path.basename(path)
+        readline = handle.readline
+        # One slot for the whole batch: [end offset, all acked, acks still to come].
+        slot: list[Any] = [0, False, 0]
+        ack, fail = self._acker(reading, slot), self._failer(reading)
+        number = reading.line
         while len(records) < _BATCH:
-            line = handle.readline()
+            line = readline()
             if line and not line.endswith(b"\n") and self._being_written(handle):
                 handle.seek(-len(line), os.SEEK_CUR)  # a last line still being written: read it later
                 line = b""
             if not line:
                 reading.eof = True
                 break
-            reading.line += 1
-            slot = [handle.tell(), False]
-            reading.in_flight.append(slot)
+            number += 1
             records.append(
                 Record(
                     line.rstrip(b"\r\n"),
-                    properties={"file.path": reading.path, "file.name": name, "file.line": str(reading.line)},
-                    ack=self._acker(reading, slot),
-                    fail=self._failer(reading),
+                    None,
+                    {"file.path": path, "file.name": name, "file.line": str(number)},
+                    0,
+                    None,
+                    ack,
+                    fail,
                 )
             )
+        reading.line = number
+        if records:
+            slot[0], slot[2] = handle.tell(), len(records)
+            reading.in_flight.append(slot)
         if reading.eof:
             handle.close()
             self.finishing.append(reading)
@@ -185,8 +197,14 @@ class FileSource(Source):
         return time.time() - os.fstat(handle.fileno()).st_mtime < 1.0
 
     def _acker(self, reading: _Reading, slot: list[Any]) -> Any:
+        """The ``ack`` of every record of one batch: the batch's end offset is committed
+        once all of them (and every batch before) are persisted."""
+
         def ack() -> None:
             if reading.generation == -1:  # the file is being read again from its committed offset
+                return
+            slot[2] -= 1
+            if slot[2] > 0:
                 return
             slot[1] = True
             moved = False
