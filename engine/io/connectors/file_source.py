@@ -9,9 +9,11 @@ directory must match), ``minimumFileAge`` / ``maximumFileAge`` (ms), ``minimumSi
 ``numWorkers`` (accepted; one instance reads one file at a time).
 
 A file is never re-emitted after a restart: the byte offset up to which its lines are
-persisted is recorded in the state store (key ``file:<path>``), moved on only after the
-broker persisted every line before it. A restart resumes each file at that offset; a
-file that grew is read on from it.
+persisted is recorded in the state store (key ``file:<path>``), moved on to the end of a
+read batch (up to 1,000 lines) only after the broker persisted every line of it and of
+every batch before. A restart resumes each file at that offset; a file that grew is read
+on from it. A process killed with a batch in flight reads that batch again (at least
+once).
 """
 
 from __future__ import annotations
