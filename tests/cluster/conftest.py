@@ -19,13 +19,8 @@ import pytest
 
 from engine.broker import EmbeddedBroker, free_port
 
-
-def _die_with_test() -> None:  # pragma: no cover - runs in the child before exec
-    """Workers get SIGKILL if the test process dies, so no worker outlives a test run."""
-    import ctypes
-
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+#: Starts a command that dies with this test process (see tests/cluster/deathsig_exec.py).
+DEATHSIG_EXEC = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "deathsig_exec.py")]
 
 
 @dataclass
@@ -76,7 +71,9 @@ class Cluster:
             *self.extra_args,
         ]
         log = open(os.path.join(self.data_root, f"{worker_id}.log"), "w")
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=_die_with_test)
+        proc = subprocess.Popen(
+            [*DEATHSIG_EXEC, str(os.getpid()), *cmd], stdout=subprocess.PIPE, stderr=log, text=True
+        )
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert "ready on" in line, f"{worker_id} did not start: {line!r}; see {log.name}"
