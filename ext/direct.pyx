@@ -99,49 +99,10 @@ cdef dict _errors = {}
 cdef object _default_error = RuntimeError
 cdef bint _attached = False
 
-#: The C API functions used, as (object, operation): their symbol is ``pulsar_<object>_<operation>``.
-_SYMBOLS = (
-    ("consumer", "batch_receive"),
-    ("consumer", "receive_with_timeout"),
-    ("messages", "size"),
-    ("messages", "get"),
-    ("messages", "free"),
-    ("message", "free"),
-    ("message", "get_data"),
-    ("message", "get_length"),
-    ("message", "get_topic_name"),
-    ("message", "get_partitionKey"),
-    ("message", "has_partition_key"),
-    ("message", "get_orderingKey"),
-    ("message", "has_ordering_key"),
-    ("message", "get_producer_name"),
-    ("message", "get_publish_timestamp"),
-    ("message", "get_event_timestamp"),
-    ("message", "get_redelivery_count"),
-    ("message", "get_message_id"),
-    ("message", "get_properties"),
-    ("message_id", "serialize"),
-    ("message_id", "free"),
-    ("string_map", "size"),
-    ("string_map", "get_key"),
-    ("string_map", "get_value"),
-    ("string_map", "free"),
-    ("message", "create"),
-    ("message", "set_content"),
-    ("message", "set_partition_key"),
-    ("message", "set_property"),
-    ("message", "set_sequence_id"),
-    ("producer", "send_async"),
-    ("consumer", "acknowledge_async"),
-    ("consumer", "negative_acknowledge"),
-    ("message_id", "str"),
-    ("message", "set_event_timestamp"),
-)
-
-INPUT_TOPIC_PROPERTY = "__pfn_input_topic__"
 
 
 cdef void *_symbol(void *lib, str obj, str operation) except NULL:
+    """The address of ``pulsar_<obj>_<operation>`` in ``lib``."""
     name = f"pulsar_{obj}_{operation}"
     cdef void *found = dlsym(lib, name.encode("ascii"))
     if found == NULL:
@@ -170,44 +131,43 @@ def attach(str library, message_id_from_bytes, dict errors, default_error):
     if lib == NULL:
         return f"{library} is not loaded"
     try:
-        found = [<size_t>_symbol(lib, obj, operation) for obj, operation in _SYMBOLS]
+        c_batch_receive = <batch_receive_f>_symbol(lib, "consumer", "batch_receive")
+        c_receive_timeout = <receive_timeout_f>_symbol(lib, "consumer", "receive_with_timeout")
+        c_messages_size = <messages_size_f>_symbol(lib, "messages", "size")
+        c_messages_get = <messages_get_f>_symbol(lib, "messages", "get")
+        c_messages_free = <free_f>_symbol(lib, "messages", "free")
+        c_message_free = <free_f>_symbol(lib, "message", "free")
+        c_get_data = <get_data_f>_symbol(lib, "message", "get_data")
+        c_get_length = <get_length_f>_symbol(lib, "message", "get_length")
+        c_get_topic = <get_str_f>_symbol(lib, "message", "get_topic_name")
+        c_get_key = <get_str_f>_symbol(lib, "message", "get_partitionKey")
+        c_has_key = <get_int_f>_symbol(lib, "message", "has_partition_key")
+        c_get_ordering_key = <get_str_f>_symbol(lib, "message", "get_orderingKey")
+        c_has_ordering_key = <get_int_f>_symbol(lib, "message", "has_ordering_key")
+        c_get_publisher_name = <get_str_f>_symbol(lib, "message", "get_producer_name")
+        c_get_publish_time = <get_u64_f>_symbol(lib, "message", "get_publish_timestamp")
+        c_get_event_time = <get_u64_f>_symbol(lib, "message", "get_event_timestamp")
+        c_get_redelivery_count = <get_int_f>_symbol(lib, "message", "get_redelivery_count")
+        c_get_message_id = <get_ptr_f>_symbol(lib, "message", "get_message_id")
+        c_get_properties = <get_ptr_f>_symbol(lib, "message", "get_properties")
+        c_id_serialize = <serialize_f>_symbol(lib, "message_id", "serialize")
+        c_id_free = <free_f>_symbol(lib, "message_id", "free")
+        c_map_size = <map_size_f>_symbol(lib, "string_map", "size")
+        c_map_key = <map_item_f>_symbol(lib, "string_map", "get_key")
+        c_map_value = <map_item_f>_symbol(lib, "string_map", "get_value")
+        c_map_free = <free_f>_symbol(lib, "string_map", "free")
+        c_message_create = <create_f>_symbol(lib, "message", "create")
+        c_set_content = <set_content_f>_symbol(lib, "message", "set_content")
+        c_set_key = <set_str_f>_symbol(lib, "message", "set_partition_key")
+        c_set_property = <set_property_f>_symbol(lib, "message", "set_property")
+        c_set_sequence_id = <set_i64_f>_symbol(lib, "message", "set_sequence_id")
+        c_send_async = <send_async_f>_symbol(lib, "producer", "send_async")
+        c_ack_async = <ack_async_f>_symbol(lib, "consumer", "acknowledge_async")
+        c_nack = <nack_f>_symbol(lib, "consumer", "negative_acknowledge")
+        c_id_str = <id_str_f>_symbol(lib, "message_id", "str")
+        c_set_event_time = <set_u64_f>_symbol(lib, "message", "set_event_timestamp")
     except LookupError as exc:
         return str(exc)
-    c_batch_receive = <batch_receive_f><void *><size_t>found[0]
-    c_receive_timeout = <receive_timeout_f><void *><size_t>found[1]
-    c_messages_size = <messages_size_f><void *><size_t>found[2]
-    c_messages_get = <messages_get_f><void *><size_t>found[3]
-    c_messages_free = <free_f><void *><size_t>found[4]
-    c_message_free = <free_f><void *><size_t>found[5]
-    c_get_data = <get_data_f><void *><size_t>found[6]
-    c_get_length = <get_length_f><void *><size_t>found[7]
-    c_get_topic = <get_str_f><void *><size_t>found[8]
-    c_get_key = <get_str_f><void *><size_t>found[9]
-    c_has_key = <get_int_f><void *><size_t>found[10]
-    c_get_ordering_key = <get_str_f><void *><size_t>found[11]
-    c_has_ordering_key = <get_int_f><void *><size_t>found[12]
-    c_get_publisher_name = <get_str_f><void *><size_t>found[13]
-    c_get_publish_time = <get_u64_f><void *><size_t>found[14]
-    c_get_event_time = <get_u64_f><void *><size_t>found[15]
-    c_get_redelivery_count = <get_int_f><void *><size_t>found[16]
-    c_get_message_id = <get_ptr_f><void *><size_t>found[17]
-    c_get_properties = <get_ptr_f><void *><size_t>found[18]
-    c_id_serialize = <serialize_f><void *><size_t>found[19]
-    c_id_free = <free_f><void *><size_t>found[20]
-    c_map_size = <map_size_f><void *><size_t>found[21]
-    c_map_key = <map_item_f><void *><size_t>found[22]
-    c_map_value = <map_item_f><void *><size_t>found[23]
-    c_map_free = <free_f><void *><size_t>found[24]
-    c_message_create = <create_f><void *><size_t>found[25]
-    c_set_content = <set_content_f><void *><size_t>found[26]
-    c_set_key = <set_str_f><void *><size_t>found[27]
-    c_set_property = <set_property_f><void *><size_t>found[28]
-    c_set_sequence_id = <set_i64_f><void *><size_t>found[29]
-    c_send_async = <send_async_f><void *><size_t>found[30]
-    c_ack_async = <ack_async_f><void *><size_t>found[31]
-    c_nack = <nack_f><void *><size_t>found[32]
-    c_id_str = <id_str_f><void *><size_t>found[33]
-    c_set_event_time = <set_u64_f><void *><size_t>found[34]
     _message_id_from_bytes = message_id_from_bytes
     _errors = dict(errors)
     _default_error = default_error
@@ -223,6 +183,14 @@ def attached():
 cdef void _raise(int result, str what) except *:
     cls = _errors.get(result, _default_error)
     raise cls(f"{what}: result {result}")
+
+
+cdef void _put_properties(void *msg, dict properties) except *:
+    cdef bytes name, value
+    for k, v in properties.items():
+        name = (<str>k).encode("utf-8")
+        value = (<str>v).encode("utf-8")
+        c_set_property(msg, name, value)
 
 
 cdef void _sent(int result, void *message_id, void *ctx) noexcept nogil:
@@ -363,15 +331,16 @@ cdef void *_handle(object capsule) except NULL:
     return ptr
 
 
-cdef class DirectConsumer:
-    """A consumer view: receives and acknowledges through the C API.
+cdef class DirectView:
+    """A view of one of the binding's objects through the C API.
 
     Parameters
     ----------
     raw
-        The binding's consumer (kept alive; attributes not defined here are its own).
+        The binding's consumer or producer (kept alive; attributes not defined by the
+        view are its own).
     capsule
-        A capsule holding the address of the C++ consumer ``raw`` owns.
+        A capsule holding the address of the C++ object ``raw`` owns.
     """
 
     def __init__(self, raw, capsule):
@@ -383,6 +352,10 @@ cdef class DirectConsumer:
 
     def __getattr__(self, name):
         return getattr(self.raw, name)
+
+
+cdef class DirectConsumer(DirectView):
+    """A consumer view: receives and acknowledges through the C API."""
 
     cpdef list batch_receive(self):
         """One batch, as the consumer's batch receive policy bounds it."""
@@ -426,26 +399,8 @@ cdef class DirectConsumer:
             self.raw.negative_acknowledge(msg)
 
 
-cdef class DirectProducer:
-    """A producer view: builds and sends outputs through the C API.
-
-    Parameters
-    ----------
-    raw
-        The binding's producer (kept alive; ``send_async``, ``flush_async`` … are its own).
-    capsule
-        A capsule holding the address of the C++ producer ``raw`` owns.
-    """
-
-    def __init__(self, raw, capsule):
-        if not _attached:
-            raise RuntimeError("the client's C API is not attached")
-        self.raw = raw
-        self._capsule = capsule
-        self.handle = _handle(capsule)
-
-    def __getattr__(self, name):
-        return getattr(self.raw, name)
+cdef class DirectProducer(DirectView):
+    """A producer view: builds and sends outputs through the C API (``flush_async`` … are the binding's)."""
 
     cdef void send(self, bytes payload, object source, bint forward_key, bint forward_properties,
                    object extra_properties, object sequence_id) except *:
@@ -453,7 +408,6 @@ cdef class DirectProducer:
         cdef void *src = NULL
         cdef void *props
         cdef int i, n
-        cdef bytes name, value
         cdef const char *data = payload
         c_set_content(msg, data, len(payload))
         if type(source) is DirectMessage:
@@ -474,15 +428,9 @@ cdef class DirectProducer:
                     c_set_property(msg, c_map_key(props, i), c_map_value(props, i))
                 c_map_free(props)
             else:
-                for k, v in source.properties().items():
-                    name = (<str>k).encode("utf-8")
-                    value = (<str>v).encode("utf-8")
-                    c_set_property(msg, name, value)
+                _put_properties(msg, source.properties())
         if extra_properties is not None:
-            for k, v in extra_properties.items():
-                name = (<str>k).encode("utf-8")
-                value = (<str>v).encode("utf-8")
-                c_set_property(msg, name, value)
+            _put_properties(msg, extra_properties)
         if sequence_id is not None:
             c_set_sequence_id(msg, <int64_t>sequence_id)
         with nogil:
@@ -492,26 +440,18 @@ cdef class DirectProducer:
     cdef void send_record(self, bytes payload, object key, dict properties, unsigned long long event_time) except *:
         cdef void *msg = c_message_create()
         cdef const char *data = payload
-        cdef bytes name, value
+        cdef bytes encoded
         c_set_content(msg, data, len(payload))
         if properties:
-            for k, v in properties.items():
-                name = (<str>k).encode("utf-8")
-                value = (<str>v).encode("utf-8")
-                c_set_property(msg, name, value)
+            _put_properties(msg, properties)
         if key is not None:
-            name = (<str>key).encode("utf-8")
-            c_set_key(msg, name)
+            encoded = (<str>key).encode("utf-8")
+            c_set_key(msg, encoded)
         if event_time:
             c_set_event_time(msg, event_time)
         with nogil:
             c_send_async(self.handle, msg, _sent, NULL)
         c_message_free(msg)
-
-    def send_output(self, payload, source, *, bint forward_key=True, bint forward_properties=False,
-                    extra_properties=None, sequence_id=None):
-        """Send ``payload`` as the output of input ``source`` (key, properties from it)."""
-        self.send(bytes(payload), source, forward_key, forward_properties, extra_properties, sequence_id)
 
 
 def consumer_view(raw, capsule):

@@ -20,19 +20,19 @@ cdef class DirectMessage:
     cpdef tuple position(self)
 
 
-cdef class DirectConsumer:
+cdef class DirectView:
     cdef void *handle
     cdef public object raw
     cdef object _capsule
+
+
+cdef class DirectConsumer(DirectView):
     cpdef list batch_receive(self)
     cpdef acknowledge(self, object msg)
     cpdef negative_acknowledge(self, object msg)
 
 
-cdef class DirectProducer:
-    cdef void *handle
-    cdef public object raw
-    cdef object _capsule
+cdef class DirectProducer(DirectView):
     cdef void send(self, bytes payload, object source, bint forward_key, bint forward_properties,
                    object extra_properties, object sequence_id) except *
     cdef void send_record(self, bytes payload, object key, dict properties, unsigned long long event_time) except *
