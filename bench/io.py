@@ -67,9 +67,10 @@ def _records(n: int) -> list[dict[str, Any]]:
     return [{"id": i, "name": f"user-{i}", "score": i * 0.5} for i in range(n)]
 
 
-def sink_case(
+def prepared_sink(
     broker_url: str, client: Any, data_dir: str, pg_url: str, rows: list[dict[str, Any]], batched: bool
-) -> float:
+) -> Any:
+    """An empty ``sink_rows`` table, a topic filled with ``rows`` as JSON, and the sink on it, prepared."""
     import orjson
     import psycopg
 
@@ -101,6 +102,13 @@ def sink_case(
         },
     )
     runner.prepare()
+    return runner
+
+
+def sink_case(
+    broker_url: str, client: Any, data_dir: str, pg_url: str, rows: list[dict[str, Any]], batched: bool
+) -> float:
+    runner = prepared_sink(broker_url, client, data_dir, pg_url, rows, batched)
     start = time.perf_counter()
     runner.start()
     _wait(lambda: runner.instances[0].sink_stats.written >= len(rows))

@@ -27,7 +27,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -79,37 +78,7 @@ def sink_run(
     batched: bool,
 ) -> dict[str, float]:
     """Case (a)'s sink on a freshly filled topic: rows/s and CPU µs per row of each process."""
-    import orjson
-    import psycopg
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS sink_rows")
-        conn.execute("CREATE TABLE sink_rows (id INTEGER, name TEXT, score DOUBLE PRECISION)")
-    topic = f"persistent://public/default/io-profile-{uuid.uuid4().hex[:8]}"
-    producer = client.create_producer(
-        topic,
-        batching_enabled=batched,
-        batching_max_publish_delay_ms=1,
-        max_pending_messages=100_000,
-        block_if_queue_full=True,
-    )
-    for row in rows:
-        producer.send_async(orjson.dumps(row), None)
-    producer.flush()
-    producer.close()
-    runner = bench._runner(
-        "sink",
-        broker.url,
-        data_dir,
-        {
-            "sinkType": "jdbc-postgres",
-            "name": f"pg-{uuid.uuid4().hex[:6]}",
-            "inputs": [topic],
-            "sourceSubscriptionPosition": "Earliest",
-            "configs": {"jdbcUrl": pg_url, "tableName": "sink_rows", "batchSize": bench.BATCH},
-        },
-    )
-    runner.prepare()
+    runner = bench.prepared_sink(broker.url, client, data_dir, pg_url, rows, batched)
     before = _marks(broker.process.pid)
     start = time.perf_counter()
     runner.start()
